@@ -1,0 +1,3 @@
+from dke.cli import main
+
+main()

@@ -1,0 +1,87 @@
+"""The `dke` command line: a thin click layer over the core.
+
+Commands are imported lazily, so that `dke lint` never pays for (or needs)
+Prefect, Dask or the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+import click
+
+from dke import __version__, exitcodes
+from dke.diagnostics import DkeError
+
+# name -> module in dke.commands holding a click command of the same name
+COMMANDS = {
+    "init": "Create an environment.yaml, a flow and a worker spec to start from.",
+    "lint": "Validate environment files offline (schema, spec files, images, objects).",
+    "schema": "Print the JSON schema of environment.yaml.",
+    "render": "Print the Kubernetes objects an environment compiles to.",
+    "run": "Run the flow on this machine, on a local Dask cluster.",
+    "apply": "Run the flow on Kubernetes: create the objects and the run's Job.",
+    "diff": "Show what apply would change in the cluster.",
+    "status": "List the runs of an environment.",
+    "logs": "Print the logs of a run's runner pod.",
+    "delete": "Delete a run, or every object of an environment.",
+    "incluster": "(internal) The runner inside the Job's pod.",
+}
+HIDDEN = {"incluster"}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [n for n in COMMANDS if n not in HIDDEN and _available(n)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS or not _available(name):
+            return None
+        module = importlib.import_module(f"dke.commands.{name}")
+        return getattr(module, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table above: listing commands must not import them.
+        rows = [(n, COMMANDS[n]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _available(name: str) -> bool:
+    return importlib.util.find_spec(f"dke.commands.{name}") is not None
+
+
+@click.group(cls=LazyGroup, epilog=exitcodes.HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dke")
+def cli() -> None:
+    """Run a Prefect flow on an ephemeral, autoscaling Dask cluster described in one environment.yaml."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: expected failures become one line on stderr and a documented exit code."""
+    try:
+        code = cli.main(args=argv, prog_name="dke", standalone_mode=False)
+    except DkeError as e:
+        click.echo(f"dke: error: {e.message}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("dke: interrupted", err=True)
+        sys.exit(exitcodes.INTERRUPTED)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("dke: interrupted", err=True)
+        sys.exit(exitcodes.INTERRUPTED)
+    except BrokenPipeError:
+        sys.exit(exitcodes.OK)
+    except Exception as e:  # a bug: say so in one line; DKE_DEBUG=1 shows the traceback
+        if os.environ.get("DKE_DEBUG"):
+            raise
+        click.echo(f"dke: internal error: {type(e).__name__}: {e} (set DKE_DEBUG=1 for details)", err=True)
+        sys.exit(70)
+    sys.exit(code if isinstance(code, int) else exitcodes.OK)

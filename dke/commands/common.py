@@ -1,0 +1,58 @@
+"""Options and helpers shared by the commands that read an environment."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import click
+
+from dke import exitcodes
+from dke.diagnostics import DkeError, format_all, has_errors, sort_key
+from dke.kubeschema import DEFAULT_KUBE_VERSION
+
+FORMATS = click.Choice(["text", "json", "github"])
+
+
+def environment_options(func: Callable) -> Callable:
+    """-f/--values and --set: Helm's layering rules (see docs/configuration.md)."""
+
+    @click.option(
+        "-f",
+        "--values",
+        "overlays",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="Overlay file merged over the environment (repeatable; right-most wins).",
+    )
+    @click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY.PATH=VALUE",
+        help="Override one value, parsed as YAML; null deletes (repeatable; applied after -f).",
+    )
+    @click.option(
+        "--kube-version",
+        default=DEFAULT_KUBE_VERSION,
+        show_default=True,
+        help="Kubernetes minor version whose schemas validate spec files and objects.",
+    )
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def load_valid(file: str, overlays, sets, kube_version: str, strict: bool = False, fmt: str = "text"):
+    """Load an environment for a command that acts on it: print problems, stop on errors."""
+    from dke.pipeline import load_environment
+
+    loaded = load_environment(file, overlays, sets, kube_version)
+    if loaded.diagnostics:
+        click.echo(format_all(sorted(loaded.diagnostics, key=sort_key), fmt), err=True)
+    if not loaded.ok(strict) or has_errors(loaded.diagnostics, strict):
+        raise DkeError(f"{file}: invalid environment; fix the problems above (see `dke lint {file}`)",
+                       exitcodes.INVALID)
+    return loaded

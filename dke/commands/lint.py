@@ -1,0 +1,47 @@
+import click
+
+from dke import exitcodes
+from dke.commands.common import FORMATS, environment_options
+from dke.diagnostics import WARNING, format_all, has_errors, sort_key
+
+
+@click.command(
+    epilog="Exit codes: 0 clean; 1 problems found (errors, or warnings with --strict); 2 usage error."
+)
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@environment_options
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True,
+              help="text: FILE:LINE:COL lines; json: a list; github: GitHub Actions annotations.")
+@click.option("--strict", is_flag=True, help="Treat warnings as problems (exit 1).")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing when a file is clean.")
+def lint(files, overlays, sets, kube_version, fmt, strict, quiet) -> None:
+    """Validate environment files offline: schema, spec files, images and compiled objects.
+
+    Every problem is reported as FILE:LINE:COL: severity[CODE] $.path: message.
+    """
+    from dke.pipeline import load_environment
+
+    diagnostics = []
+    for file in files:
+        loaded = load_environment(file, overlays, sets, kube_version)
+        diagnostics.extend(loaded.diagnostics)
+        if loaded.ok():
+            diagnostics.extend(_object_diagnostics(loaded, kube_version))
+    diagnostics.sort(key=sort_key)
+    if diagnostics or fmt == "json":
+        click.echo(format_all(diagnostics, fmt))
+    failed = has_errors(diagnostics, strict)
+    if fmt == "text" and not quiet:
+        errors = sum(d.is_error for d in diagnostics)
+        warnings = sum(d.severity == WARNING for d in diagnostics)
+        click.echo(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)", err=True)
+    raise SystemExit(exitcodes.FAILED if failed else exitcodes.OK)
+
+
+def _object_diagnostics(loaded, kube_version):
+    """Compiled objects against the Kubernetes and DaskCluster schemas (once compile exists)."""
+    try:
+        from dke.compile import validate_objects
+    except ImportError:
+        return []
+    return validate_objects(loaded, kube_version)

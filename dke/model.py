@@ -1,0 +1,233 @@
+"""The environment.yaml model: the single source of the JSON schema.
+
+The core vocabulary (name, namespace, image, flow, min_workers, max_workers,
+private_registry, docker_secret, scheduler_spec_file, worker_spec_file, env,
+secrets) is a contract: names and defaults come from DESIGN.md and never change.
+`schemas/environment.schema.json` is generated from these classes (`dke schema`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+SCHEMA_ID = "https://raw.githubusercontent.com/dke-dev/dke/main/schemas/environment.schema.json"
+
+# Object names are "<name>-<suffix>" (e.g. "<name>-run-<id>", "<name>-scheduler"):
+# keep room for the suffix inside Kubernetes' 63-character label limit.
+NAME_MAX = 40
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# path/to/flow.py:function or package.module:function (as `prefect deploy` takes it)
+ENTRYPOINT = r"^([^:\s]+\.py|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*):[A-Za-z_][A-Za-z0-9_]*$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Kubernetes label/annotation keys: optional DNS prefix, then a name segment.
+LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+IMAGE = r"^[^\s]+$"
+SCHEDULER_ADDRESS = r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s]+$"
+
+DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL, min_length=1, max_length=63)]
+SecretName = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN, min_length=1, max_length=253)]
+EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME)]
+LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY, max_length=317)]
+LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE, max_length=63)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Flow(_Strict):
+    """Which Prefect flow to run, and with what parameters."""
+
+    entrypoint: str = Field(
+        pattern=ENTRYPOINT,
+        description="The Prefect 3 flow to run, as `path/to/file.py:function` (relative to this file) "
+        "or `package.module:function`, the form `prefect deploy` takes.",
+        examples=["flows/etl.py:etl"],
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for the flow. `dke run --param name=value` overrides one.",
+        examples=[{"n": 100, "date": "2024-01-01"}],
+    )
+
+
+class Job(_Strict):
+    """Settings of the Kubernetes Job that runs each flow run."""
+
+    service_account: DnsLabel | None = Field(
+        default=None,
+        description="An existing ServiceAccount for the runner pod. By default dke creates "
+        "`<name>-runner` with the least privilege the runner needs.",
+        examples=["etl-runner"],
+    )
+    backoff_limit: int = Field(
+        default=0, ge=0, description="Retries of a failed runner pod (Job backoffLimit).", examples=[0]
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=86400,
+        ge=0,
+        description="Delete the finished Job (and its cluster) after this many seconds; null keeps it.",
+        examples=[86400],
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Kill the run (and tear down its cluster) after this many seconds.",
+        examples=[3600],
+    )
+    safe_to_evict: bool = Field(
+        default=False,
+        description="Whether the cluster autoscaler may evict the run's pods "
+        "(`cluster-autoscaler.kubernetes.io/safe-to-evict`). False keeps a running flow alive.",
+        examples=[False],
+    )
+
+
+class Environment(_Strict):
+    """One Prefect flow on an ephemeral, autoscaling Dask cluster."""
+
+    name: DnsLabel = Field(
+        max_length=NAME_MAX,
+        description="Name of the environment: a DNS-1123 label (lowercase letters, digits, '-') of at most "
+        f"{NAME_MAX} characters. It prefixes the name of every object dke creates.",
+        examples=["etl-nightly"],
+    )
+    namespace: DnsLabel | None = Field(
+        default=None,
+        description="Kubernetes namespace. Default: `--namespace`, else the kubeconfig context's, "
+        "else `default`.",
+        examples=["data"],
+    )
+    image: str = Field(
+        min_length=1,
+        pattern=IMAGE,
+        description="The flow image. Every container (runner, scheduler, workers) runs it; pin a tag "
+        "or digest.",
+        examples=["ghcr.io/acme/etl-flow:0.1.0"],
+    )
+    flow: Flow = Field(description="The Prefect flow to run.", examples=[{"entrypoint": "flows/etl.py:etl"}])
+    min_workers: int = Field(
+        default=1,
+        ge=0,
+        description="Fewest Dask workers. Equal to `max_workers` means a fixed-size cluster.",
+        examples=[1],
+    )
+    max_workers: int = Field(
+        default=2, ge=1, description="Most Dask workers the cluster adapts up to.", examples=[2]
+    )
+    private_registry: bool = Field(
+        default=False,
+        description="The image lives in a private registry: dke ensures the imagePullSecret exists "
+        "(created from the `docker_secret` credentials) and every pod references it.",
+        examples=[False],
+    )
+    docker_secret: str = Field(
+        default="DOCKER_REGISTRY_CREDENTIALS",
+        min_length=1,
+        description="Where the registry credentials live (keys docker-server, docker-username, "
+        "docker-password, docker-email): an environment variable of this name holding JSON, or the "
+        "Prefect Secret block of the same name in lowercase with '-' for '_'.",
+        examples=["DOCKER_REGISTRY_CREDENTIALS"],
+    )
+    image_pull_secret: SecretName | None = Field(
+        default=None,
+        description="Name of the Kubernetes imagePullSecret. Default with `private_registry`: "
+        "`<name>-registry`.",
+        examples=["acme-registry"],
+    )
+    scheduler_spec_file: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A Pod manifest or bare PodSpec (YAML) merged over the default scheduler pod; "
+        "relative to this file.",
+        examples=["specs/scheduler.yaml"],
+    )
+    worker_spec_file: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A Pod manifest or bare PodSpec (YAML) merged over the default worker pod; "
+        "relative to this file.",
+        examples=["specs/worker.yaml"],
+    )
+    env: dict[EnvName, str] = Field(
+        default_factory=dict,
+        description="Environment variables for the runner, scheduler and workers. Values are strings: "
+        "quote numbers and booleans.",
+        examples=[{"LOG_LEVEL": "info"}],
+    )
+    secrets: list[SecretName] = Field(
+        default_factory=list,
+        description="Existing Kubernetes Secrets whose keys become environment variables (envFrom) of "
+        "the runner, scheduler and workers.",
+        examples=[["prefect-api"]],
+    )
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        description="Labels added to every object and pod dke creates.",
+        examples=[{"team": "data"}],
+    )
+    annotations: dict[LabelKey, str] = Field(
+        default_factory=dict,
+        description="Annotations added to every object and pod dke creates.",
+        examples=[{"owner": "data-platform@acme.io"}],
+    )
+    job: Job = Field(
+        default_factory=Job,
+        description="Settings of the Kubernetes Job that runs each flow run.",
+        examples=[{"backoff_limit": 0, "active_deadline_seconds": 3600}],
+    )
+    executor: Literal["dask", "local"] = Field(
+        default="dask",
+        description="`dask`: tasks run on the Dask cluster. `local`: tasks run in the flow's own "
+        "process, no cluster (Prefect 0.x's LocalExecutor).",
+        examples=["dask"],
+    )
+    scheduler_address: str | None = Field(
+        default=None,
+        pattern=SCHEDULER_ADDRESS,
+        description="Address of an existing Dask scheduler: run the flow's tasks there instead of "
+        "creating a cluster (Prefect 0.x's DaskExecutor(address=...)).",
+        examples=["tcp://dask-scheduler.data:8786"],
+    )
+
+    @property
+    def adaptive(self) -> bool:
+        return self.min_workers < self.max_workers
+
+    @property
+    def pull_secret_name(self) -> str | None:
+        if not self.private_registry:
+            return None
+        return self.image_pull_secret or f"{self.name}-registry"
+
+
+def json_schema() -> dict:
+    """The published JSON schema of environment.yaml (draft 2020-12)."""
+    schema = _key_patterns_as_property_names(Environment.model_json_schema(mode="validation"))
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **schema,
+        "title": "dke environment",
+    }
+
+
+def _key_patterns_as_property_names(node: Any) -> Any:
+    """pydantic writes constrained dict keys as patternProperties, which lets other keys
+    through; propertyNames + additionalProperties rejects them, as the model does."""
+    if isinstance(node, list):
+        return [_key_patterns_as_property_names(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _key_patterns_as_property_names(v) for k, v in node.items()}
+    patterns = node.get("patternProperties")
+    if isinstance(patterns, dict) and len(patterns) == 1 and "properties" not in node:
+        (pattern, value_schema), = patterns.items()
+        del node["patternProperties"]
+        node["propertyNames"] = {"pattern": pattern}
+        node["additionalProperties"] = value_schema
+    return node

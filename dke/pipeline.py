@@ -1,0 +1,92 @@
+"""load -> validate -> resolve -> merge -> check: one environment in, one Loaded out.
+
+Every stage is a function of the previous one's result. Problems are collected as
+diagnostics rather than raised, so that `dke lint` reports all of them at once;
+only the CLI decides what they mean for the exit code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from dke.diagnostics import Diagnostic, DkeError, has_errors
+from dke.kubeschema import DEFAULT_KUBE_VERSION
+from dke.merge import Merged, layer, parse_set
+from dke.model import Environment
+from dke.specs import SPEC_NOT_FOUND, PodSpecFile, load_spec_file
+
+
+@dataclass
+class Loaded:
+    """A validated environment with its spec files, or the reasons it is not valid."""
+
+    file: str  # as given on the command line
+    base_dir: Path  # where relative paths (flow, spec files) are resolved
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    merged: Merged | None = None
+    env: Environment | None = None
+    scheduler: PodSpecFile | None = None
+    worker: PodSpecFile | None = None
+
+    def ok(self, strict: bool = False) -> bool:
+        return self.env is not None and not has_errors(self.diagnostics, strict)
+
+
+def load_environment(
+    file: str,
+    overlays: Sequence[str] = (),
+    sets: Sequence[str] = (),
+    kube_version: str = DEFAULT_KUBE_VERSION,
+) -> Loaded:
+    """Run the front half of the pipeline. Raises DkeError only for usage errors (bad --set)."""
+    from dke.load import load_mapping
+    from pydantic import ValidationError
+
+    from dke.validate import validate_environment
+
+    loaded = Loaded(file, Path(file).parent)
+    set_docs = [parse_set(i, arg) for i, arg in enumerate(sets)]  # usage errors: raise
+    try:
+        documents = [load_mapping(f) for f in (file, *overlays)]
+    except DkeError as e:
+        loaded.diagnostics.extend(e.diagnostics)
+        return loaded
+    merged = layer(documents + set_docs)
+    loaded.merged = merged
+
+    problems = validate_environment(merged.data, merged)
+    loaded.diagnostics.extend(problems)
+    if problems:
+        return loaded
+    try:
+        env = Environment.model_validate(merged.data)
+    except ValidationError as e:  # the schema should have caught it: report, don't crash
+        loaded.diagnostics.extend(
+            merged.diagnostic(tuple(err["loc"]), "DKE103", err["msg"]) for err in e.errors()
+        )
+        return loaded
+    loaded.env = env
+
+    from dke.checks import check_environment, check_spec_file
+
+    loaded.diagnostics.extend(check_environment(env, merged, loaded.base_dir))
+    for key in ("scheduler_spec_file", "worker_spec_file"):
+        name = getattr(env, key)
+        if not name:
+            continue
+        origin = merged.document_for((key,))
+        base = origin.path.parent if origin.path is not None else loaded.base_dir
+        if not (base / name).is_file():
+            loaded.diagnostics.append(
+                merged.diagnostic((key,), SPEC_NOT_FOUND, f"spec file {str(base / name)!r} not found; "
+                                  "paths are relative to the file that names them")
+            )
+            continue
+        spec, problems = load_spec_file(name, base, kube_version)
+        loaded.diagnostics.extend(problems)
+        if spec is not None:
+            loaded.diagnostics.extend(check_spec_file(spec, env.image))
+            setattr(loaded, key.split("_")[0], spec)
+    return loaded

@@ -1,0 +1,146 @@
+"""JSON-schema validation that speaks in positions and plain words.
+
+jsonschema reports a JSON path and a generic message; we map each error to the
+key or value it is about (for a missing key: the mapping that lacks it) and say
+what to do instead, with a "did you mean" for misspelt keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from typing import Any, Iterable, Protocol
+
+from dke import model
+from dke.diagnostics import ERROR, Diagnostic
+
+UNKNOWN_KEY = "DKE100"
+MISSING_KEY = "DKE101"
+WRONG_TYPE = "DKE102"
+BAD_VALUE = "DKE103"
+
+PATTERN_HELP = {
+    model.DNS_LABEL: "must be a DNS-1123 label: lowercase letters, digits and '-', "
+    "starting and ending with a letter or digit",
+    model.DNS_SUBDOMAIN: "must be a Kubernetes object name: lowercase letters, digits, '-' and '.'",
+    model.ENTRYPOINT: "must be `path/to/file.py:function` or `package.module:function`",
+    model.ENV_NAME: "is not a valid environment variable name: use letters, digits and '_', "
+    "not starting with a digit",
+    model.LABEL_KEY: "is not a valid label key: an optional DNS prefix and '/', then at most 63 "
+    "letters, digits, '-', '_' or '.'",
+    model.LABEL_VALUE: "is not a valid label value: at most 63 letters, digits, '-', '_' or '.', "
+    "starting and ending with a letter or digit",
+    model.IMAGE: "must be an image reference without spaces, e.g. ghcr.io/acme/flow:1.0",
+    model.SCHEDULER_ADDRESS: "must be a Dask scheduler address such as tcp://host:8786",
+}
+
+JSON_TYPES = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+              "object": "a mapping", "array": "a list", "null": "null"}
+
+
+class Locator(Protocol):
+    def diagnostic(
+        self, path: tuple, code: str, message: str, severity: str = ERROR, prefer_key: bool = False
+    ) -> Diagnostic: ...
+
+
+@functools.lru_cache(maxsize=1)
+def environment_validator():
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(model.json_schema())
+
+
+def validate_environment(data: Any, where: Locator) -> list[Diagnostic]:
+    return schema_diagnostics(environment_validator().iter_errors(data), where)
+
+
+def schema_diagnostics(errors: Iterable[Any], where: Locator, prefix: tuple = ()) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for error in errors:
+        out.extend(_diagnose(error, where, prefix))
+    return out
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _pick(error: Any) -> Any:
+    """For anyOf/oneOf (e.g. "string or null"), report the branch that got furthest."""
+    from jsonschema.exceptions import best_match
+
+    while error.validator in ("anyOf", "oneOf") and error.context:
+        non_null = [e for e in error.context if not (e.validator == "type" and e.validator_value == "null")]
+        error = best_match(non_null or error.context)
+    return error
+
+
+def _diagnose(error: Any, where: Locator, prefix: tuple) -> list[Diagnostic]:
+    error = _pick(error)
+    path = prefix + tuple(error.absolute_path)
+    kind = error.validator
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        known = list(error.schema.get("properties", {}))
+        out = []
+        for key in error.instance:
+            if key in known:
+                continue
+            msg = f"unknown key {key!r}"
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            if close:
+                msg += f"; did you mean {close[0]!r}?"
+            else:
+                shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+                msg += f"; expected one of: {shown}"
+            out.append(where.diagnostic(path + (key,), UNKNOWN_KEY, msg, prefer_key=True))
+        return out
+    if kind == "required":
+        missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
+        name = missing[0] if missing else error.message
+        return [where.diagnostic(path, MISSING_KEY, f"missing required key {name!r}")]
+    if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
+        # jsonschema checks a key as if it were a value, at the mapping's path
+        key = error.instance
+        help_text = PATTERN_HELP.get(error.validator_value, error.message) if kind == "pattern" else error.message
+        return [where.diagnostic(path + (key,), BAD_VALUE, f"key {key!r} {help_text}", prefer_key=True)]
+    if kind == "type":
+        expected = error.validator_value
+        names = [JSON_TYPES.get(t, t) for t in (expected if isinstance(expected, list) else [expected])]
+        msg = f"expected {' or '.join(names)}, found {_type_name(error.instance)}"
+        if "a string" in names and isinstance(error.instance, (bool, int, float)):
+            msg += f"; quote it: \"{_yaml_text(error.instance)}\""
+        return [where.diagnostic(path, WRONG_TYPE, msg)]
+    if kind == "pattern":
+        help_text = PATTERN_HELP.get(error.validator_value, f"must match {error.validator_value}")
+        return [where.diagnostic(path, BAD_VALUE, f"{error.instance!r} {help_text}")]
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        word = {"minimum": "at least", "exclusiveMinimum": "more than", "maximum": "at most",
+                "exclusiveMaximum": "less than"}[kind]
+        return [where.diagnostic(path, BAD_VALUE, f"must be {word} {error.validator_value}, found {error.instance}")]
+    if kind == "minLength":
+        return [where.diagnostic(path, BAD_VALUE, "must not be empty")]
+    if kind == "maxLength":
+        return [where.diagnostic(path, BAD_VALUE, f"is too long: at most {error.validator_value} characters")]
+    if kind == "enum":
+        choices = ", ".join(repr(c) for c in error.validator_value)
+        return [where.diagnostic(path, BAD_VALUE, f"{error.instance!r} is not one of {choices}")]
+    return [where.diagnostic(path, BAD_VALUE, error.message)]
+
+
+def _yaml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
