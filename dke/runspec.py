@@ -20,6 +20,7 @@ JOB_NAME_ENV = "DKE_JOB_NAME"  # metadata.labels['batch.kubernetes.io/job-name']
 JOB_UID_ENV = "DKE_JOB_UID"  # metadata.labels['batch.kubernetes.io/controller-uid']
 NAMESPACE_ENV = "DKE_NAMESPACE"  # metadata.namespace
 POD_NAME_ENV = "DKE_POD_NAME"  # metadata.name
+POD_IP_ENV = "DKE_POD_IP"  # status.podIP (workers reach a runner-local Prefect server here)
 
 
 class RunSpec(BaseModel):
