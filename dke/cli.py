@@ -33,7 +33,27 @@ COMMANDS = {
 HIDDEN = {"incluster"}
 
 
+class CommandError(click.ClickException):
+    """A DkeError on its way out: one line on stderr, the command's documented exit code."""
+
+    def __init__(self, error: DkeError):
+        super().__init__(error.message)
+        self.exit_code = error.exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"dke: error: {self.message}", err=True)
+
+
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        # Handled here rather than in main() so that click's CliRunner sees real exit codes.
+        try:
+            return super().invoke(ctx)
+        except DkeError as e:
+            raise CommandError(e) from None
+        except KeyboardInterrupt:
+            raise click.exceptions.Abort() from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [n for n in COMMANDS if n not in HIDDEN and _available(n)]
 
@@ -65,9 +85,6 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: expected failures become one line on stderr and a documented exit code."""
     try:
         code = cli.main(args=argv, prog_name="dke", standalone_mode=False)
-    except DkeError as e:
-        click.echo(f"dke: error: {e.message}", err=True)
-        sys.exit(e.exit_code)
     except click.exceptions.Abort:
         click.echo("dke: interrupted", err=True)
         sys.exit(exitcodes.INTERRUPTED)

@@ -1,0 +1,30 @@
+from click.testing import CliRunner
+
+from dke.cli import cli
+
+
+def test_init_creates_a_project_that_lints_clean(tmp_path):
+    runner = CliRunner()
+    target = tmp_path / "Nightly ETL"
+    result = runner.invoke(cli, ["init", str(target)])
+    assert result.exit_code == 0, result.output
+    assert (target / "flows" / "flow.py").is_file()
+    assert (target / "environment.yaml").read_text().startswith("# yaml-language-server: $schema=")
+    assert "name: nightly-etl" in (target / "environment.yaml").read_text()
+    lint = runner.invoke(cli, ["lint", "--strict", str(target / "environment.yaml")])
+    assert lint.exit_code == 0, lint.output
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path):
+    runner = CliRunner()
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "flow.py").write_text("mine")
+    result = runner.invoke(cli, ["init", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "already exists" in result.output
+    # nothing was written: no partial project
+    assert not (tmp_path / "environment.yaml").exists()
+    assert (tmp_path / "flows" / "flow.py").read_text() == "mine"
+    forced = runner.invoke(cli, ["init", "--force", str(tmp_path)])
+    assert forced.exit_code == 0
+    assert (tmp_path / "flows" / "flow.py").read_text() != "mine"
