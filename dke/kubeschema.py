@@ -57,6 +57,11 @@ def _schema_dir(kube_version: str) -> Path:
     return matches[-1]
 
 
+def check_kube_version(kube_version: str) -> None:
+    """Raise UnsupportedKubeVersion unless schemas for this minor version are installed."""
+    _schema_dir(kube_version)
+
+
 @functools.lru_cache(maxsize=None)
 def _registry(kube_version: str):
     from referencing import Registry, Resource

@@ -29,6 +29,8 @@ IMAGE = r"^[^\s]+$"
 SCHEDULER_ADDRESS = r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s]+$"
 
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL, min_length=1, max_length=63)]
+# Field(max_length=...) does not tighten a max_length already inside Annotated: own type.
+EnvironmentName = Annotated[str, StringConstraints(pattern=DNS_LABEL, min_length=1, max_length=NAME_MAX)]
 SecretName = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN, min_length=1, max_length=253)]
 EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME)]
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY, max_length=317)]
@@ -90,8 +92,7 @@ class Job(_Strict):
 class Environment(_Strict):
     """One Prefect flow on an ephemeral, autoscaling Dask cluster."""
 
-    name: DnsLabel = Field(
-        max_length=NAME_MAX,
+    name: EnvironmentName = Field(
         description="Name of the environment: a DNS-1123 label (lowercase letters, digits, '-') of at most "
         f"{NAME_MAX} characters. It prefixes the name of every object dke creates.",
         examples=["etl-nightly"],

@@ -46,6 +46,12 @@ def load_environment(
 
     from dke.validate import validate_environment
 
+    from dke.kubeschema import UnsupportedKubeVersion, check_kube_version
+
+    try:  # a usage error even when no spec file would need the schemas
+        check_kube_version(kube_version)
+    except UnsupportedKubeVersion as e:
+        raise DkeError(f"--kube-version: {e}", 2) from None
     loaded = Loaded(file, Path(file).parent)
     set_docs = [parse_set(i, arg) for i, arg in enumerate(sets)]  # usage errors: raise
     try:

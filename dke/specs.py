@@ -64,8 +64,8 @@ def load_spec_file(
                 doc.diagnostic(
                     ("kind",) if "kind" in data else (),
                     SPEC_KIND,
-                    f"expected 'apiVersion: v1' and 'kind: Pod' (or a bare PodSpec), found "
-                    f"kind {data.get('kind')!r}; dke builds the Deployment/DaskCluster itself",
+                    "expected 'apiVersion: v1' and 'kind: Pod' (or a bare PodSpec), found "
+                    f"{_found(data)}; dke builds the Deployment/DaskCluster itself",
                     prefer_key=False,
                 )
             ]
@@ -79,6 +79,11 @@ def load_spec_file(
     found = [e for e in found if not (e.validator == "required" and "containers" in e.validator_value
                                        and tuple(e.absolute_path) == spec.spec_path)]
     return spec, [_as_spec_error(d) for d in schema_diagnostics(found, doc)]
+
+
+def _found(data: dict) -> str:
+    parts = [f"{key} {data[key]!r}" if key in data else f"no {key}" for key in ("apiVersion", "kind")]
+    return " and ".join(parts)
 
 
 def _as_spec_error(d: Diagnostic) -> Diagnostic:

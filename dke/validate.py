@@ -44,11 +44,32 @@ class Locator(Protocol):
     ) -> Diagnostic: ...
 
 
+@functools.lru_cache(maxsize=None)
+def _ecma_regex(pattern: str):
+    import re
+
+    # JSON Schema patterns are ECMA-262: `$` is the end of the text. Python's `$` also
+    # matches before a final newline, which would let "name\n" through the schema
+    # (and then fail in pydantic with a raw message).
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _ecma_pattern(validator, pattern, instance, schema):
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @functools.lru_cache(maxsize=1)
 def environment_validator():
     from jsonschema import Draft202012Validator
+    from jsonschema.validators import extend
 
-    return Draft202012Validator(model.json_schema())
+    strict_end = extend(Draft202012Validator, {"pattern": _ecma_pattern})
+    return strict_end(model.json_schema())
 
 
 def validate_environment(data: Any, where: Locator) -> list[Diagnostic]:
@@ -58,7 +79,9 @@ def validate_environment(data: Any, where: Locator) -> list[Diagnostic]:
 def schema_diagnostics(errors: Iterable[Any], where: Locator, prefix: tuple = ()) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for error in errors:
-        out.extend(_diagnose(error, where, prefix))
+        for d in _diagnose(error, where, prefix):
+            if d not in out:  # e.g. one `required` error per missing key, each naming all of them
+                out.append(d)
     return out
 
 
@@ -109,8 +132,7 @@ def _diagnose(error: Any, where: Locator, prefix: tuple) -> list[Diagnostic]:
         return out
     if kind == "required":
         missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
-        name = missing[0] if missing else error.message
-        return [where.diagnostic(path, MISSING_KEY, f"missing required key {name!r}")]
+        return [where.diagnostic(path, MISSING_KEY, f"missing required key {name!r}") for name in missing]
     if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
         # jsonschema checks a key as if it were a value, at the mapping's path
         key = error.instance
