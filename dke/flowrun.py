@@ -1,0 +1,352 @@
+"""Load a Prefect flow from an entrypoint, give it one Prefect API, run it, report the outcome.
+
+Shared by `dke run` (on this machine) and the in-cluster runner (in the Job's pod).
+Everything here imports Prefect lazily: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from dke import exitcodes
+from dke.diagnostics import DkeError
+
+API_URL_ENV = "PREFECT_API_URL"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so that every `finally` and `with` runs."""
+
+
+# ---------------------------------------------------------------------------
+# loading
+
+
+def load_flow(entrypoint: str, base_dir: Path):
+    """The Prefect Flow named by `path/file.py:fn` (relative to base_dir) or `pkg.module:fn`.
+
+    `pkg.module:fn` is imported with base_dir first on sys.path. Expected problems
+    (missing file, missing function, not a flow, the script raising) are DkeErrors.
+    """
+    from prefect.exceptions import MissingFlowError, ScriptError
+    from prefect.flows import load_flow_from_entrypoint
+
+    target, _, func_name = entrypoint.rpartition(":")
+    base = Path(base_dir).resolve()
+    if target.endswith(".py"):
+        script = (base / target).resolve()
+        if not script.is_file():
+            raise DkeError(f"flow file {str(base / target)!r} not found (flow.entrypoint {entrypoint!r} "
+                           "is relative to the environment file)", exitcodes.INVALID)
+        resolved = f"{script}:{func_name}"
+        import_dirs = [script.parent, base]
+    else:
+        resolved = entrypoint
+        import_dirs = [base]
+    # Worker processes unpickle tasks by module name: they must find the flow's
+    # modules too (spawned workers copy sys.path, PYTHONPATH covers the rest).
+    _prepend_import_path(import_dirs)
+    try:
+        flow = load_flow_from_entrypoint(resolved, use_placeholder_flow=False)
+    except ScriptError as e:
+        cause = e.user_exc
+        raise DkeError(f"flow file {target!r} raised {type(cause).__name__}: {cause}", exitcodes.FAILED) from None
+    except MissingFlowError as e:
+        raise DkeError(f"flow.entrypoint {entrypoint!r}: {e}".strip(), exitcodes.INVALID) from None
+    except ModuleNotFoundError as e:
+        raise DkeError(f"flow.entrypoint {entrypoint!r}: {e}", exitcodes.INVALID) from None
+    except (AttributeError, ValueError) as e:
+        raise DkeError(f"flow.entrypoint {entrypoint!r}: {e}", exitcodes.INVALID) from None
+    return flow
+
+
+def _prepend_import_path(dirs: list[Path]) -> None:
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    for d in reversed(dirs):
+        d = str(d)
+        if d not in sys.path:
+            sys.path.insert(0, d)
+        if d not in parts:
+            parts.insert(0, d)
+    os.environ["PYTHONPATH"] = os.pathsep.join(parts)
+
+
+# ---------------------------------------------------------------------------
+# running
+
+
+@dataclass
+class FlowOutcome:
+    """How a flow run ended. `ok` is True only for a Completed run."""
+
+    ok: bool
+    state_name: str
+    flow_run_name: str | None = None
+    flow_run_id: str | None = None
+    duration: float = 0.0  # seconds, from the call to the final state
+    result: Any = None
+    error: str | None = None  # one line: why the run did not complete
+    task_runs: int | None = None  # task runs the API recorded for this flow run
+
+
+def run_flow(flow, parameters: dict, task_runner=None) -> FlowOutcome:
+    """Run `flow(**parameters)` on `task_runner` (None: the flow's own) and report how it ended.
+
+    Never raises for a failing flow; KeyboardInterrupt (and Terminated) propagate
+    after Prefect has marked the run crashed.
+    """
+    if task_runner is not None:
+        flow = flow.with_options(task_runner=task_runner)
+    started = time.monotonic()
+    try:
+        state = flow(**parameters, return_state=True)
+        if inspect.isawaitable(state):  # an async flow
+            import asyncio
+
+            state = asyncio.run(_awaited(state))
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # bad parameters, an engine error before the run exists...
+        return FlowOutcome(False, "Failed", duration=time.monotonic() - started,
+                           error=f"{type(e).__name__}: {e}")
+    duration = time.monotonic() - started
+
+    flow_run_id = state.state_details.flow_run_id if state.state_details else None
+    outcome = FlowOutcome(ok=state.is_completed(), state_name=state.name or str(state.type.value).title(),
+                          flow_run_id=str(flow_run_id) if flow_run_id else None, duration=duration)
+    try:
+        value = state.result(raise_on_failure=False)
+    except Exception as e:  # e.g. a result that was not kept
+        value = e
+    if outcome.ok:
+        outcome.result = value
+    else:
+        outcome.error = (f"{type(value).__name__}: {value}" if isinstance(value, BaseException)
+                         else state.message or outcome.state_name)
+    if flow_run_id:
+        outcome.flow_run_name, outcome.task_runs = _describe_run(flow_run_id)
+    return outcome
+
+
+async def _awaited(awaitable):
+    return await awaitable
+
+
+def _describe_run(flow_run_id) -> tuple[str | None, int | None]:
+    """The run's name and how many task runs it had (best effort: None when the API won't say)."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            name = client.read_flow_run(flow_run_id).name
+            response = client.request("POST", "/task_runs/count",
+                                      json={"flow_runs": {"id": {"any_": [str(flow_run_id)]}}})
+            response.raise_for_status()
+        return name, int(response.json())
+    except Exception:
+        return None, None
+
+
+# ---------------------------------------------------------------------------
+# one Prefect API for the flow and every worker
+
+
+def configured_api_url() -> str | None:
+    """PREFECT_API_URL from the environment or the active Prefect profile."""
+    if os.environ.get(API_URL_ENV):
+        return os.environ[API_URL_ENV]
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+class TemporaryPrefectServer:
+    """A Prefect API server in a child process (what Prefect's own temporary server runs:
+    uvicorn over `prefect.server.api.server:create_app`, no UI, no background services).
+
+    start() returns at once (the URL is known before the server answers), so callers can
+    start other things meanwhile; wait_ready() blocks until /health answers; stop() is
+    idempotent. The child has its own session (a terminal's Ctrl-C must not kill it before
+    the flow run is marked) and dies with us if we are killed (PR_SET_PDEATHSIG).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, connect_host: str | None = None):
+        self.host = host
+        self.port = port
+        # Where clients reach it: 0.0.0.0 is a bind address, not a destination.
+        self.connect_host = connect_host or ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.connect_host}:{self.port}/api"
+
+    def start(self) -> str:
+        import prefect
+        from prefect.settings import get_current_settings
+
+        if self.port is None:
+            self.port = free_port(self.host)
+        env = {
+            **os.environ,
+            **get_current_settings().to_environment_variables(exclude_unset=True),
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",  # no UI, no background services
+            "PREFECT__SERVER_FINAL": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry calls from a throwaway server
+        }
+        env.pop(API_URL_ENV, None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
+             "--factory", "prefect.server.api.server:create_app",
+             "--host", self.host, "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        return self.url
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        import httpx
+
+        if timeout is None:
+            from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+            timeout = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+        assert self.process is not None, "start() first"
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2) as client:
+            while True:
+                code = self.process.poll()
+                if code is not None:
+                    raise DkeError(f"the temporary Prefect server exited with code {code} before it "
+                                   "answered; set PREFECT_API_URL to use another one", exitcodes.FAILED)
+                try:
+                    if client.get(f"{self.url}/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise DkeError(f"the temporary Prefect server did not answer within {timeout:.0f}s "
+                                   f"(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); set "
+                                   "PREFECT_API_URL to use another one", exitcodes.FAILED)
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _die_with_parent() -> None:
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def exported(name: str, value: str) -> Iterator[None]:
+    """os.environ[name] = value for the block (child processes inherit it), then restore."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+@contextlib.contextmanager
+def prefect_api(host: str = "127.0.0.1", connect_host: str | None = None) -> Iterator[str]:
+    """One Prefect API URL for the flow and every process it starts.
+
+    PREFECT_API_URL (environment or profile) when set; else a temporary local server,
+    bound to `host`, stopped when the block ends (also on exceptions, Ctrl-C, SIGTERM).
+    The URL is exported as PREFECT_API_URL for the block, so Dask worker processes
+    started inside it inherit it; `connect_host` is the address others reach it at
+    (default: host, or 127.0.0.1 for a wildcard bind).
+    """
+    url = configured_api_url()
+    if url:
+        with exported(API_URL_ENV, url), _settings_api_url(url):
+            yield url
+        return
+    server = TemporaryPrefectServer(host, connect_host=connect_host)
+    with sigterm_as_interrupt():
+        try:
+            url = server.start()
+            server.wait_ready()
+            with exported(API_URL_ENV, url), _settings_api_url(url):
+                yield url
+                flush_prefect_logs()
+        finally:
+            server.stop()
+
+
+def flush_prefect_logs() -> None:
+    """Send the run's buffered log records while the API still answers."""
+    with contextlib.suppress(Exception):
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+    with contextlib.suppress(Exception):
+        from prefect.events.worker import EventsWorker
+
+        EventsWorker.drain_all(timeout=5)
+
+
+@contextlib.contextmanager
+def _settings_api_url(url: str) -> Iterator[None]:
+    """Make this process's Prefect settings use `url` too (settings are read once at import)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: url}):
+        yield
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into a Terminated (KeyboardInterrupt) exception in the main thread, so
+    cleanup runs as on Ctrl-C. A no-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
