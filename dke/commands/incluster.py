@@ -1,0 +1,23 @@
+"""`dke incluster`: the entrypoint of a run's Job (hidden from `dke --help`).
+
+Everything it needs comes from the Job's environment (see dke.incluster and
+docs/in-cluster.md); it takes no options so that the Job's command stays `dke incluster`.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command(hidden=True, context_settings={"help_option_names": ["-h", "--help"]})
+def incluster() -> int:
+    """(internal) Run the flow of the Job that started this pod on its own Dask cluster.
+
+    Reads DKE_RUN_SPEC and the downward-API variables DKE_JOB_NAME, DKE_JOB_UID, DKE_NAMESPACE,
+    DKE_POD_NAME, DKE_POD_IP. Exit codes: 0 flow run completed, 1 flow run failed, 3 cluster or
+    API error, 4 invalid run spec, 130 terminated (SIGTERM); the cluster is torn down in every case.
+    """
+    from dke import incluster as runner
+
+    runner.configure_logging()
+    return runner.run_in_cluster(runner.read_run(), runner.cluster_factory())

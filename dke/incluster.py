@@ -1,0 +1,460 @@
+"""The runner inside a run's Job: create the Dask cluster, run the flow on it, always tear it down.
+
+This is the Job side of `dke apply` (see docs/in-cluster.md). The Job's container carries
+everything as environment variables: the `dke.runspec.RunSpec` as JSON in DKE_RUN_SPEC and,
+through the downward API, who we are (DKE_JOB_NAME, DKE_JOB_UID, DKE_NAMESPACE, DKE_POD_NAME,
+DKE_POD_IP). Nothing else has to exist for a run to start, and nothing it creates outlives it:
+
+1. the DaskCluster is owned by the Job (ownerReference), so Kubernetes garbage-collects it
+   with the Job even if this process is SIGKILLed or its node dies;
+2. while this process lives, the cluster is closed on success, on flow failure, on any
+   exception and on SIGTERM (deadline, `kubectl delete`, node drain).
+
+The cluster comes from a *cluster factory* (`ClusterFactory`): production uses
+`kube_cluster_factory` (dask-kubernetes' operator KubeCluster); tests put a
+`distributed.LocalCluster` behind the same seam. Prefect, Dask and Kubernetes are imported
+lazily, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from pydantic import ValidationError
+
+from dke import exitcodes
+from dke.diagnostics import DkeError
+from dke.runspec import (
+    JOB_NAME_ENV,
+    JOB_UID_ENV,
+    NAMESPACE_ENV,
+    POD_IP_ENV,
+    POD_NAME_ENV,
+    RUN_SPEC_ENV,
+    RunSpec,
+)
+
+# Where a relative flow entrypoint (flows/etl.py:etl) is looked up; default: the working
+# directory, i.e. the image's WORKDIR.
+FLOW_DIR_ENV = "DKE_FLOW_DIR"
+# Seconds teardown may take; keep it below the pod's terminationGracePeriodSeconds (30s by default).
+TEARDOWN_TIMEOUT_ENV = "DKE_TEARDOWN_TIMEOUT"
+DEFAULT_TEARDOWN_TIMEOUT = 20.0
+# Seconds KubeCluster waits for the operator and the scheduler pod (image pulls included).
+START_TIMEOUT_ENV = "DKE_CLUSTER_START_TIMEOUT"
+DEFAULT_START_TIMEOUT = 300
+
+# `module:callable` of the cluster factory (the seam; see ClusterFactory). Default: KubeCluster.
+CLUSTER_FACTORY_ENV = "DKE_CLUSTER_FACTORY"
+DEFAULT_CLUSTER_FACTORY = "dke.incluster:kube_cluster_factory"
+
+PREFECT_API_URL_ENV = "PREFECT_API_URL"
+DASK_GROUP = "kubernetes.dask.org"
+
+log = logging.getLogger("dke.incluster")
+
+
+# ---------------------------------------------------------------------------
+# what the Job carries
+
+
+@dataclass(frozen=True)
+class JobIdentity:
+    """Who we are, from the downward API. uid may be empty: then it is looked up."""
+
+    name: str
+    uid: str
+    namespace: str
+    pod_name: str = ""
+    pod_ip: str = ""
+
+
+@dataclass(frozen=True)
+class InClusterRun:
+    spec: RunSpec
+    job: JobIdentity
+    flow_dir: Path
+    teardown_timeout: float = DEFAULT_TEARDOWN_TIMEOUT
+    start_timeout: int = DEFAULT_START_TIMEOUT
+
+
+def read_run(environ: Mapping[str, str] | None = None) -> InClusterRun:
+    """The run described by the Job's environment; a DkeError (exit 4) when it is unusable."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(RUN_SPEC_ENV, "").strip()
+    if not raw:
+        raise DkeError(f"{RUN_SPEC_ENV} is not set: `dke incluster` runs inside a Job made by "
+                       "`dke apply`", exitcodes.INVALID)
+    try:
+        spec = RunSpec.from_env_value(raw)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '$'}: {err['msg']}"
+                             for err in e.errors(include_url=False, include_input=False))
+        raise DkeError(f"{RUN_SPEC_ENV} is not a valid run spec: {problems}", exitcodes.INVALID) from None
+    if spec.min_workers > spec.max_workers:
+        raise DkeError(f"{RUN_SPEC_ENV}: min_workers ({spec.min_workers}) > max_workers "
+                       f"({spec.max_workers})", exitcodes.INVALID)
+    if needs_cluster(spec) and not spec.cluster:
+        raise DkeError(f"{RUN_SPEC_ENV}: executor dask without scheduler_address needs a cluster spec",
+                       exitcodes.INVALID)
+    job = JobIdentity(
+        name=environ.get(JOB_NAME_ENV, ""),
+        uid=environ.get(JOB_UID_ENV, ""),
+        namespace=environ.get(NAMESPACE_ENV, "") or _cluster_namespace(spec) or "default",
+        pod_name=environ.get(POD_NAME_ENV, ""),
+        pod_ip=environ.get(POD_IP_ENV, ""),
+    )
+    return InClusterRun(
+        spec=spec,
+        job=job,
+        flow_dir=Path(environ.get(FLOW_DIR_ENV) or os.getcwd()),
+        teardown_timeout=_number(environ, TEARDOWN_TIMEOUT_ENV, DEFAULT_TEARDOWN_TIMEOUT),
+        start_timeout=int(_number(environ, START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT)),
+    )
+
+
+def needs_cluster(spec: RunSpec) -> bool:
+    return spec.executor == "dask" and not spec.scheduler_address
+
+
+def _cluster_namespace(spec: RunSpec) -> str:
+    return ((spec.cluster or {}).get("metadata") or {}).get("namespace") or ""
+
+
+def _number(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if number <= 0:
+        raise DkeError(f"{name}={value!r}: expected a positive number of seconds", exitcodes.INVALID)
+    return number
+
+
+# ---------------------------------------------------------------------------
+# the DaskCluster object we hand to dask-kubernetes (pure)
+
+
+def owner_reference(job: JobIdentity) -> dict[str, Any]:
+    # blockOwnerDeletion: a foreground `kubectl delete job` waits until the cluster is gone.
+    return {"apiVersion": "batch/v1", "kind": "Job", "name": job.name, "uid": job.uid,
+            "blockOwnerDeletion": True}
+
+
+def owned_cluster_spec(cluster: dict[str, Any], job: JobIdentity,
+                       extra_env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The DaskCluster to create: the compiled one, in the Job's namespace, owned by the Job,
+    with `extra_env` set on every scheduler and worker container (values already there win
+    only when they are not in extra_env)."""
+    if not job.name or not job.uid:
+        raise ValueError("the Job's name and uid are needed to own the cluster")
+    owned = copy.deepcopy(cluster)
+    metadata = owned.setdefault("metadata", {})
+    metadata["namespace"] = job.namespace
+    refs = [r for r in metadata.get("ownerReferences") or [] if r.get("uid") != job.uid]
+    metadata["ownerReferences"] = refs + [owner_reference(job)]
+    for container in _cluster_containers(owned):
+        env = [e for e in container.get("env") or [] if e.get("name") not in (extra_env or {})]
+        env += [{"name": k, "value": v} for k, v in (extra_env or {}).items()]
+        if env:
+            container["env"] = env
+    return owned
+
+
+def _cluster_containers(cluster: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    spec = cluster.get("spec") or {}
+    for role in ("scheduler", "worker"):
+        pod_spec = (spec.get(role) or {}).get("spec") or {}
+        yield from pod_spec.get("containers") or []
+
+
+def cluster_name(cluster: dict[str, Any]) -> str:
+    return (cluster.get("metadata") or {}).get("name", "")
+
+
+# ---------------------------------------------------------------------------
+# the seam: who makes the cluster
+
+# factory(owned DaskCluster dict, namespace, start_timeout) -> a started distributed Cluster.
+# Contract: it either returns a cluster the caller must close(), or raises having left
+# nothing behind (interrupted half-way included).
+ClusterFactory = Callable[[dict, str, int], Any]
+
+
+def cluster_factory(environ: Mapping[str, str] | None = None) -> ClusterFactory:
+    """The factory named by DKE_CLUSTER_FACTORY (module:callable), else KubeCluster's."""
+    import importlib
+
+    environ = os.environ if environ is None else environ
+    target = environ.get(CLUSTER_FACTORY_ENV, "").strip() or DEFAULT_CLUSTER_FACTORY
+    module_name, _, attr = target.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise DkeError(f"{CLUSTER_FACTORY_ENV}={target!r}: {e}", exitcodes.INVALID) from None
+    if not callable(factory):
+        raise DkeError(f"{CLUSTER_FACTORY_ENV}={target!r} is not callable", exitcodes.INVALID)
+    return factory
+
+
+def kube_cluster_factory(cluster: dict, namespace: str, start_timeout: int):
+    """Production: dask-kubernetes' operator KubeCluster from our custom cluster spec."""
+    from dask_kubernetes.operator import KubeCluster
+
+    name = cluster_name(cluster)
+    try:
+        return KubeCluster(
+            custom_cluster_spec=cluster,
+            namespace=namespace,
+            shutdown_on_close=True,  # close() deletes the DaskCluster (and with it every pod)
+            resource_timeout=start_timeout,
+            quiet=True,  # no rich live display in a pod log
+        )
+    except BaseException:
+        # Interrupted (SIGTERM) or failed while starting: the half-built KubeCluster may keep
+        # going in its own loop thread; stop it, then delete what it may have created.
+        _abandon_half_built(name)
+        with contextlib.suppress(Exception):
+            delete_dask_cluster(name, namespace, timeout=DEFAULT_TEARDOWN_TIMEOUT)
+        raise
+
+
+def _abandon_half_built(name: str) -> None:
+    from dask_kubernetes.operator import KubeCluster
+
+    for instance in list(KubeCluster._instances):
+        if instance.name == name:
+            # Nothing left to close: keep dask-kubernetes' atexit reaper from trying again.
+            instance.shutdown_on_close = False
+            with contextlib.suppress(Exception):
+                instance._loop_runner.stop()
+
+
+def delete_dask_cluster(name: str, namespace: str, timeout: float) -> bool:
+    """Delete the DaskCluster `name` if it exists; True when it is gone within `timeout`."""
+    import kr8s
+    from dask_kubernetes.operator._objects import DaskCluster
+
+    async def delete() -> bool:
+        try:
+            cluster = await DaskCluster.get(name, namespace=namespace)
+        except kr8s.NotFoundError:
+            return True
+        with contextlib.suppress(kr8s.NotFoundError):
+            await cluster.delete()
+        deadline = time.monotonic() + timeout
+        while await cluster.exists():
+            if time.monotonic() > deadline:
+                return False
+            await _sleep(0.5)
+        return True
+
+    return _run_async(delete())
+
+
+async def _sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
+def _run_async(coro):
+    # Our own short-lived loop in a thread: works whether or not a loop runs in this thread.
+    import asyncio
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as e:  # noqa: BLE001 - handed back to the caller
+            box["error"] = e
+
+    thread = threading.Thread(target=target, name="dke-kube", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def resolve_job(job: JobIdentity) -> JobIdentity:
+    """The Job's uid (and name) when the downward API did not give them: read the Job by
+    name, else read our own Pod and follow its controller reference to the Job."""
+    if job.name and job.uid:
+        return job
+
+    import kr8s
+    from kr8s.asyncio.objects import Job, Pod
+
+    async def lookup() -> JobIdentity:
+        if job.name:
+            found = await Job.get(job.name, namespace=job.namespace)
+            return _with(job, name=found.name, uid=found.metadata.uid)
+        if job.pod_name:
+            pod = await Pod.get(job.pod_name, namespace=job.namespace)
+            for ref in pod.raw.get("metadata", {}).get("ownerReferences") or []:
+                if ref.get("kind") == "Job" and ref.get("apiVersion", "").startswith("batch/"):
+                    return _with(job, name=ref["name"], uid=ref["uid"])
+        raise DkeError(f"cannot tell which Job owns this pod: set {JOB_NAME_ENV} and {JOB_UID_ENV} "
+                       "(the downward API in the Job's pod template does)", exitcodes.CLUSTER)
+
+    try:
+        return _run_async(lookup())
+    except kr8s.NotFoundError as e:
+        raise DkeError(f"looking up the owning Job in namespace {job.namespace!r}: {e}",
+                       exitcodes.CLUSTER) from None
+    except kr8s.ServerError as e:
+        raise DkeError(f"looking up the owning Job in namespace {job.namespace!r}: {e} "
+                       "(the runner's Role needs get on jobs and pods)", exitcodes.CLUSTER) from None
+
+
+def _with(job: JobIdentity, **changes: str) -> JobIdentity:
+    return JobIdentity(**{**job.__dict__, **changes})
+
+
+# ---------------------------------------------------------------------------
+# the lifecycle
+
+
+@contextlib.contextmanager
+def dask_cluster(run: InClusterRun, factory: ClusterFactory, extra_env: Mapping[str, str]) -> Iterator[Any]:
+    """Create, size and always close the run's Dask cluster; yields it."""
+    spec = run.spec
+    assert spec.cluster is not None
+    owned = owned_cluster_spec(spec.cluster, run.job, extra_env)
+    name = cluster_name(owned)
+    log.info("creating Dask cluster %s in namespace %s (workers: %s..%s)",
+             name, run.job.namespace, spec.min_workers, spec.max_workers)
+    try:
+        cluster = factory(owned, run.job.namespace, run.start_timeout)
+    except (KeyboardInterrupt, DkeError):
+        raise
+    except Exception as e:
+        raise DkeError(f"creating the Dask cluster {name!r} failed: {type(e).__name__}: "
+                       f"{_first_line(e)}", exitcodes.CLUSTER) from None
+    try:
+        if spec.min_workers < spec.max_workers:
+            cluster.adapt(minimum=spec.min_workers, maximum=spec.max_workers)
+        else:
+            cluster.scale(spec.max_workers)
+        log.info("Dask cluster %s is up at %s", name, cluster.scheduler_address)
+        yield cluster
+    finally:
+        close_cluster(cluster, name, run.teardown_timeout)
+
+
+def close_cluster(cluster: Any, name: str, timeout: float) -> bool:
+    """Close the cluster within `timeout`, shielded from a second SIGTERM; never raises."""
+    started = time.monotonic()
+    with _sigterm_ignored():
+        try:
+            cluster.close(timeout=timeout)
+        except BaseException as e:  # noqa: BLE001 - teardown reports, the run's outcome decides
+            log.error("tearing down Dask cluster %s failed: %s: %s; Kubernetes deletes it with "
+                      "the Job (ownerReference)", name, type(e).__name__, _first_line(e))
+            return False
+    log.info("Dask cluster %s torn down in %.1fs", name, time.monotonic() - started)
+    return True
+
+
+@contextlib.contextmanager
+def _sigterm_ignored() -> Iterator[None]:
+    """Teardown must finish: a second SIGTERM (kubelet repeats nothing, but users do) waits."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum, frame):
+        log.warning("SIGTERM during teardown: finishing the teardown first")
+
+    previous = signal.signal(signal.SIGTERM, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def task_runner_for(run: InClusterRun, factory: ClusterFactory, api_url: str,
+                    started_api: bool) -> Iterator[Any]:
+    """The Prefect task runner for this run (None: the flow's own, in this process)."""
+    spec = run.spec
+    if spec.executor == "local":
+        log.info("executor local: tasks run in the runner's process, no Dask cluster")
+        yield None
+        return
+    from prefect_dask import DaskTaskRunner
+
+    if spec.scheduler_address:
+        log.info("connecting to the existing Dask scheduler %s", spec.scheduler_address)
+        yield DaskTaskRunner(address=spec.scheduler_address)
+        return
+    # Workers are other pods: they reach a runner-local API at the pod's IP, not 127.0.0.1.
+    extra_env = {PREFECT_API_URL_ENV: api_url} if started_api else {}
+    with dask_cluster(run, factory, extra_env) as cluster:
+        yield DaskTaskRunner(address=cluster.scheduler_address)
+
+
+def run_in_cluster(run: InClusterRun, factory: ClusterFactory = kube_cluster_factory) -> int:
+    """The whole run: 0 when the flow run completed, 1 when it failed.
+
+    SIGTERM raises dke.flowrun.Terminated (a KeyboardInterrupt) after the cluster is torn
+    down; other expected failures are DkeErrors.
+    """
+    from dke import flowrun
+
+    with flowrun.sigterm_as_interrupt():
+        job = run.job
+        if needs_cluster(run.spec):
+            job = resolve_job(job)  # before anything is created: no owner, no cluster
+            run = InClusterRun(run.spec, job, run.flow_dir, run.teardown_timeout, run.start_timeout)
+        flow = flowrun.load_flow(run.spec.flow.entrypoint, run.flow_dir)
+        started_api = not flowrun.configured_api_url()
+        if started_api and needs_cluster(run.spec) and not job.pod_ip:
+            raise DkeError(f"neither PREFECT_API_URL nor {POD_IP_ENV} is set: the Dask workers could not "
+                           "reach this run's Prefect API", exitcodes.INVALID)
+        if started_api:
+            log.info("PREFECT_API_URL is not set: starting a temporary Prefect server for this run "
+                     "(a real deployment sets PREFECT_API_URL through `secrets` or `env`)")
+        # A temporary server listens on every interface so that worker pods reach it.
+        with flowrun.prefect_api(host="0.0.0.0", connect_host=job.pod_ip or None) as api_url:
+            with task_runner_for(run, factory, api_url, started_api) as task_runner:
+                outcome = flowrun.run_flow(flow, run.spec.flow.parameters, task_runner)
+    name = outcome.flow_run_name or run.spec.name
+    if outcome.ok:
+        log.info("flow run %s completed in %.1fs", name, outcome.duration)
+        return exitcodes.OK
+    log.error("flow run %s ended %s: %s", name, outcome.state_name, outcome.error)
+    return exitcodes.FAILED
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def configure_logging(stream=None) -> None:
+    """dke's lines and Prefect's flow logs on stdout: the pod log."""
+    stream = stream or sys.stdout
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("dke")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    # Read by Prefect when it sets up logging (at import): its console handler writes to stdout.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_STREAM", "ext://sys.stdout")
