@@ -178,7 +178,7 @@ class Environment(_Strict):
     )
     job: Job = Field(
         default_factory=Job,
-        description="Settings of the Kubernetes Job that runs each flow run.",
+        description="The Kubernetes Job that runs each flow run: service account, retries, TTL, deadline.",
         examples=[{"backoff_limit": 0, "active_deadline_seconds": 3600}],
     )
     executor: Literal["dask", "local"] = Field(

@@ -1,0 +1,121 @@
+"""The pydantic model: the contract vocabulary, its defaults, and the schema it generates."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from dke import model
+from dke.model import Environment
+
+MINIMAL = {"name": "etl", "image": "ghcr.io/acme/flow:1.0", "flow": {"entrypoint": "flows/etl.py:etl"}}
+
+
+def env(**changes) -> Environment:
+    return Environment.model_validate({**MINIMAL, **changes})
+
+
+def test_defaults_are_the_design_cards():
+    e = env()
+    assert (e.min_workers, e.max_workers) == (1, 2)
+    assert e.private_registry is False
+    assert e.docker_secret == "DOCKER_REGISTRY_CREDENTIALS"
+    assert e.namespace is None and e.scheduler_spec_file is None and e.worker_spec_file is None
+    assert e.env == {} and e.secrets == [] and e.flow.parameters == {}
+    assert e.executor == "dask" and e.scheduler_address is None
+    assert e.job.backoff_limit == 0 and e.job.service_account is None
+
+
+def test_core_vocabulary_is_all_there():
+    core = {"name", "namespace", "image", "flow", "min_workers", "max_workers", "private_registry",
+            "docker_secret", "scheduler_spec_file", "worker_spec_file", "env", "secrets"}
+    assert core <= set(Environment.model_fields)
+    assert set(model.json_schema()["required"]) == {"name", "image", "flow"}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"max_worker": 3},  # unknown keys are errors
+        {"flow": {"entrypoint": "a.py:f", "params": {}}},
+        {"name": "Etl"},
+        {"name": "a" * (model.NAME_MAX + 1)},
+        {"name": "-etl"},
+        {"flow": {"entrypoint": "flows/etl.py"}},
+        {"flow": {"entrypoint": "flows/etl.txt:etl"}},
+        {"image": ""},
+        {"image": "a b"},
+        {"env": {"1X": "a"}},
+        {"env": {"X": 1}},
+        {"min_workers": -1},
+        {"max_workers": 0},
+        {"docker_secret": ""},
+        {"secrets": ["Not_A_Name"]},
+        {"labels": {"team": "a b"}},
+        {"executor": "threads"},
+        {"scheduler_address": "host:8786"},
+        {"job": {"backoff_limit": -1}},
+    ],
+)
+def test_invalid_environments_are_rejected(changes):
+    with pytest.raises(ValidationError):
+        env(**changes)
+
+
+@pytest.mark.parametrize(
+    "entrypoint", ["flows/etl.py:etl", "etl.py:main_flow", "acme.flows:etl", "acme:run", "a/b-c/d.py:_f"]
+)
+def test_entrypoint_forms(entrypoint):
+    assert env(flow={"entrypoint": entrypoint}).flow.entrypoint == entrypoint
+
+
+def test_name_may_be_exactly_the_maximum():
+    assert env(name="a" * model.NAME_MAX).name == "a" * model.NAME_MAX
+
+
+def test_adaptive_and_pull_secret_name():
+    assert env().adaptive and not env(min_workers=3, max_workers=3).adaptive
+    assert env().pull_secret_name is None
+    assert env(private_registry=True).pull_secret_name == "etl-registry"
+    assert env(private_registry=True, image_pull_secret="acme").pull_secret_name == "acme"
+
+
+def _object_schemas(node):
+    if isinstance(node, dict):
+        if "properties" in node:
+            yield node
+        for value in node.values():
+            yield from _object_schemas(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _object_schemas(value)
+
+
+def test_schema_identity_and_dialect():
+    schema = model.json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"] == model.SCHEMA_ID and schema["$id"].endswith("schemas/environment.schema.json")
+    assert schema["additionalProperties"] is False
+
+
+def test_every_field_has_a_description_and_an_example_for_editor_hovers():
+    objects = list(_object_schemas(model.json_schema()))
+    assert len(objects) >= 3  # Environment, Flow, Job
+    for obj in objects:
+        assert obj.get("additionalProperties") is False
+        for name, prop in obj["properties"].items():
+            assert prop.get("description"), name
+            assert prop.get("examples"), name
+
+
+def test_schema_encodes_what_editors_can_check():
+    props = model.json_schema()["properties"]
+    assert props["name"]["pattern"] == model.DNS_LABEL and props["name"]["maxLength"] == model.NAME_MAX
+    assert props["image"]["minLength"] == 1
+    assert props["env"]["propertyNames"] == {"pattern": model.ENV_NAME}
+    assert "patternProperties" not in props["env"]
+    assert props["min_workers"]["minimum"] == 0 and props["max_workers"]["minimum"] == 1
+    assert props["min_workers"]["default"] == 1 and props["max_workers"]["default"] == 2
+    assert props["docker_secret"]["default"] == "DOCKER_REGISTRY_CREDENTIALS"
+    flow = model.json_schema()["$defs"]["Flow"]["properties"]
+    assert flow["entrypoint"]["pattern"] == model.ENTRYPOINT
