@@ -120,4 +120,102 @@ def _fill_positions(doc: Document, path: JsonPath, value: Any, pos: Pos) -> None
             _fill_positions(doc, path + (i,), v, pos)
 
 
-__all__ = ["Merged", "layer", "parse_set", "json_path"]
+# --- Kubernetes strategic merge (spec files over dke's default pod specs) ---------------
+
+# Lists of named items merged item by item; every other list is replaced whole.
+# (Kubernetes merges volumeMounts by mountPath and ports by containerPort; dke uses the
+# name for all of them, which is what people write in spec files.)
+MERGE_BY_NAME = frozenset(
+    {"containers", "initContainers", "ephemeralContainers", "env", "volumes", "volumeMounts", "ports",
+     "imagePullSecrets"}
+)
+DIRECTIVE = "$patch"  # {"name": "x", "$patch": "delete"} drops item x; {"$patch": "replace"} replaces
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def strategic_merge(base: Any, patch: Any, field_name: str | None = None, value_of=_identity) -> Any:
+    """``patch`` merged over ``base`` with Kubernetes strategic-merge rules.
+
+    Maps merge key by key (``null`` deletes a key); lists named in MERGE_BY_NAME merge
+    by each item's ``name`` (a patch item replaces nothing it does not name, items
+    without a name are appended); other lists and scalars are replaced. The directive
+    ``$patch: delete`` on a named item removes it, ``$patch: replace`` on a map (or as
+    an item of a list) replaces instead of merging. Neither input is modified; leaves
+    are shared, containers are new. ``value_of`` reads a leaf (names, directives) when
+    leaves are wrapped, e.g. with their provenance.
+    """
+    if isinstance(patch, dict) and isinstance(base, dict):
+        if value_of(patch.get(DIRECTIVE)) == "replace":
+            return _clean(patch, value_of)
+        out = {k: _copy(v) for k, v in base.items()}
+        for key, value in patch.items():
+            if key == DIRECTIVE:
+                continue
+            if value is None:
+                out.pop(key, None)
+            elif key in out:
+                out[key] = strategic_merge(out[key], value, key, value_of)
+            else:
+                cleaned = _clean(value, value_of)
+                if cleaned is not _DROP:
+                    out[key] = cleaned
+        return out
+    if isinstance(patch, list) and isinstance(base, list) and field_name in MERGE_BY_NAME:
+        if any(isinstance(i, dict) and value_of(i.get(DIRECTIVE)) == "replace" for i in patch):
+            return _clean([i for i in patch if not (isinstance(i, dict) and DIRECTIVE in i)], value_of)
+        out_list = [_copy(i) for i in base]
+        for item in patch:
+            name = value_of(item.get("name")) if isinstance(item, dict) else None
+            at = next(
+                (n for n, b in enumerate(out_list)
+                 if name is not None and isinstance(b, dict) and value_of(b.get("name")) == name),
+                None,
+            )
+            if isinstance(item, dict) and value_of(item.get(DIRECTIVE)) == "delete":
+                if at is not None:
+                    del out_list[at]
+            elif at is not None:
+                out_list[at] = strategic_merge(out_list[at], item, None, value_of)
+            else:
+                cleaned = _clean(item, value_of)
+                if cleaned is not _DROP:
+                    out_list.append(cleaned)
+        return out_list
+    cleaned = _clean(patch, value_of)
+    return None if cleaned is _DROP else cleaned
+
+
+_DROP = object()
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _clean(value: Any, value_of=_identity) -> Any:
+    """A copy of patch data that merges into nothing: directives removed, deleted items dropped."""
+    if isinstance(value, dict):
+        if value_of(value.get(DIRECTIVE)) == "delete":
+            return _DROP
+        out = {}
+        for k, v in value.items():
+            if k == DIRECTIVE or v is None:
+                continue
+            cleaned = _clean(v, value_of)
+            if cleaned is not _DROP:
+                out[k] = cleaned
+        return out
+    if isinstance(value, list):
+        items = [_clean(v, value_of) for v in value]
+        return [i for i in items if i is not _DROP]
+    return value
+
+
+__all__ = ["Merged", "layer", "parse_set", "json_path", "strategic_merge", "MERGE_BY_NAME"]

@@ -1,0 +1,76 @@
+import json
+
+import click
+
+from dke import exitcodes
+from dke.commands.common import environment_options, load_valid
+from dke.diagnostics import DkeError, format_all, has_errors, sort_key
+
+
+@click.command(
+    epilog="Exit codes: 0 printed; 1 --validate found problems; 2 usage error; 4 invalid environment."
+)
+@click.argument("file", type=click.Path(dir_okay=False))
+@environment_options
+@click.option("-o", "--output", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
+              help="yaml: a stream of documents; json: a list of objects.")
+@click.option("--run-id", help="The run id in the Job's name and labels (default: a stable placeholder).")
+@click.option("-n", "--namespace", help="Namespace when the environment names none (default: default).")
+@click.option("--explain", is_flag=True,
+              help="Annotate every value with where it came from (YAML only); show the DaskCluster too.")
+@click.option("--validate", "validate", is_flag=True,
+              help="Validate the objects offline first (as `dke lint`); print nothing if they are invalid.")
+def render(file, overlays, sets, kube_version, fmt, run_id, namespace, explain, validate) -> None:
+    """Print the Kubernetes objects FILE compiles to, in apply order.
+
+    The output is what `dke apply` creates for one run, except the imagePullSecret,
+    which apply creates from the registry credentials and render only names (in a
+    comment): its data is never printed. Without --run-id the Job is named with the
+    placeholder run id `run-id`, so that the output is the same every time.
+    """
+    from dke.compile import check_run_id, compile_traced, validate_objects
+
+    if explain and fmt != "yaml":
+        raise DkeError("--explain writes comments, which only the yaml output has", exitcodes.USAGE)
+    if run_id is not None:
+        check_run_id(run_id)
+    loaded = load_valid(file, overlays, sets, kube_version)
+    if namespace and loaded.env.namespace and namespace != loaded.env.namespace:
+        raise DkeError(
+            f"--namespace {namespace} contradicts namespace {loaded.env.namespace!r} in the environment; "
+            "drop one of them",
+            exitcodes.USAGE,
+        )
+    if validate:
+        problems = sorted(validate_objects(loaded, kube_version), key=sort_key)
+        if problems:
+            click.echo(format_all(problems, "text"), err=True)
+        if has_errors(problems):
+            raise DkeError(f"{file}: the compiled objects are invalid; fix the problems above", exitcodes.FAILED)
+    compiled = compile_traced(loaded, run_id, namespace)
+    if fmt == "json":
+        click.echo(json.dumps(compiled.objects, indent=2))
+    else:
+        click.echo(yaml_stream(compiled, loaded.env, explain), nl=False)
+
+
+def yaml_stream(compiled, env, explain: bool = False) -> str:
+    from dke.explain import as_comment, to_yaml
+
+    out = []
+    if compiled.pull_secret:
+        out.append(as_comment(
+            f"Secret {compiled.pull_secret} (type kubernetes.io/dockerconfigjson) is not rendered: `dke apply` "
+            f"creates it in namespace {compiled.namespace} from the {env.docker_secret} credentials when it "
+            "does not exist yet. Its data is never printed."
+        ))
+    for obj, origins in zip(compiled.objects, compiled.origins):
+        out.append("---\n")
+        out.append(to_yaml(obj, origins if explain else None))
+    if explain and compiled.cluster is not None:
+        out.append(as_comment(
+            "The DaskCluster the runner creates at run time through dask-kubernetes (it travels in the "
+            "Job's DKE_RUN_SPEC), with where each value came from:\n\n"
+            + to_yaml(compiled.cluster, compiled.cluster_origins)
+        ))
+    return "".join(out)

@@ -1,0 +1,584 @@
+"""Compile a validated environment into the Kubernetes objects of one run.
+
+Pure and deterministic: the same `Loaded` (and run id) gives byte-identical objects;
+no I/O, no clock, no cluster. Objects come in apply order: ServiceAccount, Role,
+RoleBinding (skipped when `job.service_account` names an existing account), then the
+run's Job. The Job's runner container carries a `RunSpec` (JSON in `DKE_RUN_SPEC`)
+whose `cluster` is the whole DaskCluster object the runner hands to dask-kubernetes'
+`KubeCluster(custom_cluster_spec=...)`: it is built here, the same shape as
+`dask_kubernetes.operator.make_cluster_spec` (which we do not import: render stays light).
+
+The imagePullSecret (`private_registry: true`) is not an output object: `dke apply`
+creates it from the credentials if it is missing. Rendering it, even redacted, would
+let `kubectl apply` overwrite the real one, so `dke render` names it in a comment.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from dke.diagnostics import ERROR, WARNING, Diagnostic, DkeError
+from dke.explain import DKE, Origin, Traced, origin_at, strip, value_of
+from dke.load import JsonPath, json_path
+from dke.merge import strategic_merge
+from dke.specs import PodSpecFile
+
+# Default when --run-id is not given: stable, so `dke render` output is reproducible.
+PLACEHOLDER_RUN_ID = "run-id"
+# <name>-<run id>-scheduler (the operator's Service) must fit a 63-character label
+# with the longest name (dke.model.NAME_MAX = 40).
+RUN_ID_MAX = 12
+RUN_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+APP_NAME = "app.kubernetes.io/name"
+COMPONENT = "app.kubernetes.io/component"
+ENVIRONMENT_LABEL = "dke.dev/environment"
+RUN_ID_LABEL = "dke.dev/run-id"
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+
+DASK_GROUP = "kubernetes.dask.org"
+WORKER_DEATH_TIMEOUT = "60"  # seconds a worker lives without its scheduler
+
+OBJECT_INVALID = "DKE400"
+CLUSTER_INVALID = "DKE401"
+NAME_INVALID = "DKE402"
+CONTAINER_ADDED = "DKE403"
+
+
+def new_run_id() -> str:
+    """A fresh run id: 7 base-36 digits of the time in seconds (sorts by start time) + 4 random."""
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+    def base36(n: int, width: int) -> str:
+        out = ""
+        for _ in range(width):
+            n, r = divmod(n, 36)
+            out = alphabet[r] + out
+        return out
+
+    return base36(int(time.time()), 7) + base36(int.from_bytes(os.urandom(4), "big"), 4)
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID.match(run_id) or len(run_id) > RUN_ID_MAX:
+        raise DkeError(
+            f"run id {run_id!r} must be at most {RUN_ID_MAX} lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit",
+            2,
+        )
+    return run_id
+
+
+@dataclass
+class Compiled:
+    """The objects of one run, and where each of their values came from."""
+
+    objects: list[dict]
+    origins: list[dict[JsonPath, Origin]]  # one table per object
+    cluster: dict | None  # the DaskCluster inside the Job's RunSpec
+    cluster_origins: dict[JsonPath, Origin] = field(default_factory=dict)
+    pull_secret: str | None = None
+    namespace: str = "default"
+
+
+def compile_environment(loaded, run_id: str | None = None, namespace: str | None = None) -> list[dict]:
+    """The objects `dke apply` creates for one run, in apply order."""
+    return compile_traced(loaded, run_id, namespace).objects
+
+
+def compile_traced(loaded, run_id: str | None = None, namespace: str | None = None) -> Compiled:
+    if loaded.env is None or loaded.merged is None:
+        raise ValueError("compile needs a valid environment (Loaded.ok())")
+    return _Compiler(loaded, run_id, namespace).compile()
+
+
+class _Compiler:
+    def __init__(self, loaded, run_id: str | None, namespace: str | None):
+        self.loaded = loaded
+        self.env = loaded.env
+        self.merged = loaded.merged
+        if run_id is None:
+            self.run_id = Traced(PLACEHOLDER_RUN_ID, Origin("run", "run id placeholder (--run-id)"))
+        else:
+            self.run_id = Traced(check_run_id(run_id), Origin("run", "--run-id"))
+        if self.env.namespace:
+            self.namespace = self.t(self.env.namespace, "namespace")
+        elif namespace:
+            self.namespace = Traced(namespace, Origin("run", "--namespace"))
+        else:
+            self.namespace = Traced("default", Origin("default", "namespace"))
+        self.name = self.t(self.env.name, "name")
+
+    # -- provenance helpers -------------------------------------------------------------
+
+    def origin(self, *path: Any) -> Origin:
+        """Where an environment key's value came from (its default when no source sets it)."""
+        key = ".".join(str(p) for p in path)
+        data: Any = self.merged.data
+        for part in path:
+            if isinstance(data, dict) and part in data:
+                data = data[part]
+            elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+                data = data[part]
+            else:
+                return Origin("default", key)
+        doc = self.merged.document_for(path)
+        pos = doc.pos(path)
+        return Origin("environment", key, doc.file, pos.line, pos.column, tuple(path))
+
+    def t(self, value: Any, *path: Any) -> Traced:
+        return Traced(value, self.origin(*path))
+
+    def derived(self, suffix: str = "", with_run: bool = False) -> Traced:
+        """A name built from the environment's name (and the run id)."""
+        text = self.env.name + (f"-{self.run_id.value}" if with_run else "") + suffix
+        return Traced(text, self.name.origin)
+
+    # -- metadata -----------------------------------------------------------------------
+
+    def labels(self, run: bool = False, component: str | None = None) -> dict:
+        labels: dict = {MANAGED_BY: "dke", APP_NAME: self.name, ENVIRONMENT_LABEL: self.name}
+        if component:
+            labels[COMPONENT] = component
+        if run:
+            labels[RUN_ID_LABEL] = self.run_id
+        for k, v in self.env.labels.items():
+            labels.setdefault(k, self.t(v, "labels", k))
+        return labels
+
+    def annotations(self) -> dict:
+        return {k: self.t(v, "annotations", k) for k, v in self.env.annotations.items()}
+
+    def metadata(self, name: Any, run: bool = False, component: str | None = None) -> dict:
+        meta = {"name": name, "namespace": self.namespace, "labels": self.labels(run, component)}
+        annotations = self.annotations()
+        if annotations:
+            meta["annotations"] = annotations
+        return meta
+
+    def pod_annotations(self) -> dict:
+        if self.env.job.safe_to_evict:
+            return {}
+        return {SAFE_TO_EVICT: Traced("false", self.origin("job", "safe_to_evict"))}
+
+    # -- containers -----------------------------------------------------------------------
+
+    def env_vars(self) -> list[dict]:
+        return [{"name": self.t(k, "env", k), "value": self.t(v, "env", k)} for k, v in self.env.env.items()]
+
+    def env_from(self) -> list[dict]:
+        return [{"secretRef": {"name": self.t(s, "secrets", i)}} for i, s in enumerate(self.env.secrets)]
+
+    def pull_secrets(self) -> list[dict]:
+        name = self.env.pull_secret_name
+        if name is None:
+            return []
+        origin = self.origin("image_pull_secret") if self.env.image_pull_secret else self.origin("private_registry")
+        return [{"name": Traced(name, origin)}]
+
+    def image(self) -> Traced:
+        return self.t(self.env.image, "image")
+
+    def finish_pod(self, pod: dict) -> dict:
+        """Quick config that every container of a pod gets, spec file or not."""
+        env, env_from = self.env_vars(), self.env_from()
+        for group in ("initContainers", "containers"):
+            for container in pod.get(group) or []:
+                if not isinstance(container, dict):
+                    continue
+                if value_of(container.get("image")) is None:
+                    container["image"] = self.image()
+                have = {value_of(e.get("name")) for e in container.get("env") or [] if isinstance(e, dict)}
+                missing = [e for e in env if value_of(e["name"]) not in have]
+                if missing:
+                    container["env"] = list(container.get("env") or []) + missing
+                refs = {
+                    value_of(e.get("secretRef", {}).get("name"))
+                    for e in container.get("envFrom") or []
+                    if isinstance(e, dict) and isinstance(e.get("secretRef"), dict)
+                }
+                missing = [e for e in env_from if value_of(e["secretRef"]["name"]) not in refs]
+                if missing:
+                    container["envFrom"] = list(container.get("envFrom") or []) + missing
+        pulls = self.pull_secrets()
+        if pulls:
+            have = {value_of(p.get("name")) for p in pod.get("imagePullSecrets") or [] if isinstance(p, dict)}
+            extra = [p for p in pulls if value_of(p["name"]) not in have]
+            if extra:
+                pod["imagePullSecrets"] = list(pod.get("imagePullSecrets") or []) + extra
+        return pod
+
+    def base_container(self, name: str, args: list, ports: list[dict]) -> dict:
+        container: dict = {"name": name, "image": self.image(), "args": args}
+        if self.env.env:
+            container["env"] = self.env_vars()
+        if self.env.secrets:
+            container["envFrom"] = self.env_from()
+        container["ports"] = ports
+        return container
+
+    def scheduler_pod(self) -> dict:
+        container = self.base_container(
+            "scheduler",
+            ["dask", "scheduler", "--host", "0.0.0.0"],
+            [
+                {"name": "tcp-comm", "containerPort": 8786, "protocol": "TCP"},
+                {"name": "http-dashboard", "containerPort": 8787, "protocol": "TCP"},
+            ],
+        )
+        # Probes as dask-kubernetes' make_scheduler_spec writes them.
+        container["readinessProbe"] = {
+            "httpGet": {"port": "http-dashboard", "path": "/health"},
+            "initialDelaySeconds": 0,
+            "periodSeconds": 1,
+            "timeoutSeconds": 300,
+        }
+        container["livenessProbe"] = {
+            "httpGet": {"port": "http-dashboard", "path": "/health"},
+            "initialDelaySeconds": 15,
+            "periodSeconds": 20,
+        }
+        return {"containers": [container]}
+
+    def worker_pod(self) -> dict:
+        # --name/--dashboard as make_worker_spec (the operator sets DASK_WORKER_NAME and
+        # DASK_SCHEDULER_ADDRESS); --death-timeout: a worker whose scheduler is gone exits.
+        args = ["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard", "--dashboard-address", "8788",
+                "--death-timeout", WORKER_DEATH_TIMEOUT]
+        ports = [{"name": "http-dashboard", "containerPort": 8788, "protocol": "TCP"}]
+        return {"containers": [self.base_container("worker", args, ports)]}
+
+    def with_spec_file(self, default_pod: dict, spec: PodSpecFile | None) -> tuple[dict, dict]:
+        """(pod spec, pod metadata) with the spec file merged over dke's default."""
+        metadata: dict = {}
+        annotations = self.pod_annotations()
+        if annotations:
+            metadata["annotations"] = annotations
+        if spec is None:
+            return self.finish_pod(default_pod), metadata
+        traced = trace_document(spec)
+        pod = strategic_merge(default_pod, _at(traced, spec.spec_path), None, value_of)
+        meta = _at(traced, ("metadata",)) if spec.spec_path else {}
+        for part in ("labels", "annotations"):
+            if isinstance(meta, dict) and isinstance(meta.get(part), dict) and meta[part]:
+                metadata[part] = {**metadata.get(part, {}), **meta[part]}
+        return self.finish_pod(pod), metadata
+
+    # -- objects ----------------------------------------------------------------------------
+
+    def cluster(self) -> dict | None:
+        env = self.env
+        if env.executor == "local" or env.scheduler_address:
+            return None
+        name = self.derived(with_run=True)
+        scheduler_pod, scheduler_meta = self.with_spec_file(self.scheduler_pod(), self.loaded.scheduler)
+        worker_pod, worker_meta = self.with_spec_file(self.worker_pod(), self.loaded.worker)
+        scheduler: dict = {}
+        if scheduler_meta:
+            scheduler["metadata"] = scheduler_meta
+        scheduler["spec"] = scheduler_pod
+        scheduler["service"] = {
+            "type": "ClusterIP",
+            "selector": {"dask.org/cluster-name": name, "dask.org/component": "scheduler"},
+            "ports": [
+                {"name": "tcp-comm", "protocol": "TCP", "port": 8786, "targetPort": "tcp-comm"},
+                {"name": "http-dashboard", "protocol": "TCP", "port": 8787, "targetPort": "http-dashboard"},
+            ],
+        }
+        worker: dict = {"replicas": self.t(env.min_workers, "min_workers")}
+        if worker_meta:
+            worker["metadata"] = worker_meta
+        worker["spec"] = worker_pod
+        return {
+            "apiVersion": f"{DASK_GROUP}/v1",
+            "kind": "DaskCluster",
+            "metadata": self.metadata(name, run=True),
+            "spec": {"idleTimeout": 0, "scheduler": scheduler, "worker": worker},
+        }
+
+    def rbac(self, with_cluster: bool) -> list[dict]:
+        if self.env.job.service_account:
+            return []
+        name = self.derived("-runner")
+        objects = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": self.metadata(name)}]
+        if not with_cluster:
+            return objects  # the runner only runs the flow: it needs no API rights
+        # What KubeCluster does through kr8s: create/get/patch/delete the Dask resources
+        # (scale patches the worker group, adapt creates/patches/deletes the autoscaler),
+        # get/list pods and services to wait for the scheduler, and read pod logs.
+        rules = [
+            {
+                "apiGroups": [DASK_GROUP],
+                "resources": ["daskclusters", "daskworkergroups", "daskautoscalers"],
+                "verbs": ["get", "list", "watch", "create", "patch", "delete"],
+            },
+            {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        ]
+        objects.append(
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": self.metadata(name),
+             "rules": rules}
+        )
+        objects.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": self.metadata(name),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": self.namespace}],
+            }
+        )
+        return objects
+
+    def job(self, cluster_plain: dict | None) -> dict:
+        from dke import runspec
+
+        env = self.env
+        spec = runspec.RunSpec(
+            name=env.name,
+            run_id=self.run_id.value,
+            flow=env.flow,
+            min_workers=env.min_workers,
+            max_workers=env.max_workers,
+            executor=env.executor,
+            scheduler_address=env.scheduler_address,
+            cluster=cluster_plain,
+        )
+
+        def field_ref(path: str) -> dict:
+            return {"fieldRef": {"fieldPath": path}}
+
+        # Indented JSON (RunSpec.from_env_value reads any JSON): `dke render` stays readable.
+        container_env = [
+            {"name": runspec.RUN_SPEC_ENV, "value": json.dumps(spec.model_dump(mode="json"), indent=2)},
+            {"name": runspec.JOB_NAME_ENV, "valueFrom": field_ref("metadata.labels['batch.kubernetes.io/job-name']")},
+            {"name": runspec.JOB_UID_ENV,
+             "valueFrom": field_ref("metadata.labels['batch.kubernetes.io/controller-uid']")},
+            {"name": runspec.NAMESPACE_ENV, "valueFrom": field_ref("metadata.namespace")},
+            {"name": runspec.POD_NAME_ENV, "valueFrom": field_ref("metadata.name")},
+            {"name": runspec.POD_IP_ENV, "valueFrom": field_ref("status.podIP")},
+        ]
+        container: dict = {"name": "runner", "image": self.image(), "command": ["dke", "incluster"],
+                           "env": container_env}
+        pod: dict = {
+            "serviceAccountName": self.t(env.job.service_account, "job", "service_account")
+            if env.job.service_account else self.derived("-runner"),
+            "restartPolicy": "Never",
+            "containers": [container],
+        }
+        self.finish_pod(pod)
+        template_meta: dict = {"labels": self.labels(run=True, component="runner")}
+        annotations = {**self.pod_annotations(), **self.annotations()}
+        if annotations:
+            template_meta["annotations"] = annotations
+        job_spec: dict = {"backoffLimit": self.t(env.job.backoff_limit, "job", "backoff_limit")}
+        if env.job.ttl_seconds_after_finished is not None:
+            job_spec["ttlSecondsAfterFinished"] = self.t(
+                env.job.ttl_seconds_after_finished, "job", "ttl_seconds_after_finished")
+        if env.job.active_deadline_seconds is not None:
+            job_spec["activeDeadlineSeconds"] = self.t(env.job.active_deadline_seconds, "job",
+                                                       "active_deadline_seconds")
+        job_spec["template"] = {"metadata": template_meta, "spec": pod}
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": self.metadata(self.derived(with_run=True), run=True, component="runner"),
+            "spec": job_spec,
+        }
+
+    def compile(self) -> Compiled:
+        cluster = self.cluster()
+        cluster_plain, cluster_origins = strip(cluster) if cluster is not None else (None, {})
+        traced = [*self.rbac(cluster is not None), self.job(cluster_plain)]
+        objects, origins = [], []
+        for obj in traced:
+            plain, where = strip(obj)
+            objects.append(plain)
+            origins.append(where)
+        return Compiled(objects, origins, cluster_plain, cluster_origins, self.env.pull_secret_name,
+                        self.namespace.value)
+
+
+def _at(data: Any, path: JsonPath) -> Any:
+    for part in path:
+        data = data.get(part, {}) if isinstance(data, dict) else {}
+    return data
+
+
+def trace_document(spec: PodSpecFile) -> Any:
+    """The spec file's data with each leaf wrapped in its file:line (nulls stay: they delete)."""
+    doc = spec.document
+
+    def walk(node: Any, path: JsonPath) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, path + (k,)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, path + (i,)) for i, v in enumerate(node)]
+        if node is None:
+            return None
+        pos = doc.pos(path)
+        return Traced(node, Origin("spec", json_path(path), doc.file, pos.line, pos.column, path))
+
+    return walk(doc.data, ())
+
+
+# --- offline validation ------------------------------------------------------------------------
+
+def validate_objects(loaded, kube_version: str) -> list[Diagnostic]:
+    """Every compiled object against the strict Kubernetes schema of ``kube_version``, the
+    DaskCluster (and the DaskAutoscaler that adapt() creates) against dask-kubernetes' CRDs.
+
+    A problem points where its value came from: a spec file line, an environment key, or
+    (for what dke itself writes) the environment's name.
+    """
+    from dke import kubeschema
+    from dke.validate import schema_diagnostics
+
+    compiled = compile_traced(loaded)
+    out: list[Diagnostic] = []
+    for obj, origins in zip(compiled.objects, compiled.origins):
+        found = kubeschema.errors(obj, kubeschema.schema_file_for(obj), kube_version)
+        out.extend(schema_diagnostics(found, _Locator(loaded, obj, origins, OBJECT_INVALID)))
+    if compiled.cluster is not None:
+        cluster = compiled.cluster
+        found = crd_validator("daskcluster", kube_version).iter_errors(cluster)
+        out.extend(schema_diagnostics(found, _Locator(loaded, cluster, compiled.cluster_origins, CLUSTER_INVALID)))
+        env = loaded.env
+        if env.min_workers < env.max_workers:
+            autoscaler = autoscaler_for(cluster["metadata"]["name"], env.min_workers, env.max_workers)
+            found = crd_validator("daskautoscaler", kube_version).iter_errors(autoscaler)
+            out.extend(schema_diagnostics(found, _Locator(loaded, autoscaler, {}, CLUSTER_INVALID)))
+        out.extend(_name_problems(loaded, cluster))
+        out.extend(_added_containers(loaded, compiled))
+    return out
+
+
+def autoscaler_for(cluster_name: str, minimum: int, maximum: int) -> dict:
+    """The DaskAutoscaler KubeCluster.adapt(minimum, maximum) creates (kubecluster.py)."""
+    return {
+        "apiVersion": f"{DASK_GROUP}/v1",
+        "kind": "DaskAutoscaler",
+        "metadata": {"name": cluster_name},
+        "spec": {"cluster": cluster_name, "minimum": minimum, "maximum": maximum},
+    }
+
+
+class _Locator:
+    """Turns a schema error at a path of a compiled object into a diagnostic at its origin."""
+
+    def __init__(self, loaded, obj: dict, origins: dict, code: str):
+        self.loaded, self.obj, self.origins, self.code = loaded, obj, origins, code
+
+    def diagnostic(self, path: tuple, code: str, message: str, severity: str = ERROR,
+                   prefer_key: bool = False) -> Diagnostic:
+        what = f"{self.obj.get('kind')} {self.obj.get('metadata', {}).get('name', '')}"
+        message = f"compiled {what} at {json_path(path)}: {message}"
+        return diagnostic_at(self.loaded, origin_at(self.origins, path), self.code, message, severity)
+
+
+def diagnostic_at(loaded, origin: Origin, code: str, message: str, severity: str = ERROR) -> Diagnostic:
+    if origin.kind in ("spec", "environment") and origin.file:
+        return Diagnostic(severity, code, message, origin.file, origin.line, origin.column, json_path(origin.path))
+    if origin.kind == "default":
+        return Diagnostic(severity, code, f"{message} (from the default of {origin.key})", loaded.file, 1, 1, "$")
+    return loaded.merged.diagnostic(("name",), code, message, severity)
+
+
+def _name_problems(loaded, cluster: dict) -> list[Diagnostic]:
+    # The operator names the scheduler's Service <cluster>-scheduler: a DNS-1035 label.
+    service = f"{cluster['metadata']['name']}-scheduler"
+    if re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", service) and len(service) <= 63:
+        return []
+    return [loaded.merged.diagnostic(
+        ("name",), NAME_INVALID,
+        f"the Dask scheduler Service would be named {service!r}, which is not a valid Service name "
+        "(a DNS-1035 label: starts with a letter, at most 63 characters); start the name with a letter")]
+
+
+def _added_containers(loaded, compiled: Compiled) -> list[Diagnostic]:
+    """A spec-file container that runs Dask under another name runs beside dke's default one."""
+    out = []
+    for role, spec in (("scheduler", loaded.scheduler), ("worker", loaded.worker)):
+        if spec is None:
+            continue
+        containers = spec.spec.get("containers") or []
+        names = [c.get("name") for c in containers if isinstance(c, dict)]
+        if role in names:
+            continue
+        for i, c in enumerate(containers):
+            words = " ".join(str(w) for w in (c.get("command") or []) + (c.get("args") or [])) \
+                if isinstance(c, dict) else ""
+            if f"dask-{role}" in words or f"dask {role}" in words:
+                out.append(spec.document.diagnostic(
+                    spec.spec_path + ("containers", i, "name"), CONTAINER_ADDED,
+                    f"container {c.get('name')!r} runs a Dask {role} but is added beside dke's default "
+                    f"{role!r} container (containers merge by name); name it {role!r} to customise the default",
+                    WARNING))
+    return out
+
+
+# --- the DaskCluster / DaskAutoscaler CRD schemas (vendored in dke/data) ---------------------
+
+_TEMPLATES = "python://dask_kubernetes/operator/customresources/templates.yaml#/definitions/"
+_KUBE = "python://k8s_crd_resolver/schemata/k8s-1.21.1.json#/definitions/"
+
+
+@functools.lru_cache(maxsize=None)
+def _data_yaml(name: str) -> Any:
+    from importlib.resources import files
+
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(files("dke").joinpath("data", name).read_text())
+
+
+def crd_schema(kind: str) -> dict:
+    """The openAPIV3Schema of dask-kubernetes' CRD for ``kind`` ("daskcluster", "daskautoscaler"),
+    its `$ref`s pointing at the templates (inlined) and at the Kubernetes definitions that
+    dke.kubeschema serves offline, plus apiVersion/kind/metadata as the API server checks them."""
+    crd = _data_yaml(f"{kind}.yaml")
+    version = crd["spec"]["versions"][0]
+    definitions_id = "https://kubernetes.io/api/_definitions.json"
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: rewrite(v) for k, v in node.items()}
+            ref = out.get("$ref")
+            if isinstance(ref, str) and ref.startswith(_TEMPLATES):
+                out["$ref"] = "#/definitions/" + ref[len(_TEMPLATES):]
+            elif isinstance(ref, str) and ref.startswith(_KUBE):
+                out["$ref"] = f"{definitions_id}#/$defs/{ref[len(_KUBE):]}"
+            return out
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    return {
+        "$id": f"https://dke.dev/crd/{kind}.json",
+        "definitions": rewrite(_data_yaml("templates.yaml")["definitions"]),
+        "allOf": [rewrite(version["schema"]["openAPIV3Schema"])],
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata"],
+        "properties": {
+            "apiVersion": {"const": f"{crd['spec']['group']}/{version['name']}"},
+            "kind": {"const": crd["spec"]["names"]["kind"]},
+            "metadata": {"$ref": f"{definitions_id}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},
+        },
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def crd_validator(kind: str, kube_version: str):
+    from jsonschema import Draft202012Validator
+
+    from dke import kubeschema
+
+    kubeschema._schema_dir(kube_version)  # unsupported versions fail like the other schemas
+    return Draft202012Validator(crd_schema(kind), registry=kubeschema._registry(kube_version))
