@@ -50,13 +50,9 @@ def load_flow(entrypoint: str, base_dir: Path):
             raise DkeError(f"flow file {str(base / target)!r} not found (flow.entrypoint {entrypoint!r} "
                            "is relative to the environment file)", exitcodes.INVALID)
         resolved = f"{script}:{func_name}"
-        import_dirs = [script.parent, base]
     else:
         resolved = entrypoint
-        import_dirs = [base]
-    # Worker processes unpickle tasks by module name: they must find the flow's
-    # modules too (spawned workers copy sys.path, PYTHONPATH covers the rest).
-    _prepend_import_path(import_dirs)
+    prepare_import_path(entrypoint, base_dir)
     try:
         flow = load_flow_from_entrypoint(resolved, use_placeholder_flow=False)
     except ScriptError as e:
@@ -71,7 +67,16 @@ def load_flow(entrypoint: str, base_dir: Path):
     return flow
 
 
-def _prepend_import_path(dirs: list[Path]) -> None:
+def prepare_import_path(entrypoint: str, base_dir: Path) -> None:
+    """Put the flow's folders first on sys.path and PYTHONPATH.
+
+    Worker processes unpickle tasks by module name, so they must find the flow's
+    modules too: spawned workers copy sys.path, PYTHONPATH covers every other child.
+    Call it before starting workers.
+    """
+    target = entrypoint.rpartition(":")[0]
+    base = Path(base_dir).resolve()
+    dirs = [(base / target).resolve().parent, base] if target.endswith(".py") else [base]
     parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     for d in reversed(dirs):
         d = str(d)
