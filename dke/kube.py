@@ -766,3 +766,105 @@ def _delete(kube: Kube, kind: str, name: str) -> str:
     kube.request("DELETE", kube.path(kind, name), verb="delete", what=_what(kind, name), body=body,
                  allow=(404,))  # 404: already gone (e.g. our own retried request took it)
     return f"{kind.lower()}/{name} deleted"
+
+
+# ---------------------------------------------------------------- command-line glue
+
+
+def kube_options(func: Callable) -> Callable:
+    """--kubeconfig, --context, -n/--namespace: kubectl's names and precedence."""
+    import functools
+
+    import click
+
+    @click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+                  help="Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config; "
+                  "in a pod without one: the in-cluster configuration).")
+    @click.option("--context", default=None, help="The kubeconfig context to use (default: the current one).")
+    @click.option("-n", "--namespace", default=None,
+                  help="Namespace; wins over the environment's `namespace`, the context's and `default`.")
+    @functools.wraps(func)
+    def wrapper(*args, kubeconfig=None, context=None, namespace=None, **kwargs):
+        return func(*args, target=Target(kubeconfig, context, namespace), **kwargs)
+
+    return wrapper
+
+
+def output_option(func: Callable) -> Callable:
+    import click
+
+    return click.option("-o", "--output", type=click.Choice(["text", "yaml", "json"]), default="text",
+                        show_default=True, help="Output format of the data this command prints.")(func)
+
+
+def dump(data: Any, fmt: str) -> str:
+    """Data as JSON or YAML (for -o json|yaml)."""
+    if fmt == "json":
+        return json.dumps(data, indent=2, default=str)
+    import io
+
+    from ruamel.yaml import YAML
+
+    stream = io.StringIO()
+    yaml = YAML()
+    yaml.default_flow_style = False
+    if isinstance(data, list) and data and all(isinstance(d, dict) and "kind" in d for d in data):
+        yaml.explicit_start = True
+        yaml.dump_all(data, stream)
+    else:
+        yaml.dump(data, stream)
+    return stream.getvalue().rstrip("\n")
+
+
+@dataclass
+class Subject:
+    """The environment a NAME|FILE argument names."""
+
+    name: str
+    namespace: str | None = None  # the environment file's namespace, if a file was given
+    loaded: Any = None
+
+
+def subject(arg: str, overlays=(), sets=(), kube_version: str | None = None) -> Subject:
+    """NAME|FILE: an existing file is loaded (for its name and namespace); anything else is a name."""
+    import re
+
+    if os.path.isfile(arg):
+        from dke.commands.common import load_valid
+        from dke.kubeschema import DEFAULT_KUBE_VERSION
+
+        loaded = load_valid(arg, overlays, sets, kube_version or DEFAULT_KUBE_VERSION)
+        return Subject(loaded.env.name, loaded.env.namespace, loaded)
+    if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", arg) or len(arg) > 63:
+        raise DkeError(f"{arg!r} is neither an environment file nor an environment name", exitcodes.USAGE)
+    if overlays or sets:
+        raise DkeError("-f/--set apply to an environment FILE, not to a NAME", exitcodes.USAGE)
+    return Subject(arg)
+
+
+def retarget(objects: list[dict], namespace: str) -> list[dict]:
+    """Put compiled objects (and their RoleBinding subjects) into the namespace dke resolved."""
+    out = []
+    for obj in objects:
+        obj = json.loads(json.dumps(obj))
+        old = (obj.get("metadata") or {}).get("namespace")
+        obj.setdefault("metadata", {})["namespace"] = namespace
+        if obj.get("kind") == "RoleBinding":
+            for subject_ in obj.get("subjects") or []:
+                if subject_.get("kind") == "ServiceAccount" and subject_.get("namespace") in (old, None):
+                    subject_["namespace"] = namespace
+        out.append(obj)
+    return out
+
+
+def parse_duration(text: str | None) -> float | None:
+    """90, 90s, 5m, 1h30m -> seconds."""
+    import re
+
+    if text is None:
+        return None
+    parts = re.fullmatch(r"\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not text.strip() or not parts or not any(parts.groups()):
+        raise DkeError(f"--timeout {text!r}: use seconds or a duration like 90s, 5m, 1h30m", exitcodes.USAGE)
+    hours, minutes, seconds = parts.groups()
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)

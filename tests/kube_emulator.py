@@ -92,9 +92,11 @@ class Fault:
 
     method: str
     path: str
-    kind: str  # "500" | "503" | "429" | "drop" (before the server acts) | "drop-after" (after)
+    kind: str  # "500" | "503" | "429" | "409" | "422" | "drop" (before the server acts) | "drop-after" (after)
     times: int = 1
     hits: int = 0
+    message: str = "injected"
+    causes: list = field(default_factory=list)  # Status details.causes for 409/422
 
     def matches(self, request: kmock.Request) -> bool:
         return (self.times > 0 and request.method.value == self.method.upper()
@@ -120,6 +122,7 @@ class DkeEmulator(kmock.KubernetesEmulator):
             self.resources[f"{group}/{version}/{plural}" if group else f"{version}/{plural}"] = {
                 "kind": kind, "namespaced": True}
         self.journal: list[tuple[str, str, dict[str, str]]] = []  # every request: method, path, query
+        self.bodies: list[Any] = []  # parsed request bodies, parallel to the journal
         self.faults: list[Fault] = []
         self.denied: set[tuple[str, str]] = set()  # (verb, plural)
         self.pod_logs: dict[tuple[str, str], list[str]] = {}
@@ -139,8 +142,8 @@ class DkeEmulator(kmock.KubernetesEmulator):
     def deny(self, verb: str, plural: str) -> None:
         self.denied.add((verb, plural))
 
-    def fail(self, method: str, path: str, kind: str, times: int = 1) -> Fault:
-        fault = Fault(method, path, kind, times)
+    def fail(self, method: str, path: str, kind: str, times: int = 1, **details) -> Fault:
+        fault = Fault(method, path, kind, times, **details)
         self.faults.append(fault)
         return fault
 
@@ -164,6 +167,7 @@ class DkeEmulator(kmock.KubernetesEmulator):
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         self.journal.append((request.method.value, request.url.path, dict(request.params)))
+        self.bodies.append(request.data)
         for (method, path), seconds in self.api_delay.items():
             if request.method.value == method and path in request.url.path:
                 await asyncio.sleep(seconds)
@@ -177,6 +181,9 @@ class DkeEmulator(kmock.KubernetesEmulator):
                 response = _status(429, "TooManyRequests", "injected throttling")
                 response.headers["Retry-After"] = "0"
                 return response
+            if fault.kind in ("409", "422"):
+                reason = "Conflict" if fault.kind == "409" else "Invalid"
+                return _status(int(fault.kind), reason, fault.message, {"causes": fault.causes})
             if fault.kind == "drop":
                 return self._drop(request)
         if request.resource is not None and (k8s_verb(request), request.resource.plural) in self.denied:
