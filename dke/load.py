@@ -8,6 +8,7 @@ keep the positions in a side table keyed by JSON path.
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,12 +58,16 @@ class Document:
         return Diagnostic(severity, code, message, self.file, p.line, p.column, json_path(path))
 
 
+# RFC 9535 member-name shorthand; anything else (dashes, dots, leading digits) is bracketed.
+_SHORTHAND = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def json_path(path: JsonPath) -> str:
     out = "$"
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part.replace("_", "").replace("-", "").isalnum():
+        elif _SHORTHAND.match(part):
             out += f".{part}"
         else:
             out += f"[{part!r}]"

@@ -92,7 +92,8 @@ def test_diagnostic_carries_file_position_and_json_path():
         (("secrets", 0), "$.secrets[0]"),
         (("labels", "app.kubernetes.io/name"), "$.labels['app.kubernetes.io/name']"),
         (("env", "LOG_LEVEL"), "$.env.LOG_LEVEL"),
-        (("a-b_c",), "$.a-b_c"),
+        (("a-b_c",), "$['a-b_c']"),
+        (("env", "2X"), "$.env['2X']"),
     ],
 )
 def test_json_path(path, expected):
@@ -111,7 +112,7 @@ def test_json_path(path, expected):
         ("~\n", 1, 1, "DKE005", "empty"),
         ("a: 1\n---\na: 2\n", 1, 1, "DKE003", "several"),
         ("name: a\n1: b\n", 2, 1, "DKE004", "must be a string"),
-        ("a: " + "[" * 5000 + "]" * 5000 + "\n", 1, 1, "DKE003", "too deep"),
+        ("a: " + "[" * 400 + "]" * 400 + "\n", 1, 1, "DKE003", "too deep"),
     ],
 )
 def test_bad_yaml_is_one_positioned_error(text, line, column, code, words):
