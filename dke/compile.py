@@ -16,7 +16,6 @@ let `kubectl apply` overwrite the real one, so `dke render` names it in a commen
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 import time
@@ -86,6 +85,9 @@ class Compiled:
     cluster_origins: dict[JsonPath, Origin] = field(default_factory=dict)
     pull_secret: str | None = None
     namespace: str = "default"
+    # DKE_RUN_SPEC without its cluster, for --explain: where min/max workers, the flow... came from
+    run: dict = field(default_factory=dict)
+    run_origins: dict[JsonPath, Origin] = field(default_factory=dict)
 
 
 def compile_environment(loaded, run_id: str | None = None, namespace: str | None = None) -> list[dict]:
@@ -355,9 +357,8 @@ class _Compiler:
         def field_ref(path: str) -> dict:
             return {"fieldRef": {"fieldPath": path}}
 
-        # Indented JSON (RunSpec.from_env_value reads any JSON): `dke render` stays readable.
         container_env = [
-            {"name": runspec.RUN_SPEC_ENV, "value": json.dumps(spec.model_dump(mode="json"), indent=2)},
+            {"name": runspec.RUN_SPEC_ENV, "value": spec.to_env_value()},
             {"name": runspec.JOB_NAME_ENV, "valueFrom": field_ref("metadata.labels['batch.kubernetes.io/job-name']")},
             {"name": runspec.JOB_UID_ENV,
              "valueFrom": field_ref("metadata.labels['batch.kubernetes.io/controller-uid']")},
@@ -402,8 +403,26 @@ class _Compiler:
             plain, where = strip(obj)
             objects.append(plain)
             origins.append(where)
+        run, run_origins = strip(self.run_view())
         return Compiled(objects, origins, cluster_plain, cluster_origins, self.env.pull_secret_name,
-                        self.namespace.value)
+                        self.namespace.value, run, run_origins)
+
+    def run_view(self) -> dict:
+        env = self.env
+        view: dict = {
+            "name": self.name,
+            "run_id": self.run_id,
+            "flow": {
+                "entrypoint": self.t(env.flow.entrypoint, "flow", "entrypoint"),
+                "parameters": {k: self.t(v, "flow", "parameters", k) for k, v in env.flow.parameters.items()},
+            },
+            "min_workers": self.t(env.min_workers, "min_workers"),
+            "max_workers": self.t(env.max_workers, "max_workers"),
+            "executor": self.t(env.executor, "executor"),
+        }
+        if env.scheduler_address:
+            view["scheduler_address"] = self.t(env.scheduler_address, "scheduler_address")
+        return view
 
 
 def _at(data: Any, path: JsonPath) -> Any:

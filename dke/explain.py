@@ -193,5 +193,9 @@ def to_yaml(node: Any, origins: dict[JsonPath, Origin] | None = None) -> str:
     return "".join(out)
 
 
-def as_comment(text: str) -> str:
-    return "".join(("# " + line).rstrip() + "\n" for line in text.splitlines())
+def as_comment(text: str, width: int = 100) -> str:
+    """Text as YAML comment lines; a one-line text is wrapped at ``width``."""
+    import textwrap
+
+    lines = textwrap.wrap(text, width - 2, break_on_hyphens=False) if "\n" not in text else text.splitlines()
+    return "".join(("# " + line).rstrip() + "\n" for line in lines)

@@ -67,10 +67,17 @@ def yaml_stream(compiled, env, explain: bool = False) -> str:
     for obj, origins in zip(compiled.objects, compiled.origins):
         out.append("---\n")
         out.append(to_yaml(obj, origins if explain else None))
-    if explain and compiled.cluster is not None:
+    if explain:
+        out.append("\n")
         out.append(as_comment(
-            "The DaskCluster the runner creates at run time through dask-kubernetes (it travels in the "
-            "Job's DKE_RUN_SPEC), with where each value came from:\n\n"
-            + to_yaml(compiled.cluster, compiled.cluster_origins)
+            "The run the Job's DKE_RUN_SPEC describes (besides the DaskCluster), with where each value came from:"))
+        out.append(as_comment(to_yaml(compiled.run, compiled.run_origins)))
+    if compiled.cluster is not None:
+        # Not an object to apply (the runner creates it, owned by the Job): shown for review.
+        out.append("\n")
+        out.append(as_comment(
+            "The DaskCluster the runner creates at run time through dask-kubernetes; it travels in the "
+            "Job's DKE_RUN_SPEC" + (", with where each value came from" if explain else "") + ":"
         ))
+        out.append(as_comment(to_yaml(compiled.cluster, compiled.cluster_origins if explain else None)))
     return "".join(out)

@@ -1,0 +1,187 @@
+"""`dke render`: golden output for every example, formats, options, and staying light.
+
+Golden files live in tests/data/golden/. After an intended change, regenerate them with
+    DKE_UPDATE_GOLDEN=1 pytest tests/commands/test_render.py
+and review the diff by eye: they are what users see.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from ruamel.yaml import YAML
+
+from dke.cli import cli
+from dke.runspec import RUN_SPEC_ENV, RunSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "tests" / "data" / "golden"
+EXAMPLES = ["quickstart", "custom-specs", "private-registry", "existing-scheduler", "overlays"]
+
+# golden name -> render arguments (paths relative to the repository root)
+CASES = {
+    **{name: [f"examples/{name}/environment.yaml"] for name in EXAMPLES},
+    "overlays-prod": ["examples/overlays/environment.yaml", "-f", "examples/overlays/prod.yaml"],
+    "custom-specs.explain": ["examples/custom-specs/environment.yaml", "--explain"],
+    "overlays-prod.explain": ["examples/overlays/environment.yaml", "-f", "examples/overlays/prod.yaml",
+                              "--set", "max_workers=16", "--explain"],
+    "quickstart.json": ["examples/quickstart/environment.yaml", "-o", "json"],
+}
+
+
+def render(args, cwd=ROOT):
+    runner = CliRunner()
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(cli, ["render", *args])
+    finally:
+        os.chdir(old)
+
+
+def test_every_example_has_a_golden_case():
+    found = sorted(p.name for p in (ROOT / "examples").iterdir() if (p / "environment.yaml").is_file())
+    assert set(EXAMPLES) <= set(found), "an example is missing"
+    assert set(found) <= set(EXAMPLES) | {"local-executor"}, f"examples without golden render: {found}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden(name):
+    result = render(CASES[name])
+    assert result.exit_code == 0, result.output + result.stderr
+    suffix = ".json" if name.endswith(".json") else ".yaml"
+    golden = GOLDEN / (name.removesuffix(".json") + suffix)
+    if os.environ.get("DKE_UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(result.stdout)
+    assert golden.is_file(), f"no golden file {golden}; run with DKE_UPDATE_GOLDEN=1 and review it"
+    assert result.stdout == golden.read_text(), f"render of {name} changed; see {golden}"
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_output_is_valid_yaml_with_objects_in_apply_order(name):
+    result = render([f"examples/{name}/environment.yaml", "--validate", "--run-id", "abc123"])
+    assert result.exit_code == 0, result.output + result.stderr
+    docs = [d for d in YAML(typ="safe").load_all(result.stdout) if d is not None]
+    kinds = [d["kind"] for d in docs]
+    assert kinds[-1] == "Job" and kinds[:-1] in ([], ["ServiceAccount"], ["ServiceAccount", "Role", "RoleBinding"])
+    job = docs[-1]
+    assert job["metadata"]["name"].endswith("-abc123")
+    spec = RunSpec.from_env_value(
+        next(e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == RUN_SPEC_ENV)
+    )
+    assert spec.run_id == "abc123"
+    # the commented DaskCluster matches the one the Job carries
+    if spec.cluster is not None:
+        tail = result.stdout.split("# The DaskCluster", 1)[1].split("\n", 2)[2]
+        shown = YAML(typ="safe").load("".join(line[2:] + "\n" for line in tail.splitlines()))
+        assert shown == spec.cluster
+
+
+def test_render_is_byte_identical_across_runs_and_processes():
+    args = ["examples/custom-specs/environment.yaml", "--explain"]
+    first = render(args).stdout
+    again = subprocess.run([sys.executable, "-m", "dke", "render", *args], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first
+
+
+def test_json_output_is_a_list_equal_to_the_yaml_stream():
+    as_json = json.loads(render(["examples/custom-specs/environment.yaml", "-o", "json"]).stdout)
+    as_yaml = [d for d in YAML(typ="safe").load_all(render(["examples/custom-specs/environment.yaml"]).stdout) if d]
+    assert as_json == as_yaml
+
+
+def test_explain_names_the_spec_file_line_of_a_merged_value():
+    out = render(["examples/custom-specs/environment.yaml", "--explain"]).stdout
+    lines = (ROOT / "examples/custom-specs/specs/worker.yaml").read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if "memory: 14Gi" in text)
+    assert f'memory: "14Gi"' in out
+    assert any('memory: "14Gi"' in o and f"specs/worker.yaml:{line}" in o for o in out.splitlines())
+    assert "# --set max_workers" not in out
+
+
+def test_explain_shows_set_overlay_and_default_origins():
+    lines = render(CASES["overlays-prod.explain"]).stdout.splitlines()
+    assert any("max_workers: 16" in line and line.endswith("# --set max_workers") for line in lines)
+    assert any("min_workers: 4" in line and line.endswith("prod.yaml:7 min_workers") for line in lines)
+    assert any("namespace: data-prod" in line and line.endswith("prod.yaml:3 namespace") for line in lines)
+    assert any("backoffLimit: 0" in line and line.endswith("# default job.backoff_limit") for line in lines)
+    assert any("restartPolicy: Never" in line and line.endswith("# dke") for line in lines)
+
+
+def test_set_origin_is_named(tmp_path):
+    out = render(["examples/overlays/environment.yaml", "--set", "min_workers=2", "--explain"]).stdout
+    assert any("replicas: 2" in line and "# --set min_workers" in line for line in out.splitlines())
+
+
+def test_private_registry_secret_is_named_never_rendered():
+    out = render(["examples/private-registry/environment.yaml"]).stdout
+    docs = [d for d in YAML(typ="safe").load_all(out) if d]
+    assert "Secret" not in [d["kind"] for d in docs]
+    assert out.startswith("# Secret acme-registry (type kubernetes.io/dockerconfigjson) is not rendered")
+    assert "docker-password" not in out and ".dockerconfigjson" not in out
+
+
+def test_run_id_and_namespace_options():
+    out = render(["examples/quickstart/environment.yaml", "--run-id", "r1", "-n", "team-a", "-o", "json"])
+    objects = json.loads(out.stdout)
+    assert {o["metadata"]["namespace"] for o in objects} == {"team-a"}
+    assert objects[-1]["metadata"]["name"] == "quickstart-r1"
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--run-id", "Bad_ID"], 2, "run id 'Bad_ID'"),
+        (["--run-id", "a" * 13], 2, "at most 12"),
+        (["--explain", "-o", "json"], 2, "only the yaml output"),
+        (["-n", "other"], 2, "contradicts namespace 'data'"),
+    ],
+)
+def test_usage_errors(args, code, message):
+    result = render(["examples/custom-specs/environment.yaml", *args])
+    assert result.exit_code == code
+    assert message in result.output + result.stderr
+    assert result.stdout == "" or "dke: error" in result.stdout
+
+
+def test_invalid_environment_exits_4_with_diagnostics_on_stderr(tmp_path):
+    env = tmp_path / "environment.yaml"
+    env.write_text("name: Bad_Name\nimage: x:1\nflow: {entrypoint: f.py:f}\n")
+    result = render([str(env)])
+    assert result.exit_code == 4
+    assert f"{env}:1:7: error[DKE103]" in result.stderr
+    assert "apiVersion" not in result.stdout
+
+
+def test_validate_stops_on_invalid_objects(tmp_path):
+    # A digit-first name is a valid environment name but not a valid Dask scheduler Service name.
+    env = tmp_path / "environment.yaml"
+    env.write_text("name: 1etl\nimage: x:1\nflow: {entrypoint: pkg.mod:f}\n")
+    result = render([str(env), "--validate"])
+    assert result.exit_code == 1
+    assert f"{env}:1:7: error[DKE402]" in result.stderr
+    assert result.stdout == ""
+    assert render([str(env)]).exit_code == 0  # without --validate, render still prints
+
+
+def test_render_imports_nothing_heavy():
+    code = (
+        "import sys\n"
+        "from dke.cli import main\n"
+        "try:\n"
+        "    main(['render', 'examples/custom-specs/environment.yaml', '--validate', '--explain'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "heavy = [m for m in ('prefect', 'distributed', 'dask', 'dask_kubernetes', 'kubernetes', 'kr8s')\n"
+        "         if m in sys.modules]\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in done.stderr, done.stderr
