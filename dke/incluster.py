@@ -347,10 +347,14 @@ def dask_cluster(run: InClusterRun, factory: ClusterFactory, extra_env: Mapping[
         raise DkeError(f"creating the Dask cluster {name!r} failed: {type(e).__name__}: "
                        f"{_first_line(e)}", exitcodes.CLUSTER) from None
     try:
-        if spec.min_workers < spec.max_workers:
-            cluster.adapt(minimum=spec.min_workers, maximum=spec.max_workers)
-        else:
-            cluster.scale(spec.max_workers)
+        try:
+            if spec.min_workers < spec.max_workers:
+                cluster.adapt(minimum=spec.min_workers, maximum=spec.max_workers)
+            else:
+                cluster.scale(spec.max_workers)
+        except Exception as e:
+            raise DkeError(f"sizing the Dask cluster {name!r} failed: {type(e).__name__}: "
+                           f"{_first_line(e)}", exitcodes.CLUSTER) from None
         log.info("Dask cluster %s is up at %s", name, cluster.scheduler_address)
         yield cluster
     finally:
