@@ -1,0 +1,195 @@
+"""dke.incluster: what the Job carries, the DaskCluster we hand to dask-kubernetes, and the
+Kubernetes side against kmock's KubernetesEmulator over real HTTP (kr8s, the client
+dask-kubernetes uses)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ has no __init__
+
+from dke import exitcodes
+from dke.diagnostics import DkeError
+from dke.incluster import (
+    InClusterRun,
+    JobIdentity,
+    cluster_factory,
+    dask_cluster,
+    kube_cluster_factory,
+    owned_cluster_spec,
+    read_run,
+    resolve_job,
+)
+from dke.runspec import JOB_NAME_ENV, JOB_UID_ENV, NAMESPACE_ENV, POD_IP_ENV, POD_NAME_ENV, RUN_SPEC_ENV
+from tests.incluster_support import IMAGE, EmulatedKubernetes, dask_cluster_object, run_spec
+
+JOB = JobIdentity(name="etl-run-abc123", uid="4b9a7f0e-0000-4000-8000-00000000abcd", namespace="data",
+                  pod_name="etl-run-abc123-x7k2p", pod_ip="10.1.2.3")
+DASKCLUSTERS = "kubernetes.dask.org/v1/daskclusters"
+
+
+def job_environ(spec, **overrides) -> dict:
+    env = {RUN_SPEC_ENV: spec.to_env_value(), JOB_NAME_ENV: JOB.name, JOB_UID_ENV: JOB.uid,
+           NAMESPACE_ENV: JOB.namespace, POD_NAME_ENV: JOB.pod_name, POD_IP_ENV: JOB.pod_ip}
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+# ---------------------------------------------------------------------------
+# what the Job carries
+
+
+def test_read_run_takes_the_spec_and_the_downward_api(tmp_path):
+    spec = run_spec(parameters={"n": 3})
+    run = read_run(job_environ(spec, DKE_FLOW_DIR=str(tmp_path), DKE_TEARDOWN_TIMEOUT="12"))
+    assert run.spec == spec
+    assert run.job == JOB
+    assert run.flow_dir == tmp_path
+    assert run.teardown_timeout == 12
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "DKE_RUN_SPEC is not set"),
+    ("not json", "DKE_RUN_SPEC is not a valid run spec"),
+    ('{"name": "etl"}', "run_id: Field required"),
+])
+def test_read_run_rejects_an_unusable_spec_with_exit_4(value, message):
+    with pytest.raises(DkeError) as caught:
+        read_run(job_environ(run_spec(), **{RUN_SPEC_ENV: value}))
+    assert caught.value.exit_code == exitcodes.INVALID
+    assert message in caught.value.message
+
+
+def test_read_run_rejects_min_above_max_and_a_dask_run_without_a_cluster():
+    spec = run_spec()
+    for broken in (spec.model_copy(update={"min_workers": 3, "max_workers": 2}),
+                   spec.model_copy(update={"cluster": None})):
+        with pytest.raises(DkeError) as caught:
+            read_run(job_environ(broken))
+        assert caught.value.exit_code == exitcodes.INVALID
+
+
+def test_a_bad_teardown_timeout_or_factory_is_a_clean_error():
+    with pytest.raises(DkeError, match="DKE_TEARDOWN_TIMEOUT='soon'"):
+        read_run(job_environ(run_spec(), DKE_TEARDOWN_TIMEOUT="soon"))
+    with pytest.raises(DkeError, match="DKE_CLUSTER_FACTORY='nowhere:nothing'"):
+        cluster_factory({"DKE_CLUSTER_FACTORY": "nowhere:nothing"})
+    assert cluster_factory({}) is kube_cluster_factory
+
+
+# ---------------------------------------------------------------------------
+# the DaskCluster we hand to dask-kubernetes
+
+
+def test_owned_cluster_spec_is_owned_by_the_job_in_its_namespace_and_leaves_the_input_alone():
+    compiled = dask_cluster_object()
+    before = json.dumps(compiled, sort_keys=True)
+    owned = owned_cluster_spec(compiled, JOB, {"PREFECT_API_URL": "http://10.1.2.3:4200/api"})
+    assert json.dumps(compiled, sort_keys=True) == before
+    assert owned["metadata"]["namespace"] == "data"
+    assert owned["metadata"]["ownerReferences"] == [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": JOB.name, "uid": JOB.uid, "blockOwnerDeletion": True}]
+    for role in ("scheduler", "worker"):
+        container = owned["spec"][role]["spec"]["containers"][0]
+        assert container["env"] == [{"name": "LOG_LEVEL", "value": "info"},
+                                    {"name": "PREFECT_API_URL", "value": "http://10.1.2.3:4200/api"}]
+    # Owning twice does not add a second reference; our value replaces a stale one.
+    again = owned_cluster_spec(owned, JOB, {"PREFECT_API_URL": "http://10.9.9.9:1/api"})
+    assert len(again["metadata"]["ownerReferences"]) == 1
+    assert again["spec"]["worker"]["spec"]["containers"][0]["env"][-1]["value"] == "http://10.9.9.9:1/api"
+
+
+def test_owned_cluster_spec_needs_the_job_uid():
+    with pytest.raises(ValueError):
+        owned_cluster_spec(dask_cluster_object(), JobIdentity(name="j", uid="", namespace="data"))
+
+
+# ---------------------------------------------------------------------------
+# the Kubernetes side, against kmock's emulator
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory):
+    with EmulatedKubernetes(namespace="data") as emulated:
+        yield emulated
+
+
+@pytest.fixture
+def kubeconfig(kube, tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path)))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    return kube
+
+
+def test_resolve_job_finds_the_uid_from_the_job_or_from_our_own_pod(kubeconfig):
+    kube = kubeconfig
+    kube.put("batch/v1/jobs", "data", JOB.name, {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": JOB.name, "namespace": "data", "uid": JOB.uid}})
+    kube.put("v1/pods", "data", JOB.pod_name, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": JOB.pod_name, "namespace": "data",
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": JOB.name, "uid": JOB.uid,
+                                 "controller": True}]}})
+    by_name = resolve_job(JobIdentity(name=JOB.name, uid="", namespace="data"))
+    assert by_name.uid == JOB.uid
+    by_pod = resolve_job(JobIdentity(name="", uid="", namespace="data", pod_name=JOB.pod_name))
+    assert (by_pod.name, by_pod.uid) == (JOB.name, JOB.uid)
+    with pytest.raises(DkeError) as caught:
+        resolve_job(JobIdentity(name="no-such-job", uid="", namespace="data"))
+    assert caught.value.exit_code == exitcodes.CLUSTER
+
+
+def test_kube_cluster_creates_our_daskcluster_and_deletes_it_when_the_operator_never_answers(kubeconfig):
+    """The real KubeCluster, through our factory: the DaskCluster it POSTs is ours (image, env,
+    resources, pull secrets, owner); with no operator to action it, startup times out, the run
+    is a cluster error (exit 3) and the DaskCluster is gone again."""
+    kube = kubeconfig
+    spec = run_spec(dask_cluster_object(name="etl-run-noop"))
+    run = InClusterRun(spec=spec, job=JOB, flow_dir=Path.cwd(), teardown_timeout=5, start_timeout=1)
+    seen: list[dict] = []
+
+    def watching_factory(cluster, namespace, start_timeout):
+        # The object as KubeCluster sent it: read it from the API while the startup waits.
+        import threading
+
+        def watch():
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not seen:
+                found = kube.objects(DASKCLUSTERS, "data").get("etl-run-noop")
+                if found:
+                    seen.append(found)
+                time.sleep(0.05)
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        try:
+            return kube_cluster_factory(cluster, namespace, start_timeout)
+        finally:
+            thread.join()
+
+    started = time.monotonic()
+    with pytest.raises(DkeError) as caught:
+        with dask_cluster(run, watching_factory, {"PREFECT_API_URL": "http://10.1.2.3:4200/api"}):
+            pytest.fail("the cluster cannot start without an operator")
+    assert caught.value.exit_code == exitcodes.CLUSTER
+    assert "Dask Operator running" in caught.value.message
+    assert time.monotonic() - started < 15
+
+    [created] = seen
+    assert created["metadata"]["ownerReferences"] == [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": JOB.name, "uid": JOB.uid, "blockOwnerDeletion": True}]
+    for role in ("scheduler", "worker"):
+        pod = created["spec"][role]["spec"]
+        [container] = pod["containers"]
+        assert container["image"] == IMAGE
+        assert {"name": "PREFECT_API_URL", "value": "http://10.1.2.3:4200/api"} in container["env"]
+        assert {"name": "LOG_LEVEL", "value": "info"} in container["env"]
+        assert container["envFrom"] == [{"secretRef": {"name": "prefect-api"}}]
+        assert container["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
+        assert pod["imagePullSecrets"] == [{"name": "etl-registry"}]
+    assert "etl-run-noop" not in kube.objects(DASKCLUSTERS, "data")
