@@ -1,0 +1,165 @@
+"""`dke lint` acceptance: the corpus through click's CliRunner, formats, exit codes, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from ruamel.yaml import YAML
+
+from dke.cli import cli
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+GOOD = DATA / "good"
+BAD = DATA / "bad"
+CASES = YAML(typ="safe").load((BAD / "cases.yaml").read_text())
+DKE = Path(sys.executable).with_name("dke")
+
+
+def lint(*args: str):
+    return CliRunner().invoke(cli, ["lint", *args], catch_exceptions=False)
+
+
+def reported(output: str) -> list[str]:
+    """'CODE FILE:LINE:COL' for each diagnostic line of the text format."""
+    out = []
+    for line in output.splitlines():
+        where, sep, rest = line.partition(": ")
+        if sep and "[DKE" in rest:
+            out.append(f"{rest.split('[', 1)[1].split(']', 1)[0]} {where}")
+    return out
+
+
+def test_the_bad_corpus_is_big_enough_and_matches_its_folders():
+    assert len(CASES) >= 30
+    assert set(CASES) == {p.name for p in BAD.iterdir() if p.is_dir()}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_corpus(case, monkeypatch):
+    spec = CASES[case]
+    monkeypatch.chdir(BAD / case)
+    result = lint("environment.yaml", *spec.get("args", []))
+    assert "Traceback" not in result.output
+    assert reported(result.output) == spec["expect"], result.output
+    assert result.exit_code == spec.get("exit", 1), result.output
+    if spec.get("exit", 1) == 0:  # warnings only: --strict fails
+        assert lint("--strict", "environment.yaml", *spec.get("args", [])).exit_code == 1
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in GOOD.iterdir()))
+def test_good_corpus_is_clean_even_when_strict(case, monkeypatch):
+    monkeypatch.chdir(GOOD / case)
+    files = [p.name for p in Path(".").glob("environment.y*ml")]
+    overlays = ["-f", "prod.yaml"] if Path("prod.yaml").exists() else []
+    result = lint("--strict", *files, *overlays)
+    assert result.exit_code == 0, result.output
+    assert reported(result.output) == []
+
+
+def test_many_files_in_one_call_relative_paths_stay_relative(monkeypatch):
+    monkeypatch.chdir(DATA)
+    result = lint("good/quickstart/environment.yaml", "bad/unknown-key/environment.yaml",
+                  "bad/spec-replicas/environment.yaml", "bad/empty-file/environment.yaml")
+    assert result.exit_code == 1
+    assert reported(result.output) == [
+        "DKE005 bad/empty-file/environment.yaml:1:1",
+        "DKE201 bad/spec-replicas/specs/worker.yaml:4:3",
+        "DKE100 bad/unknown-key/environment.yaml:6:1",
+    ]
+    assert "4 file(s): 3 error(s), 0 warning(s)" in result.output
+
+
+def test_did_you_mean_in_the_output(monkeypatch):
+    monkeypatch.chdir(BAD / "unknown-key")
+    assert "environment.yaml:6:1: error[DKE100] $.max_worker: unknown key 'max_worker'; did you mean 'max_workers'?" in (
+        lint("environment.yaml").output
+    )
+
+
+def test_json_format(monkeypatch):
+    monkeypatch.chdir(BAD / "overlay-bad-value")
+    result = lint("--format", "json", "environment.yaml", "-f", "prod.yaml")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == [
+        {"severity": "error", "code": "DKE103", "message": "must be at least 1, found -2", "file": "prod.yaml",
+         "line": 3, "column": 14, "path": "$.max_workers"}
+    ]
+    monkeypatch.chdir(GOOD / "quickstart")
+    clean = lint("--format", "json", "environment.yaml")
+    assert clean.exit_code == 0 and json.loads(clean.stdout) == []
+
+
+def test_github_format(monkeypatch):
+    monkeypatch.chdir(BAD / "latest-image")
+    result = lint("--format", "github", "environment.yaml")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("::warning file=environment.yaml,line=3,col=8,title=DKE301::$.image: ")
+    assert lint("--format", "github", "--strict", "environment.yaml").exit_code == 1
+
+
+def test_quiet_prints_nothing_for_clean_files(monkeypatch):
+    monkeypatch.chdir(GOOD / "quickstart")
+    assert lint("-q", "environment.yaml").output == ""
+    assert "1 file(s): 0 error(s), 0 warning(s)" in lint("environment.yaml").output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--format", "xml", "environment.yaml"], ["--nope", "environment.yaml"], ["environment.yaml", "--set", "x"],
+     ["environment.yaml", "--kube-version", "0.1"]],
+)
+def test_usage_errors_exit_2(args, monkeypatch):
+    monkeypatch.chdir(GOOD / "quickstart")
+    result = CliRunner().invoke(cli, ["lint", *args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_help_documents_the_exit_codes():
+    result = lint("--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "0 clean" in text and "1 problems found" in text and "2 usage error" in text
+
+
+def run_dke(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("DKE_DEBUG", None)
+    return subprocess.run([str(DKE), *args], cwd=cwd, capture_output=True, text=True, timeout=60, env=env)
+
+
+@pytest.mark.parametrize(
+    "case, args, code",
+    [
+        ("billion-laughs", [], 1),
+        ("non-utf8", [], 1),
+        ("missing-file", [], 1),
+        ("spec-memory-gigs", [], 1),
+        ("set-bad-value", ["--set", "max_workers=many"], 1),
+        ("set-bad-value", ["--set", "max_workers"], 2),
+        ("latest-image", [], 0),
+        ("latest-image", ["--strict"], 1),
+    ],
+)
+def test_console_script_exit_codes_and_no_traceback(case, args, code):
+    start = time.perf_counter()
+    result = run_dke("lint", "environment.yaml", *args, cwd=BAD / case)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    if code == 2:
+        assert result.stderr.startswith("dke: error: --set 'max_workers'") and result.stdout == ""
+    if case == "billion-laughs":
+        assert elapsed < 1.5  # the whole process, interpreter start included
+
+
+def test_console_script_good_file(tmp_path):
+    result = run_dke("lint", str(GOOD / "full" / "environment.yaml"), cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
