@@ -170,6 +170,8 @@ def cluster_kwargs(local: LocalPlan) -> dict:
         "threads_per_worker": local.threads_per_worker or 1,
         "dashboard_address": ":0",  # any free port: runs side by side never collide
         "env": dict(local.env),
+        # Each worker process runs dask_setup below (a Dask preload: this module's name).
+        "preload": [__name__],
     }
     if local.memory_limit:
         kwargs["memory_limit"] = local.memory_limit
@@ -230,3 +232,17 @@ def environment_plugin(env: dict[str, str]):
             os.environ.update(self.values)
 
     return _SetEnv(env)
+
+
+def dask_setup(worker) -> None:
+    """Runs in each local worker process (see cluster_kwargs' preload).
+
+    A terminal's Ctrl-C reaches the whole process group: workers ignore it and are
+    closed by their nanny when dke tears the cluster down, instead of dying mid-task
+    with a traceback each.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -89,6 +89,7 @@ def execute(loaded, local, parameters: dict, progress):
 
     stack = contextlib.ExitStack()
     watch = ClusterWatch(local.max_workers) if local.uses_local_cluster else None
+    interrupted = False
     try:
         url = flowrun.configured_api_url()
         server = None
@@ -123,9 +124,12 @@ def execute(loaded, local, parameters: dict, progress):
 
         progress.phase("running")
         outcome = flowrun.run_flow(flow, parameters, make_task_runner(local, address))
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         progress.phase("tearing down")
-        with _signals_deferred(progress):
+        with _signals_deferred(progress), _quiet_dask(interrupted):
             stack.close()
     return outcome, watch
 
@@ -163,6 +167,26 @@ def _signals_deferred(progress):
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def _quiet_dask(enabled: bool):
+    """After Ctrl-C, workers that were starting fail to start and tasks get cancelled: Dask
+    logs each at length. That is the expected end of an interrupted run: keep it out."""
+    import logging
+
+    if not enabled:
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado.application", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def summary(outcome, watch, local) -> str:

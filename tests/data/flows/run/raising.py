@@ -1,0 +1,1 @@
+raise RuntimeError("this flow file is broken on purpose")

@@ -1,0 +1,197 @@
+"""dke.flowrun against real Prefect: entrypoints, outcomes, and the one shared API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dke import exitcodes
+from dke.diagnostics import DkeError
+from dke.flowrun import TemporaryPrefectServer, configured_api_url, load_flow, prefect_api, run_flow
+
+FLOWS = Path(__file__).parent / "data" / "flows" / "run"
+
+
+def processes_with(marker: str) -> list[int]:
+    """Every live process whose environment carries marker (children inherit it, orphans too)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.fixture(autouse=True)
+def import_path_restored(monkeypatch):
+    """load_flow puts the flow's folders on sys.path and PYTHONPATH: undo it after each test."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+
+
+@pytest.fixture(scope="module")
+def api_url():
+    """One Prefect server for this module's flow runs (started the way dke starts its own)."""
+    server = TemporaryPrefectServer()
+    try:
+        url = server.start()
+        server.wait_ready()
+        old = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = url
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: url}):
+            yield url
+    finally:
+        if old is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = old
+        server.stop()
+
+
+# -- load_flow
+
+
+def test_script_entrypoint_is_relative_to_base_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the flow's folder: the path must still resolve
+    flow = load_flow("checks.py:report", FLOWS)
+    assert flow.name == "report"
+
+
+def test_module_entrypoint_imports_with_base_dir_on_path():
+    flow = load_flow("helpers:hello", FLOWS)
+    assert flow.fn() == "hello world"
+
+
+@pytest.mark.parametrize(
+    "entrypoint, code, words",
+    [
+        ("missing.py:report", exitcodes.INVALID, "not found"),
+        ("checks.py:nothing", exitcodes.INVALID, "nothing"),
+        ("helpers:not_a_flow", exitcodes.INVALID, "not a flow"),
+        ("no_such_module_xyz:flow", exitcodes.INVALID, "no_such_module_xyz"),
+        ("raising.py:anything", exitcodes.FAILED, "broken on purpose"),
+    ],
+)
+def test_load_errors_are_clean(entrypoint, code, words):
+    with pytest.raises(DkeError) as info:
+        load_flow(entrypoint, FLOWS)
+    assert info.value.exit_code == code
+    assert words in info.value.message
+
+
+# -- run_flow
+
+
+def test_completed_run_reports_result_name_and_tasks(api_url, tmp_path):
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    out = tmp_path / "out.json"
+    outcome = run_flow(load_flow("checks.py:report", FLOWS), {"out": str(out), "n": 5, "label": "x"},
+                       ThreadPoolTaskRunner())
+    assert outcome.ok and outcome.state_name == "Completed"
+    assert outcome.result == 2 * sum(range(5))
+    assert outcome.task_runs == 5
+    assert outcome.flow_run_id and outcome.flow_run_name
+    assert outcome.duration > 0
+    with httpx.Client() as client:  # the run is in the shared API under that name
+        run = client.get(f"{api_url}/flow_runs/{outcome.flow_run_id}").json()
+    assert run["name"] == outcome.flow_run_name
+    assert json.loads(out.read_text())["params"]["label"] == "x"
+
+
+def test_failed_run_does_not_raise(api_url):
+    outcome = run_flow(load_flow("failing.py:failing", FLOWS), {}, None)
+    assert not outcome.ok
+    assert outcome.state_name == "Failed"
+    assert "boom 7" in outcome.error
+    assert outcome.task_runs == 1
+
+
+def test_bad_parameters_do_not_raise(api_url):
+    outcome = run_flow(load_flow("helpers:hello", FLOWS), {"nobody": 1}, None)
+    assert not outcome.ok
+    assert "nobody" in outcome.error
+
+
+# -- prefect_api
+
+
+def test_configured_url_is_used_as_is(api_url):
+    with prefect_api() as url:
+        assert url == api_url
+        assert os.environ["PREFECT_API_URL"] == api_url
+
+
+def _no_configured_api(monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    ctx = temporary_settings({PREFECT_API_URL: None})
+    ctx.__enter__()
+    if configured_api_url():
+        pytest.skip("the active Prefect profile sets an API URL")
+    return ctx
+
+
+def test_temporary_server_is_exported_and_always_stopped(monkeypatch):
+    ctx = _no_configured_api(monkeypatch)
+    try:
+        with pytest.raises(RuntimeError, match="inside"):
+            with prefect_api() as url:
+                assert os.environ["PREFECT_API_URL"] == url
+                assert httpx.get(f"{url}/health").status_code == 200
+                # children see it too (Dask worker processes are children)
+                seen = subprocess.run([sys.executable, "-c", "import os; print(os.environ['PREFECT_API_URL'])"],
+                                      capture_output=True, text=True, check=True).stdout.strip()
+                assert seen == url
+                raise RuntimeError("inside")
+    finally:
+        ctx.__exit__(None, None, None)
+    assert "PREFECT_API_URL" not in os.environ
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/health", timeout=2)
+
+
+def test_sigterm_stops_the_temporary_server(tmp_path):
+    """A process inside prefect_api() killed with SIGTERM leaves no server behind."""
+    marker = uuid.uuid4().hex
+    script = tmp_path / "hold.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        from dke.flowrun import prefect_api
+        with prefect_api() as url:
+            print(url, flush=True)
+            time.sleep(60)
+    """))
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["DKE_TEST_MARKER"] = marker
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        assert httpx.get(f"{url}/health").status_code == 200
+        assert len(processes_with(marker)) == 2  # the holder and its server
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    deadline = time.monotonic() + 5
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_with(marker) == []
