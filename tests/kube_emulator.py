@@ -456,3 +456,38 @@ class ServedEmulator:
 
 def served_emulator() -> ServedEmulator:
     return ServedEmulator()
+
+
+# ---- for the command tests (tests/commands/test_{apply,diff,status,logs,delete}.py) ----
+
+ENVIRONMENT_YAML = """\
+name: etl
+image: ghcr.io/acme/etl:0.1.0
+flow:
+  entrypoint: flows/etl.py:etl
+min_workers: 1
+max_workers: 2
+"""
+
+
+def write_environment(directory, extra: str = "") -> str:
+    """An environment.yaml (and its flow file) in directory; returns its path."""
+    (directory / "flows").mkdir(exist_ok=True)
+    (directory / "flows" / "etl.py").write_text("def etl():\n    return 1\n")
+    path = directory / "environment.yaml"
+    path.write_text(ENVIRONMENT_YAML + extra)
+    return str(path)
+
+
+def run_dke(capsys, *argv: str) -> tuple[int, str, str]:
+    """`dke ARGV` in this process, as the console script runs it: (exit code, stdout, stderr)."""
+    from dke.cli import main
+
+    capsys.readouterr()
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

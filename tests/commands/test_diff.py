@@ -1,0 +1,60 @@
+"""`dke diff`: kubectl diff exit codes against the emulator."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from dke import kube
+
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/ has no __init__: reach the fixture module
+from kube_emulator import RunSimulation, run_dke, served_emulator, write_environment  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    monkeypatch.setattr(kube, "DEFAULT_RETRY", kube.RetryPolicy(attempts=4, base=0.01, cap=0.05))
+    monkeypatch.setenv("DKE_POLL_INTERVAL", "0.05")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with served_emulator() as served:
+        served.emulator.install_dask_operator()
+        served.config = served.kubeconfig(tmp_path / "kubeconfig", namespace="data")
+        yield served
+
+
+def apply(capsys, cluster, env, run_id, *extra):
+    code, _, err = run_dke(capsys, "apply", env, "--kubeconfig", cluster.config, "--run-id", run_id, *extra)
+    assert code == 0, err
+
+
+def test_diff_before_and_after_apply(cluster, tmp_path, capsys):
+    env = write_environment(tmp_path)
+    code, out, err = run_dke(capsys, "diff", env, "--kubeconfig", cluster.config)
+    assert code == 1
+    assert "+++ applied/serviceaccount/etl-runner" in out and "+++ applied/rolebinding/etl-runner" in out
+    assert "3 object(s) would change" in err
+    assert all(cluster.emulator.stored(p) == [] for p in ("serviceaccounts", "roles", "rolebindings"))
+    apply(capsys, cluster, env, "r1")
+    code, out, _ = run_dke(capsys, "diff", env, "--kubeconfig", cluster.config)
+    assert (code, out) == (0, "")
+    code, out, _ = run_dke(capsys, "diff", env, "--kubeconfig", cluster.config, "--set", "labels.team=data")
+    assert code == 1 and "+    team: data" in out
+
+
+def test_diff_a_missing_pull_secret(cluster, tmp_path, capsys):
+    env = write_environment(tmp_path, "private_registry: true\n")
+    code, out, _ = run_dke(capsys, "diff", env, "--kubeconfig", cluster.config)
+    assert code == 1 and "+ secret/etl-registry would be created" in out
+
+
+def test_diff_errors_exit_above_1(cluster, tmp_path, capsys):
+    cluster.emulator.deny("patch", "roles")
+    code, _, err = run_dke(capsys, "diff", write_environment(tmp_path), "--kubeconfig", cluster.config)
+    assert code == 3 and "forbidden: not allowed to apply roles.rbac.authorization.k8s.io etl-runner" in err
+    (tmp_path / "bad.yaml").write_text("name: Bad Name\n")
+    code, _, _ = run_dke(capsys, "diff", str(tmp_path / "bad.yaml"), "--kubeconfig", cluster.config)
+    assert code == 4

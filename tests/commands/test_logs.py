@@ -1,0 +1,57 @@
+"""`dke logs`: the runner pod of a run."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from dke import kube
+
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/ has no __init__: reach the fixture module
+from kube_emulator import RunSimulation, run_dke, served_emulator, write_environment  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    monkeypatch.setattr(kube, "DEFAULT_RETRY", kube.RetryPolicy(attempts=4, base=0.01, cap=0.05))
+    monkeypatch.setenv("DKE_POLL_INTERVAL", "0.05")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with served_emulator() as served:
+        served.emulator.install_dask_operator()
+        served.config = served.kubeconfig(tmp_path / "kubeconfig", namespace="data")
+        yield served
+
+
+def apply(capsys, cluster, env, run_id, *extra):
+    code, _, err = run_dke(capsys, "apply", env, "--kubeconfig", cluster.config, "--run-id", run_id, *extra)
+    assert code == 0, err
+
+
+def test_logs_of_the_newest_and_of_a_given_run(cluster, tmp_path, capsys):
+    env = write_environment(tmp_path)
+    cluster.emulator.simulation = RunSimulation(logs=["first run"], delay=0.05)
+    apply(capsys, cluster, env, "r1", "--wait")
+    import time
+
+    time.sleep(1.1)  # creationTimestamp has a resolution of a second: make r2 the newest
+    cluster.emulator.simulation = RunSimulation(logs=["second run", "done"], delay=0.05)
+    apply(capsys, cluster, env, "r2", "--wait")
+    assert run_dke(capsys, "logs", "etl", "--kubeconfig", cluster.config) == (0, "second run\ndone\n", "")
+    assert run_dke(capsys, "logs", env, "--kubeconfig", cluster.config, "--run", "r1") == (0, "first run\n", "")
+
+
+def test_logs_follow_streams_until_the_pod_ends(cluster, tmp_path, capsys):
+    cluster.emulator.simulation = RunSimulation(logs=[f"line {i}" for i in range(5)], delay=0.5)
+    apply(capsys, cluster, write_environment(tmp_path), "r1")
+    code, out, _ = run_dke(capsys, "logs", "etl", "--kubeconfig", cluster.config, "--follow")
+    assert code == 0 and out.splitlines() == [f"line {i}" for i in range(5)]
+    assert any(q.get("follow") == "true" for m, p, q in cluster.emulator.journal if p.endswith("/log"))
+
+
+def test_logs_of_an_unknown_run(cluster, capsys):
+    code, _, err = run_dke(capsys, "logs", "etl", "--kubeconfig", cluster.config, "--run", "nope")
+    assert code == 1 and "run 'nope' of environment 'etl' not found in namespace 'data'" in err
