@@ -226,6 +226,12 @@ class _Compiler:
         container["ports"] = ports
         return container
 
+    def default_pod(self, container: dict) -> dict:
+        pod: dict = {"containers": [container]}
+        if self.env.private_registry:
+            pod["imagePullSecrets"] = self.pull_secrets()
+        return pod
+
     def scheduler_pod(self) -> dict:
         container = self.base_container(
             "scheduler",
@@ -247,7 +253,7 @@ class _Compiler:
             "initialDelaySeconds": 15,
             "periodSeconds": 20,
         }
-        return {"containers": [container]}
+        return self.default_pod(container)
 
     def worker_pod(self) -> dict:
         # --name/--dashboard as make_worker_spec (the operator sets DASK_WORKER_NAME and
@@ -255,7 +261,7 @@ class _Compiler:
         args = ["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard", "--dashboard-address", "8788",
                 "--death-timeout", WORKER_DEATH_TIMEOUT]
         ports = [{"name": "http-dashboard", "containerPort": 8788, "protocol": "TCP"}]
-        return {"containers": [self.base_container("worker", args, ports)]}
+        return self.default_pod(self.base_container("worker", args, ports))
 
     def with_spec_file(self, default_pod: dict, spec: PodSpecFile | None) -> tuple[dict, dict]:
         """(pod spec, pod metadata) with the spec file merged over dke's default."""

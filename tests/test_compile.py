@@ -1,0 +1,418 @@
+"""dke.compile: objects, the DaskCluster in the RunSpec, provenance, offline validation."""
+
+import json
+import re
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dke import compile as dc
+from dke import model
+from dke.diagnostics import ERROR, WARNING
+from dke.pipeline import load_environment
+from dke.runspec import RUN_SPEC_ENV, RunSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+KUBE = "1.35"
+
+
+def write_env(tmp_path: Path, data: dict, specs: dict | None = None) -> str:
+    """An environment file (JSON is YAML) plus spec files and a flow file; returns its path."""
+    (tmp_path / "flows").mkdir(exist_ok=True)
+    (tmp_path / "flows" / "flow.py").write_text("def main():\n    pass\n")
+    for name, text in (specs or {}).items():
+        (tmp_path / name).write_text(text)
+    path = tmp_path / "environment.yaml"
+    path.write_text(json.dumps(data, indent=1))
+    return str(path)
+
+
+def load(tmp_path, specs=None, **fields):
+    data = {"name": "etl", "image": "ghcr.io/acme/etl:1.0", "flow": {"entrypoint": "flows/flow.py:main"}, **fields}
+    loaded = load_environment(write_env(tmp_path, data, specs))
+    assert loaded.ok(), loaded.diagnostics
+    return loaded
+
+
+def pods(objects, cluster):
+    """Every pod spec of a run: the Job's, and the scheduler's and workers' in the DaskCluster."""
+    out = [objects[-1]["spec"]["template"]["spec"]]
+    if cluster is not None:
+        out += [cluster["spec"]["scheduler"]["spec"], cluster["spec"]["worker"]["spec"]]
+    return out
+
+
+def run_spec(job) -> RunSpec:
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    return RunSpec.from_env_value(next(e["value"] for e in env if e["name"] == RUN_SPEC_ENV))
+
+
+# --- objects ------------------------------------------------------------------------------------
+
+def test_objects_in_apply_order_with_names_and_labels(tmp_path):
+    loaded = load(tmp_path, labels={"team": "data"}, annotations={"owner": "me"})
+    objects = dc.compile_environment(loaded, run_id="abc", namespace="ns1")
+    assert [o["kind"] for o in objects] == ["ServiceAccount", "Role", "RoleBinding", "Job"]
+    assert [o["metadata"]["name"] for o in objects] == ["etl-runner"] * 3 + ["etl-abc"]
+    for o in objects:
+        labels = o["metadata"]["labels"]
+        assert labels[dc.MANAGED_BY] == "dke" and labels[dc.APP_NAME] == "etl" and labels[dc.ENVIRONMENT_LABEL] == "etl"
+        assert labels["team"] == "data" and o["metadata"]["annotations"] == {"owner": "me"}
+        assert o["metadata"]["namespace"] == "ns1"
+    job = objects[-1]
+    assert job["metadata"]["labels"][dc.RUN_ID_LABEL] == "abc"
+    template = job["spec"]["template"]
+    assert template["metadata"]["labels"][dc.RUN_ID_LABEL] == "abc"
+    assert template["metadata"]["annotations"] == {dc.SAFE_TO_EVICT: "false", "owner": "me"}
+    assert template["spec"]["restartPolicy"] == "Never"
+    assert template["spec"]["serviceAccountName"] == "etl-runner"
+    assert job["spec"]["backoffLimit"] == 0 and job["spec"]["ttlSecondsAfterFinished"] == 86400
+    assert "activeDeadlineSeconds" not in job["spec"]
+    container = template["spec"]["containers"][0]
+    assert container["command"] == ["dke", "incluster"]
+    downward = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e}
+    assert downward == {
+        "DKE_JOB_NAME": "metadata.labels['batch.kubernetes.io/job-name']",
+        "DKE_JOB_UID": "metadata.labels['batch.kubernetes.io/controller-uid']",
+        "DKE_NAMESPACE": "metadata.namespace",
+        "DKE_POD_NAME": "metadata.name",
+        "DKE_POD_IP": "status.podIP",
+    }
+    cluster = run_spec(job).cluster
+    assert cluster["metadata"]["name"] == "etl-abc" and cluster["metadata"]["namespace"] == "ns1"
+    assert cluster["metadata"]["labels"][dc.RUN_ID_LABEL] == "abc"
+
+
+def test_role_is_least_privilege_and_namespaced(tmp_path):
+    sa, role, binding, _ = dc.compile_environment(load(tmp_path))
+    rules = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert rules == {
+        ("kubernetes.dask.org", "daskclusters"): {"get", "list", "watch", "create", "patch", "delete"},
+        ("kubernetes.dask.org", "daskworkergroups"): {"get", "list", "watch", "create", "patch", "delete"},
+        ("kubernetes.dask.org", "daskautoscalers"): {"get", "list", "watch", "create", "patch", "delete"},
+        ("", "pods"): {"get", "list", "watch"},
+        ("", "services"): {"get", "list", "watch"},
+        ("", "pods/log"): {"get"},
+    }
+    assert "*" not in json.dumps(role["rules"])
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "etl-runner"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "etl-runner", "namespace": "default"}]
+
+
+def test_existing_service_account_skips_rbac(tmp_path):
+    objects = dc.compile_environment(load(tmp_path, job={"service_account": "platform-runner", "backoff_limit": 2,
+                                                          "active_deadline_seconds": 60, "safe_to_evict": True,
+                                                          "ttl_seconds_after_finished": None}))
+    (job,) = objects
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "platform-runner"
+    assert job["spec"]["backoffLimit"] == 2 and job["spec"]["activeDeadlineSeconds"] == 60
+    assert "ttlSecondsAfterFinished" not in job["spec"]
+    assert "annotations" not in job["spec"]["template"]["metadata"]  # safe to evict: no annotation
+    assert dc.SAFE_TO_EVICT not in json.dumps(run_spec(job).cluster)
+
+
+@pytest.mark.parametrize("fields", [{"executor": "local"}, {"scheduler_address": "tcp://dask:8786"}])
+def test_no_cluster_means_no_role(tmp_path, fields):
+    objects = dc.compile_environment(load(tmp_path, **fields))
+    assert [o["kind"] for o in objects] == ["ServiceAccount", "Job"]
+    spec = run_spec(objects[-1])
+    assert spec.cluster is None
+    assert spec.scheduler_address == fields.get("scheduler_address")
+    assert dc.validate_objects(load(tmp_path, **fields), KUBE) == []
+
+
+def test_env_secrets_and_pull_secret_reach_every_pod_and_container(tmp_path):
+    worker = """
+apiVersion: v1
+kind: Pod
+metadata: {labels: {pool: big}, annotations: {note: hi}}
+spec:
+  imagePullSecrets: [{name: extra}]
+  containers:
+  - name: worker
+    env: [{name: LOG_LEVEL, value: debug}]
+    envFrom: [{configMapRef: {name: cfg}}]
+  - name: sidecar
+    args: [sleep, infinity]
+  initContainers:
+  - name: init
+    args: ["true"]
+"""
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml", private_registry=True,
+                  env={"LOG_LEVEL": "info", "REGION": "eu"}, secrets=["prefect-api", "db"])
+    compiled = dc.compile_traced(loaded)
+    for pod in pods(compiled.objects, compiled.cluster):
+        assert {"name": "etl-registry"} in pod["imagePullSecrets"]
+        for c in pod["containers"] + pod.get("initContainers", []):
+            assert c["image"] == "ghcr.io/acme/etl:1.0"
+            names = [e["name"] for e in c["env"]]
+            assert "REGION" in names and names.count("LOG_LEVEL") == 1
+            refs = [e["secretRef"]["name"] for e in c["envFrom"] if "secretRef" in e]
+            assert refs == ["prefect-api", "db"]
+    worker_pod = compiled.cluster["spec"]["worker"]["spec"]
+    assert worker_pod["imagePullSecrets"] == [{"name": "etl-registry"}, {"name": "extra"}]
+    main = worker_pod["containers"][0]
+    assert {"name": "LOG_LEVEL", "value": "debug"} in main["env"]  # the spec file wins
+    assert main["envFrom"][0] == {"configMapRef": {"name": "cfg"}}  # its own envFrom kept, secrets added
+    meta = compiled.cluster["spec"]["worker"]["metadata"]
+    assert meta == {"annotations": {dc.SAFE_TO_EVICT: "false", "note": "hi"}, "labels": {"pool": "big"}}
+
+
+def test_worker_defaults_die_with_the_scheduler(tmp_path):
+    cluster = dc.compile_traced(load(tmp_path, min_workers=3, max_workers=3)).cluster
+    worker = cluster["spec"]["worker"]
+    assert worker["replicas"] == 3
+    args = worker["spec"]["containers"][0]["args"]
+    assert args[:2] == ["dask", "worker"] and args[args.index("--death-timeout") + 1] == "60"
+    assert cluster["spec"]["scheduler"]["spec"]["containers"][0]["args"][:2] == ["dask", "scheduler"]
+
+
+def test_cluster_has_the_shape_of_dask_kubernetes_make_cluster_spec(tmp_path):
+    from dask_kubernetes.operator import make_cluster_spec
+
+    loaded = load(tmp_path, min_workers=2, max_workers=5, env={"A": "1"})
+    ours = dc.compile_traced(loaded, run_id="r1").cluster
+    ref = make_cluster_spec("etl-r1", image="ghcr.io/acme/etl:1.0", n_workers=2, env={"A": "1"},
+                            worker_command="dask worker")
+    assert (ours["apiVersion"], ours["kind"], ours["metadata"]["name"]) == (ref["apiVersion"], ref["kind"], "etl-r1")
+    assert ours["spec"]["idleTimeout"] == ref["spec"]["idleTimeout"]
+    assert ours["spec"]["scheduler"]["service"] == ref["spec"]["scheduler"]["service"]
+    assert ours["spec"]["worker"]["replicas"] == ref["spec"]["worker"]["replicas"]
+    (rs,) = ref["spec"]["scheduler"]["spec"]["containers"]
+    (os_,) = ours["spec"]["scheduler"]["spec"]["containers"]
+    for key in ("name", "image", "env", "ports", "readinessProbe", "livenessProbe"):
+        assert os_[key] == rs[key], key
+    assert os_["args"] == ["dask", "scheduler"] + rs["args"][1:]  # `dask scheduler`, not `dask-scheduler`
+    (rw,) = ref["spec"]["worker"]["spec"]["containers"]
+    (ow,) = ours["spec"]["worker"]["spec"]["containers"]
+    for key in ("name", "image", "env", "ports"):
+        assert ow[key] == rw[key], key
+    assert ow["args"] == rw["args"] + ["--death-timeout", dc.WORKER_DEATH_TIMEOUT]
+
+
+def test_render_is_deterministic_and_run_ids_are_real(tmp_path):
+    loaded = load(tmp_path)
+    assert dc.compile_environment(loaded) == dc.compile_environment(load(tmp_path))
+    assert dc.compile_environment(loaded)[-1]["metadata"]["name"] == f"etl-{dc.PLACEHOLDER_RUN_ID}"
+    ids = [dc.new_run_id() for _ in range(50)]
+    assert len(set(ids)) == 50
+    for run_id in ids:
+        assert dc.check_run_id(run_id) == run_id and len(run_id) == 11
+    import time
+
+    before = dc.new_run_id()
+    time.sleep(1.05)
+    assert dc.new_run_id()[:7] > before[:7]  # sorts by start time
+
+
+def test_run_id_is_checked(tmp_path):
+    with pytest.raises(dc.DkeError) as e:
+        dc.compile_environment(load(tmp_path), run_id="-bad")
+    assert e.value.exit_code == 2
+
+
+# --- provenance -------------------------------------------------------------------------------------
+
+def test_every_value_has_an_origin_with_file_and_line(tmp_path):
+    worker = "containers:\n- name: worker\n  resources:\n    limits: {memory: 2Gi}\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml", min_workers=2)
+    compiled = dc.compile_traced(loaded)
+    origins = compiled.cluster_origins
+    limit = origins[("spec", "worker", "spec", "containers", 0, "resources", "limits", "memory")]
+    assert (limit.kind, limit.file.endswith("worker.yaml"), limit.line) == ("spec", True, 4)
+    replicas = origins[("spec", "worker", "replicas")]
+    assert (replicas.kind, replicas.key) == ("environment", "min_workers")
+    lines = Path(replicas.file).read_text().splitlines()
+    assert '"min_workers": 2' in lines[replicas.line - 1]
+    image = origins[("spec", "worker", "spec", "containers", 0, "image")]
+    assert image.key == "image"  # the spec file names no image: the flow image fills in
+    job_origins = compiled.origins[-1]
+    assert job_origins[("spec", "backoffLimit")].describe() == "default job.backoff_limit"
+    assert job_origins[("spec", "template", "spec", "restartPolicy")].describe() == "dke"
+    assert job_origins[("metadata", "labels", dc.RUN_ID_LABEL)].kind == "run"
+    # every leaf of every object is accounted for
+    for obj, where in zip(compiled.objects, compiled.origins):
+        assert set(_leaves(obj)) == set(where)
+
+
+def _leaves(node, path=()):
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from _leaves(v, path + (k,))
+    elif isinstance(node, list) and node:
+        for i, v in enumerate(node):
+            yield from _leaves(v, path + (i,))
+    elif not isinstance(node, (dict, list)):
+        yield path
+
+
+def test_overlay_and_set_origins(tmp_path):
+    path = write_env(tmp_path, {"name": "etl", "image": "x:1", "flow": {"entrypoint": "flows/flow.py:main"}})
+    (tmp_path / "prod.yaml").write_text("namespace: prod\nmin_workers: 2\nmax_workers: 9\n")
+    loaded = load_environment(path, [str(tmp_path / "prod.yaml")], ["min_workers=3"])
+    compiled = dc.compile_traced(loaded)
+    assert compiled.origins[0][("metadata", "namespace")].describe() == f"{tmp_path / 'prod.yaml'}:1 namespace"
+    assert compiled.cluster_origins[("spec", "worker", "replicas")].describe() == "--set min_workers"
+    assert compiled.run_origins[("max_workers",)].describe() == f"{tmp_path / 'prod.yaml'}:3 max_workers"
+
+
+# --- offline validation ------------------------------------------------------------------------------
+
+def test_examples_validate_clean():
+    for env in sorted((ROOT / "examples").glob("*/environment.yaml")):
+        loaded = load_environment(str(env))
+        assert loaded.ok(), loaded.diagnostics
+        assert dc.validate_objects(loaded, KUBE) == [], env
+
+
+def test_problem_from_a_spec_file_points_at_its_line(tmp_path):
+    worker = "terminationGracePeriodSeconds: 30\ncontainers:\n- name: worker\n  args: [a]\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    # A value that only goes wrong after loading (as merge results can): the diagnostic
+    # must still name the spec file's own line, not the compiled object.
+    loaded.worker.document.data["terminationGracePeriodSeconds"] = "thirty"
+    (d,) = dc.validate_objects(loaded, KUBE)
+    assert (d.code, d.file.endswith("worker.yaml"), d.line, d.column) == (dc.CLUSTER_INVALID, True, 1, 32)
+    assert "DaskCluster etl-run-id" in d.message and "terminationGracePeriodSeconds" in d.message
+
+
+def test_problem_from_the_environment_points_at_its_key(tmp_path):
+    loaded = load(tmp_path, job={"backoff_limit": 1})
+    loaded.env.job.backoff_limit = "many"  # as if a future rule let it through the model
+    (d,) = dc.validate_objects(loaded, KUBE)
+    assert (d.code, d.file.endswith("environment.yaml"), d.path) == (dc.OBJECT_INVALID, True, "$.job.backoff_limit")
+    lines = Path(d.file).read_text().splitlines()
+    assert '"backoff_limit": 1' in lines[d.line - 1]
+    assert "Job etl-run-id at $.spec.backoffLimit" in d.message
+
+
+def test_name_that_makes_an_invalid_service_name(tmp_path):
+    loaded = load(tmp_path, name="9etl")
+    (d,) = dc.validate_objects(loaded, KUBE)
+    assert (d.code, d.severity, d.line, d.path) == (dc.NAME_INVALID, ERROR, 2, "$.name")
+
+
+def test_dask_container_under_another_name_warns(tmp_path):
+    worker = "containers:\n- name: dask-worker\n  args: [dask-worker, --nthreads, '2']\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    (d,) = dc.validate_objects(loaded, KUBE)
+    assert (d.code, d.severity, d.line) == (dc.CONTAINER_ADDED, WARNING, 2)
+    assert "name it 'worker'" in d.message
+
+
+def test_crd_schema_is_strict_where_kubernetes_is():
+    validator = dc.crd_validator("daskcluster", KUBE)
+    good = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster", "metadata": {"name": "x"},
+            "spec": {"scheduler": {"spec": {"containers": [{"name": "s"}]}, "service": {}},
+                     "worker": {"spec": {"containers": [{"name": "w"}]}}}}
+    assert list(validator.iter_errors(good)) == []
+    bad = json.loads(json.dumps(good))
+    bad["spec"]["worker"]["spec"]["containers"][0]["imagee"] = "x"
+    del bad["spec"]["scheduler"]["service"]
+    bad["kind"] = "DaskJob"
+    messages = sorted(e.message for e in validator.iter_errors(bad))
+    assert any("imagee" in m for m in messages) and any("'service' is a required" in m for m in messages)
+    assert any("DaskCluster" in m for m in messages)
+    scaler = dc.crd_validator("daskautoscaler", KUBE)
+    assert list(scaler.iter_errors(dc.autoscaler_for("x", 1, 3))) == []
+    assert list(scaler.iter_errors({**dc.autoscaler_for("x", 1, 3), "spec": {"cluster": "x"}}))
+
+
+def test_vendored_crds_match_the_installed_dask_kubernetes():
+    import dask_kubernetes.operator
+
+    installed = Path(dask_kubernetes.operator.__file__).parent / "customresources"
+    vendored = ROOT / "dke" / "data"
+    for name in ("daskcluster.yaml", "daskcluster.patch.yaml", "daskautoscaler.yaml", "daskautoscaler.patch.yaml",
+                 "templates.yaml"):
+        assert (vendored / name).read_bytes() == (installed / name).read_bytes(), (
+            f"dke/data/{name} differs from dask-kubernetes' {installed / name}: copy it again and re-run the tests")
+
+
+# --- property: whatever the model accepts compiles to valid objects on the flow image ----------------
+
+LABEL = st.from_regex(r"\A[a-z]([a-z0-9-]{0,10}[a-z0-9])?\Z")
+NAME = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?\Z")
+TEXT = st.text(string.ascii_letters + string.digits + " :/.-_", max_size=12)
+SPECS = {
+    "none": None,
+    "selector": "nodeSelector: {pool: big}\ntolerations: [{key: k, operator: Exists, effect: NoSchedule}]\n",
+    "resources": "containers:\n- name: worker\n  resources: {limits: {cpu: '2', memory: 4Gi}}\n",
+    "sidecar": "apiVersion: v1\nkind: Pod\nmetadata: {labels: {a: b}}\nspec:\n  containers:\n  - name: side\n"
+               "    args: [sleep, '1']\n  initContainers:\n  - name: init\n    args: ['true']\n",
+    "volumes": "volumes: [{name: v, emptyDir: {}}]\ncontainers:\n- name: scheduler\n  volumeMounts: "
+               "[{name: v, mountPath: /v}]\n- name: worker\n  volumeMounts: [{name: v, mountPath: /v}]\n",
+}
+
+
+@st.composite
+def environments(draw):
+    data = {
+        "name": draw(NAME.filter(lambda s: len(s) <= model.NAME_MAX)),
+        "image": draw(st.sampled_from(["ghcr.io/acme/etl:1.0", "registry.local:5000/x/y@sha256:" + "a" * 64,
+                                       "flow:2024.1"])),
+        "flow": {"entrypoint": "flows/flow.py:main",
+                 "parameters": draw(st.dictionaries(st.from_regex(r"\A[a-z_]{1,6}\Z"),
+                                                    st.one_of(st.integers(), TEXT, st.booleans()), max_size=2))},
+    }
+    low = draw(st.integers(0, 5))
+    optional = {
+        "namespace": LABEL,
+        "min_workers": st.just(low),
+        "max_workers": st.integers(max(low, 1), 8),
+        "private_registry": st.booleans(),
+        "image_pull_secret": LABEL,
+        "env": st.dictionaries(st.from_regex(r"\A[A-Z_][A-Z0-9_]{0,6}\Z"), TEXT, max_size=3),
+        "secrets": st.lists(LABEL, max_size=2, unique=True),
+        "labels": st.dictionaries(st.from_regex(r"\A[a-z]{1,5}(\.io/[a-z]{1,4})?\Z"), LABEL, max_size=2),
+        "annotations": st.dictionaries(st.from_regex(r"\A[a-z]{1,6}\Z"), TEXT, max_size=2),
+        "job": st.fixed_dictionaries({}, optional={
+            "service_account": LABEL, "backoff_limit": st.integers(0, 6),
+            "ttl_seconds_after_finished": st.none() | st.integers(0, 10**6),
+            "active_deadline_seconds": st.none() | st.integers(1, 10**6), "safe_to_evict": st.booleans()}),
+        "executor": st.sampled_from(["dask", "local"]),
+        "scheduler_address": st.just("tcp://dask-scheduler:8786"),
+    }
+    for key, strategy in optional.items():
+        if draw(st.booleans()):
+            data[key] = draw(strategy)
+    if "scheduler_address" in data and data.get("executor") == "local":
+        del data["scheduler_address"]
+    specs = {}
+    for role in ("scheduler", "worker"):
+        choice = draw(st.sampled_from(sorted(SPECS)))
+        if SPECS[choice] and "scheduler_address" not in data and data.get("executor") != "local":
+            specs[f"{role}.yaml"] = SPECS[choice]
+            data[f"{role}_spec_file"] = f"{role}.yaml"
+    return data, specs
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(case=environments())
+def test_every_accepted_environment_compiles_to_valid_objects_on_the_flow_image(tmp_path, case):
+    data, specs = case
+    for old in tmp_path.glob("*.yaml"):
+        old.unlink()
+    loaded = load_environment(write_env(tmp_path, data, specs))
+    if not loaded.ok():  # the model (or a check) refused it: nothing to compile
+        assert any(d.is_error for d in loaded.diagnostics)
+        return
+    problems = [d for d in dc.validate_objects(loaded, KUBE) if d.is_error]
+    if re.match(r"^[0-9]", loaded.env.name) and loaded.env.executor == "dask" and not loaded.env.scheduler_address:
+        assert [d.code for d in problems] == [dc.NAME_INVALID]
+    else:
+        assert problems == []
+    compiled = dc.compile_traced(loaded, run_id=dc.new_run_id())
+    assert compiled.objects[-1]["kind"] == "Job"
+    for pod in pods(compiled.objects, compiled.cluster):
+        for c in pod["containers"] + pod.get("initContainers", []):
+            assert c["image"] == loaded.env.image
+        if loaded.env.private_registry:
+            assert {"name": loaded.env.pull_secret_name} in pod["imagePullSecrets"]
+    spec = run_spec(compiled.objects[-1])
+    assert spec.cluster == compiled.cluster
+    assert (spec.min_workers, spec.max_workers) == (loaded.env.min_workers, loaded.env.max_workers)

@@ -1,0 +1,125 @@
+"""Strategic merge of spec files over dke's default pods (dke.merge.strategic_merge)."""
+
+import copy
+
+from dke.explain import Origin, Traced, strip, value_of
+from dke.merge import strategic_merge
+
+DEFAULT = {
+    "containers": [
+        {
+            "name": "worker",
+            "image": "flow:1",
+            "args": ["dask", "worker"],
+            "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+            "ports": [{"name": "http-dashboard", "containerPort": 8788}],
+            "livenessProbe": {"httpGet": {"port": 8788}},
+        }
+    ],
+    "imagePullSecrets": [{"name": "registry"}],
+    "nodeSelector": {"pool": "default", "zone": "a"},
+}
+
+
+def test_containers_merge_by_name_and_keep_defaults():
+    patch = {"containers": [{"name": "worker", "resources": {"limits": {"cpu": "2"}}}]}
+    out = strategic_merge(DEFAULT, patch)
+    (worker,) = out["containers"]
+    assert worker["resources"] == {"limits": {"cpu": "2"}}
+    assert worker["args"] == ["dask", "worker"] and worker["image"] == "flow:1"
+
+
+def test_new_named_items_are_appended_in_patch_order():
+    patch = {"containers": [{"name": "sidecar", "args": ["sleep"]}, {"name": "worker", "args": ["x"]}]}
+    out = strategic_merge(DEFAULT, patch)
+    assert [c["name"] for c in out["containers"]] == ["worker", "sidecar"]
+    assert out["containers"][0]["args"] == ["x"]  # args: not merged by name, replaced
+
+
+def test_env_merges_by_name_patch_value_wins():
+    patch = {"containers": [{"name": "worker", "env": [{"name": "B", "value": "patched"}, {"name": "C", "value": "3"}]}]}
+    env = strategic_merge(DEFAULT, patch)["containers"][0]["env"]
+    assert env == [{"name": "A", "value": "1"}, {"name": "B", "value": "patched"}, {"name": "C", "value": "3"}]
+
+
+def test_ports_volumes_volume_mounts_and_pull_secrets_merge_by_name():
+    base = {"volumes": [{"name": "v1", "emptyDir": {}}],
+            "containers": [{"name": "c", "volumeMounts": [{"name": "v1", "mountPath": "/a"}]}], **DEFAULT}
+    base["containers"] = [{**DEFAULT["containers"][0], "volumeMounts": [{"name": "v1", "mountPath": "/a"}]}]
+    patch = {
+        "volumes": [{"name": "v2", "emptyDir": {}}],
+        "imagePullSecrets": [{"name": "other"}],
+        "containers": [{"name": "worker", "ports": [{"name": "http-dashboard", "containerPort": 9999}],
+                        "volumeMounts": [{"name": "v2", "mountPath": "/b"}]}],
+    }
+    out = strategic_merge(base, patch)
+    assert [v["name"] for v in out["volumes"]] == ["v1", "v2"]
+    assert out["imagePullSecrets"] == [{"name": "registry"}, {"name": "other"}]
+    assert out["containers"][0]["ports"] == [{"name": "http-dashboard", "containerPort": 9999}]
+    assert [m["mountPath"] for m in out["containers"][0]["volumeMounts"]] == ["/a", "/b"]
+
+
+def test_other_lists_are_replaced_and_maps_merged():
+    base = {**DEFAULT, "tolerations": [{"key": "a", "operator": "Exists"}]}
+    patch = {"tolerations": [{"key": "b", "operator": "Exists"}], "nodeSelector": {"pool": "big"}}
+    out = strategic_merge(base, patch)
+    assert out["tolerations"] == [{"key": "b", "operator": "Exists"}]
+    assert out["nodeSelector"] == {"pool": "big", "zone": "a"}
+
+
+def test_null_deletes_a_key():
+    patch = {"nodeSelector": {"zone": None}, "containers": [{"name": "worker", "livenessProbe": None}]}
+    out = strategic_merge(DEFAULT, patch)
+    assert out["nodeSelector"] == {"pool": "default"}
+    assert "livenessProbe" not in out["containers"][0]
+
+
+def test_patch_delete_directive_removes_a_named_item():
+    patch = {"containers": [{"name": "worker", "env": [{"name": "A", "$patch": "delete"}]}],
+             "imagePullSecrets": [{"name": "registry", "$patch": "delete"}, {"name": "absent", "$patch": "delete"}]}
+    out = strategic_merge(DEFAULT, patch)
+    assert out["containers"][0]["env"] == [{"name": "B", "value": "2"}]
+    assert out["imagePullSecrets"] == []
+
+
+def test_patch_replace_directive_replaces_a_map_or_a_list():
+    patch = {"nodeSelector": {"$patch": "replace", "only": "this"},
+             "containers": [{"name": "worker", "env": [{"$patch": "replace"}, {"name": "Z", "value": "9"}]}]}
+    out = strategic_merge(DEFAULT, patch)
+    assert out["nodeSelector"] == {"only": "this"}
+    assert out["containers"][0]["env"] == [{"name": "Z", "value": "9"}]
+
+
+def test_unnamed_items_are_appended_and_inputs_never_modified():
+    base = copy.deepcopy(DEFAULT)
+    patch = {"containers": [{"image": "flow:1", "args": ["a"]}]}
+    frozen = copy.deepcopy(patch)
+    out = strategic_merge(base, patch)
+    assert len(out["containers"]) == 2
+    out["containers"][0]["env"].append({"name": "X"})
+    out["nodeSelector"]["new"] = "1"
+    assert base == DEFAULT and patch == frozen
+
+
+def test_provenance_follows_the_winning_side():
+    """Leaves wrapped with their origin keep it through the merge (what --explain shows)."""
+    dke = Origin("dke")
+    spec = Origin("spec", "$.containers[0].args", "worker.yaml", 4, 7)
+
+    def wrap(node, origin):
+        if isinstance(node, dict):
+            return {k: wrap(v, origin) for k, v in node.items()}
+        if isinstance(node, list):
+            return [wrap(v, origin) for v in node]
+        return Traced(node, origin)
+
+    base = wrap(DEFAULT, dke)
+    patch = wrap({"containers": [{"name": "worker", "args": ["custom"], "env": [{"name": "A", "value": "x"}]}]},
+                 spec)
+    plain, origins = strip(strategic_merge(base, patch, None, value_of))
+    assert plain["containers"][0]["args"] == ["custom"]
+    assert origins[("containers", 0, "args", 0)] == spec
+    assert origins[("containers", 0, "env", 0, "value")] == spec
+    assert origins[("containers", 0, "env", 1, "value")] == dke  # B kept from the default
+    assert origins[("containers", 0, "image")] == dke
+    assert len(plain["containers"]) == 1  # names compared by value, not by wrapper
