@@ -186,7 +186,8 @@ DASK_RESOURCES = {
     "kubernetes.dask.org/v1/daskjobs": "DaskJob",
     "kubernetes.dask.org/v1/daskautoscalers": "DaskAutoscaler",
 }
-CORE_RESOURCES = {"v1/pods": "Pod", "v1/services": "Service", "batch/v1/jobs": "Job"}
+CORE_RESOURCES = {"v1/pods": "Pod", "v1/services": "Service", "batch/v1/jobs": "Job",
+                  "apps/v1/deployments": "Deployment", "v1/events": "Event"}
 
 
 class EmulatedKubernetes:
@@ -235,7 +236,7 @@ class EmulatedKubernetes:
         async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
             for resource, kind in {**DASK_RESOURCES, **CORE_RESOURCES}.items():
                 emulator.resources[resource] = kmock.ResourceInfo(
-                    kind=kind, namespaced=True, subresources={"status", "scale"} if "dask" in resource else {"status"},
+                    kind=kind, singular=kind.lower(), namespaced=True, subresources={"status", "scale"} if "dask" in resource else {"status"},
                     verbs={"get", "list", "watch", "create", "update", "patch", "delete"})
             version = {"major": "1", "minor": "31", "gitVersion": "v1.31.0", "platform": "linux/amd64"}
             emulator["get /version/"] << version  # kr8s asks with a trailing slash
