@@ -364,7 +364,8 @@ class _Compiler:
             return {"fieldRef": {"fieldPath": path}}
 
         container_env = [
-            {"name": runspec.RUN_SPEC_ENV, "value": spec.to_env_value()},
+            {"name": runspec.RUN_SPEC_ENV,
+             "value": Traced(spec.to_env_value(), Origin("run", "dke: the run spec, annotated below"))},
             {"name": runspec.JOB_NAME_ENV, "valueFrom": field_ref("metadata.labels['batch.kubernetes.io/job-name']")},
             {"name": runspec.JOB_UID_ENV,
              "valueFrom": field_ref("metadata.labels['batch.kubernetes.io/controller-uid']")},
