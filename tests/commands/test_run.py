@@ -1,0 +1,205 @@
+"""`dke run` end to end: the real command in a subprocess, real Dask, real Prefect.
+
+Most runs share one Prefect server (PREFECT_API_URL, as a user with a server would);
+the local-executor example exercises the temporary-server path. Every run carries a
+marker in its environment: afterwards no process carrying it may be alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dke.flowrun import TemporaryPrefectServer
+
+ROOT = Path(__file__).parent.parent.parent
+FLOWS = ROOT / "tests" / "data" / "flows" / "run"
+DKE = [sys.executable, "-m", "dke"]
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def assert_nothing_left(marker: str) -> None:
+    deadline = time.monotonic() + 3  # reaped children may take a moment to vanish from /proc
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_with(marker) == []
+
+
+@pytest.fixture(scope="module")
+def api_url():
+    server = TemporaryPrefectServer()
+    try:
+        url = server.start()
+        server.wait_ready()
+        yield url
+    finally:
+        server.stop()
+
+
+def dke_env(api_url: str | None, marker: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    env["DKE_TEST_MARKER"] = marker
+    return env
+
+
+def dke_run(args, api_url, timeout=120, cwd=ROOT):
+    marker = uuid.uuid4().hex
+    proc = subprocess.run([*DKE, "run", *map(str, args)], env=dke_env(api_url, marker), cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+    assert_nothing_left(marker)
+    return proc
+
+
+@pytest.fixture
+def checks_env(tmp_path):
+    """An environment next to a copy of the checks flow: fixed size 2, one env value."""
+    (tmp_path / "flows").mkdir()
+    shutil.copy(FLOWS / "checks.py", tmp_path / "flows" / "checks.py")
+    out = tmp_path / "out.json"
+
+    def write(**overrides) -> Path:
+        doc = {
+            "name": "checks",
+            "image": "example.org/checks:1.0",
+            "flow": {"entrypoint": "flows/checks.py:report",
+                     "parameters": {"out": str(out), "n": 8, "label": "from-file", "seconds": 0.2}},
+            "min_workers": 2,
+            "max_workers": 2,
+            "env": {"DKE_TEST_VALUE": "reached"},
+            **overrides,
+        }
+        path = tmp_path / "environment.yaml"
+        path.write_text(json.dumps(doc))  # JSON is YAML
+        return path
+
+    write.out = out
+    return write
+
+
+def test_parameters_env_and_worker_processes(checks_env, api_url):
+    env_file = checks_env()
+    proc = dke_run([env_file, "--param", "label=from-cli", "--param", "ratio=0.25"], api_url)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(checks_env.out.read_text())
+    assert report["params"] == {"n": 8, "label": "from-cli", "seconds": 0.2, "ratio": 0.25}
+    assert sorted(r["double"] for r in report["results"]) == [2 * i for i in range(8)]
+    assert {r["value"] for r in report["results"]} == {"reached"}  # env reached every worker
+    assert report["flow_value"] == "reached"
+    pids = {r["pid"] for r in report["results"]}
+    assert len(pids) == 2 and report["flow_pid"] not in pids  # two worker processes, not the flow's
+    assert "Completed" in proc.stdout and "peak 2 of 2" in proc.stdout and "56" in proc.stdout
+
+    # A second run right after the first works, with the same API.
+    checks_env.out.unlink()
+    again = dke_run([env_file, "--set", "max_workers=3", "--param", "n=3"], api_url)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(checks_env.out.read_text())["params"]["n"] == 3
+
+
+def test_quickstart_scales_out(api_url):
+    proc = dke_run(["examples/quickstart/environment.yaml"], api_url)
+    assert proc.returncode == 0, proc.stderr
+    assert "'sum_of_squares': 10416" in proc.stdout
+    peak = int(proc.stdout.split("peak ")[1].split()[0])
+    assert peak > 1, proc.stdout  # adapt went beyond min_workers=1
+    assert "workers 1/4" in proc.stderr  # plain progress lines when not a terminal
+
+
+def test_local_executor_example_with_a_temporary_server_on_a_terminal():
+    """No PREFECT_API_URL: dke starts and stops its own server. On a pty, rich draws progress."""
+    marker = uuid.uuid4().hex
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen([*DKE, "run", "examples/local-executor/environment.yaml"], cwd=ROOT,
+                            env=dke_env(None, marker), stdin=secondary, stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert proc.wait(timeout=120) == 0, output.decode(errors="replace")
+    os.close(main)
+    text = output.decode(errors="replace")
+    assert "Example!" in text and "Completed" in text and "local (in-process)" in text
+    assert_nothing_left(marker)
+
+
+def test_failing_flow_exits_1(tmp_path, api_url):
+    (tmp_path / "failing.py").write_text((FLOWS / "failing.py").read_text())
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text("name: failing\nimage: x.org/y:1\nflow: {entrypoint: failing.py:failing}\n"
+                        "min_workers: 1\nmax_workers: 1\n")
+    proc = dke_run([env_file], api_url)
+    assert proc.returncode == 1, proc.stderr
+    assert "Failed" in proc.stdout and "boom 7" in proc.stdout
+
+
+def test_invalid_environment_exits_4_with_lint_diagnostics(tmp_path):
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text("name: Bad_Name\nimage: x.org/y:1\nflow: {entrypoint: f.py:f}\n")
+    proc = dke_run([env_file], None, timeout=30)
+    assert proc.returncode == 4
+    assert f"{env_file}:1:7: error[" in proc.stderr and "invalid environment" in proc.stderr
+
+
+@pytest.mark.parametrize("param", ["novalue", "1bad=2", "x=[unclosed"])
+def test_bad_param_is_a_usage_error(checks_env, param):
+    proc = dke_run([checks_env(), "--param", param], None, timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    assert "--param" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("sig, whole_group", [(signal.SIGINT, True), (signal.SIGTERM, False)],
+                         ids=["ctrl-c", "sigterm"])
+def test_interrupt_leaves_no_process(checks_env, api_url, sig, whole_group):
+    """Ctrl-C on a terminal signals the whole process group; SIGTERM only dke."""
+    env_file = checks_env(min_workers=1, max_workers=3)
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen([*DKE, "run", str(env_file), "--param", "n=12", "--param", "seconds=5"], cwd=ROOT,
+                            env=dke_env(api_url, marker), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        for line in proc.stderr:  # wait until tasks are running on the cluster
+            if "dke: running" in line:
+                break
+        time.sleep(2)
+        assert len(processes_with(marker)) >= 2  # dke and at least one worker
+        if whole_group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, rest
+    assert "interrupted" in rest
+    assert_nothing_left(marker)
