@@ -125,6 +125,7 @@ class DkeEmulator(kmock.KubernetesEmulator):
         self.bodies: list[Any] = []  # parsed request bodies, parallel to the journal
         self.faults: list[Fault] = []
         self.denied: set[tuple[str, str]] = set()  # (verb, plural)
+        self.accepted_token: str | None = None  # when set, any other bearer token gets a 401
         self.pod_logs: dict[tuple[str, str], list[str]] = {}
         self.simulation: RunSimulation | None = None
         self.api_delay: dict[tuple[str, str], float] = {}  # (method, path substring) -> seconds
@@ -186,6 +187,8 @@ class DkeEmulator(kmock.KubernetesEmulator):
                 return _status(int(fault.kind), reason, fault.message, {"causes": fault.causes})
             if fault.kind == "drop":
                 return self._drop(request)
+        if self.accepted_token and request.headers.get("Authorization") != f"Bearer {self.accepted_token}":
+            return _status(401, "Unauthorized", "Unauthorized")
         if request.resource is not None and (k8s_verb(request), request.resource.plural) in self.denied:
             verb, res = k8s_verb(request), request.resource
             group = f' in API group "{res.group}"' if res.group else ""

@@ -104,10 +104,15 @@ def test_nothing_anywhere_lists_what_was_tried(monkeypatch):
 def test_a_real_prefect_secret_block(monkeypatch):
     """The lookup through Prefect itself: a temporary Prefect server with a Secret block."""
     pytest.importorskip("prefect")
+    import psutil
     from prefect.blocks.system import Secret
     from prefect.testing.utilities import prefect_test_harness
 
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     with prefect_test_harness(server_startup_timeout=60):
         Secret(value=GOOD).save("docker-registry-credentials")
         creds = lookup("DOCKER_REGISTRY_CREDENTIALS", IMAGE, environ={})
     assert creds.password == "pa55-word!" and creds.source.startswith("the Prefect Secret block")
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
+            and p.status() != psutil.STATUS_ZOMBIE]
+    assert left == [], "the temporary Prefect server outlived the test"

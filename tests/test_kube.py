@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,9 @@ import pytest
 
 from dke import exitcodes, kube
 from dke.credentials import RegistryCredentials
-from kube_emulator import RunSimulation, served_emulator
+
+sys.path.insert(0, str(Path(__file__).parent))  # any import mode: reach the fixture module
+from kube_emulator import RunSimulation, served_emulator  # noqa: E402
 
 FAST = kube.RetryPolicy(attempts=4, base=0.01, cap=0.05)
 ENVIRONMENT = """\
@@ -244,6 +247,16 @@ def test_forbidden_names_the_verb_resource_and_namespace(api, emulator, tmp_path
     assert caught.value.message.startswith(f"forbidden: not allowed to {what} ")
     assert "in namespace 'data' (HTTP 403)" in caught.value.message
     assert "\n" not in caught.value.message
+
+
+def test_rejected_credentials_name_the_context_and_the_refused_request(api, emulator, tmp_path):
+    emulator.emulator.accepted_token = "another-token"
+    with pytest.raises(kube.KubeError) as caught:
+        kube.apply_objects(api, compiled(tmp_path))
+    assert caught.value.message == (
+        f"unauthorized: the API at {emulator.url} refused the credentials of context 'emulator' to apply "
+        "serviceaccounts etl-runner in namespace 'data' (HTTP 401)")
+    assert "test-token" not in caught.value.message
 
 
 def test_ctrl_c_stops_cleanly_and_reports_what_was_applied(api, emulator, tmp_path):

@@ -61,10 +61,12 @@ def apply(file, overlays, sets, kube_version, target, dry_run, wait, follow, tim
         server_dry = dry_run == "server"
         result = kube.ApplyResult(run_id=run_id)
         needs_cluster = env.executor == "dask" and not env.scheduler_address
+        stage = "before anything was applied"
         try:
             if needs_cluster:
                 kube.preflight(api, env.adaptive)
             if env.pull_secret_name:
+                stage = f"during setup; secret/{env.pull_secret_name} may or may not have been created"
                 action = kube.ensure_pull_secret(api, env.pull_secret_name, env.name,
                                                  lambda: _credentials(env, docker_config), dry_run=server_dry)
                 done = kube.Applied("Secret", env.pull_secret_name, api.namespace,
@@ -72,7 +74,7 @@ def apply(file, overlays, sets, kube_version, target, dry_run, wait, follow, tim
                 result.applied.append(done)
                 _print_applied(done, output)
         except KeyboardInterrupt:
-            raise kube.Interrupted("interrupted before anything was applied", exitcodes.INTERRUPTED) from None
+            raise kube.Interrupted(f"interrupted {stage}", exitcodes.INTERRUPTED) from None
         kube.apply_objects(api, objects, dry_run=server_dry, force_conflicts=force_conflicts,
                            on_applied=lambda a: _print_applied(a, output), result=result)
         if output != "text":
