@@ -153,3 +153,20 @@ def test_retries_through_a_flaky_api_without_duplicates(cluster, tmp_path, capsy
     assert code == 0, err
     assert len(cluster.emulator.stored("jobs")) == 1 and out.count("created") == 4
     assert all(f.hits == 1 for f in cluster.emulator.faults)
+
+
+def test_ctrl_c_during_apply_exits_130_and_says_what_was_applied(cluster, tmp_path, capsys):
+    import os
+    import signal
+    import threading
+
+    cluster.emulator.api_delay[("PATCH", "/roles/")] = 2.0
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    code, out, err = run_dke(capsys, "apply", write_environment(tmp_path), "--kubeconfig", cluster.config)
+    timer.join()
+    assert code == 130
+    assert out == "serviceaccount/etl-runner created\n"
+    assert err.startswith("dke: error: interrupted: applied serviceaccount/etl-runner created; "
+                          "role/etl-runner may or may not have been applied")
+    assert cluster.emulator.count("POST", "/jobs") == 0
