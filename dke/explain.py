@@ -103,8 +103,10 @@ def origin_at(origins: dict[JsonPath, Origin], path: JsonPath) -> Origin:
 # boolean, null, timestamp or syntax: it starts with a letter, '/' or '_' and holds no
 # space, '#', ',', quotes or brackets, and is not one of YAML 1.1's boolean/null words.
 _PLAIN = re.compile(r"^(--?)?[A-Za-z_/][A-Za-z0-9_./@+=-]*(:[A-Za-z0-9_./@+=-]+)*$")
-# Multi-line strings become literal blocks when they round-trip exactly.
-_BLOCK_SAFE = re.compile(r"^[^\s][^\x00-\x08\x0b-\x1f\x7f]*$", re.S)
+# Characters YAML does not allow raw in a document, or reads as line breaks (NEL, LS, PS):
+# written as escapes inside double quotes, and never in literal blocks.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+_BLOCK_SAFE = re.compile(r"^[^\s][^\r]*$", re.S)
 _RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
 
 
@@ -115,12 +117,17 @@ def scalar(value: Any) -> str:
         return "true"
     if value is False:
         return "false"
-    if isinstance(value, (int, float)):
-        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)  # YAML 1.1 wants a '.' in the mantissa: 1e-05 -> 1.0e-05
+        mantissa, e, exponent = text.partition("e")
+        return (mantissa if "." in mantissa else mantissa + ".0") + e + exponent
     text = str(value)
     if _PLAIN.match(text) and text.lower() not in _RESERVED:
         return text
-    return json.dumps(text, ensure_ascii=False)
+    quoted = json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
 
 
 def _key(key: Any) -> str:
@@ -171,7 +178,7 @@ def _block(value: Any) -> list[str] | None:
     """A multi-line string as the lines of a literal block (header first), if that is exact."""
     if not isinstance(value, str) or "\n" not in value.rstrip("\n") or value.endswith("\n\n"):
         return None
-    if not _BLOCK_SAFE.match(value) or any(line != line.rstrip() for line in value.split("\n")):
+    if not _BLOCK_SAFE.match(value) or _UNPRINTABLE.search(value) or "\t" in value or any(line != line.rstrip() for line in value.split("\n")):
         return None
     header = "|" if value.endswith("\n") else "|-"
     return [header, *value.rstrip("\n").split("\n")]

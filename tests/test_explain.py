@@ -1,0 +1,75 @@
+"""dke.explain: the YAML writer must round-trip exactly under YAML 1.1 (kubectl, PyYAML) and
+1.2 (ruamel), and the origin comments must not change the data."""
+
+import io
+
+import pytest
+import yaml as pyyaml  # YAML 1.1: "yes", "on", "0x1F", "1:20" are not strings there
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from dke.explain import DKE, Origin, Traced, as_comment, origin_at, scalar, strip, to_yaml
+
+TRICKY = ["yes", "No", "ON", "off", "y", "n", "true", "False", "null", "~", "", " lead", "trail ", "1.0", "0x1F",
+          "0o17", "017", "1e3", "1_000", "1:20", "2024-01-01", ".inf", "-.5", "+1", "a: b", "a #b", "#x", "- x", "-",
+          "--", "---", "*ref", "&a", "!tag", "%x", "@x", "`x", "{a}", "[a]", "'q'", '"q"', "a\\b", "é ü 名",
+          "tab\there", "line\nbreak", "two\nlines\n", "x\n\n", "\nlead", "--host", "$(DASK_WORKER_NAME)",
+          "ghcr.io/a/b:1.0", "a:", "key: value\nnext: 1", "<<", "=", "?", "|", ">", "0.0.0.0", "4Gi", "500m"]
+
+
+def load_both(text):
+    return YAML(typ="safe", pure=True).load(io.StringIO(text)), pyyaml.safe_load(text)
+
+
+@pytest.mark.parametrize("value", TRICKY)
+def test_tricky_strings_round_trip_in_yaml_1_1_and_1_2(value):
+    data = {"k": value, "list": [value], value or "empty": 1, "nested": {"args": [value, "x"]}}
+    one_two, one_one = load_both(to_yaml(data))
+    assert one_two == data and one_one == data
+
+
+json_leaf = st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.text(max_size=12) | \
+    st.floats(allow_nan=False, allow_infinity=False)
+json_data = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=4) |
+                         st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=25)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.dictionaries(st.text(max_size=8), json_data, max_size=5))
+def test_any_json_data_round_trips_with_and_without_comments(data):
+    plain = to_yaml(data)
+    one_two, one_one = load_both(plain)
+    assert one_two == data == one_one or (not data and one_two in ({}, None))
+    _, origins = strip(data)
+    explained = to_yaml(data, {p: Origin("spec", "", "f.yaml", 3) for p in origins})
+    assert load_both(explained)[0] == load_both(plain)[0]
+
+
+def test_comments_name_every_value_line():
+    data = {"a": Traced(1, Origin("environment", "min_workers", "env.yaml", 7, 14, ("min_workers",))),
+            "b": {"c": ["x", Traced("y", Origin("default", "job.backoff_limit"))]},
+            "d": Traced("z", Origin("environment", "n", "--set"))}
+    plain, origins = strip(data)
+    assert plain == {"a": 1, "b": {"c": ["x", "y"]}, "d": "z"}
+    assert to_yaml(plain, origins).splitlines() == [
+        "a: 1     # env.yaml:7 min_workers",
+        "b:",
+        "  c:",
+        "  - x    # dke",
+        '  - "y"  # default job.backoff_limit',  # YAML 1.1 reads a bare y as true
+        "d: z     # --set n",
+    ]
+
+
+def test_origin_of_a_container_is_its_first_leaf_or_its_parent():
+    origins = {("a", "b"): DKE, ("a", "c", 0): Origin("spec", "", "w.yaml", 2)}
+    assert origin_at(origins, ("a", "c")).file == "w.yaml"
+    assert origin_at(origins, ("a", "b", "deeper")) == DKE
+    assert origin_at(origins, ("zzz",)) == DKE
+
+
+def test_scalar_quotes_only_when_needed():
+    assert scalar("dask") == "dask" and scalar("--death-timeout") == "--death-timeout"
+    assert scalar("yes") == '"yes"' and scalar("8788") == '"8788"' and scalar(8788) == "8788"
+    assert as_comment("a\n\nb") == "# a\n#\n# b\n"
