@@ -483,6 +483,31 @@ def validate_objects(loaded, kube_version: str) -> list[Diagnostic]:
             out.extend(schema_diagnostics(found, _Locator(loaded, autoscaler, {}, CLUSTER_INVALID)))
         out.extend(_name_problems(loaded, cluster))
         out.extend(_added_containers(loaded, compiled))
+        out.extend(_pod_metadata_problems(loaded))
+    return out
+
+
+def _pod_metadata_problems(loaded) -> list[Diagnostic]:
+    """Labels and annotation keys of a spec file's Pod manifest (the API server checks their syntax,
+    the JSON schemas do not)."""
+    from dke import model
+
+    out = []
+    for spec in (loaded.scheduler, loaded.worker):
+        if spec is None:
+            continue
+        for part in ("labels", "annotations"):
+            values = spec.metadata.get(part)
+            for key, value in (values.items() if isinstance(values, dict) else []):
+                path = ("metadata", part, key)
+                if not re.match(model.LABEL_KEY, str(key)) or len(str(key).rpartition("/")[2]) > 63:
+                    out.append(spec.document.diagnostic(
+                        path, OBJECT_INVALID, f"{part[:-1]} key {key!r} is not a valid Kubernetes key: an optional "
+                        "DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'", prefer_key=True))
+                elif part == "labels" and not (isinstance(value, str) and re.match(model.LABEL_VALUE, value)):
+                    out.append(spec.document.diagnostic(
+                        path, OBJECT_INVALID, f"label value {value!r} is not valid: at most 63 letters, digits, "
+                        "'-', '_' or '.', starting and ending with a letter or digit"))
     return out
 
 

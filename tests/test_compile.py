@@ -303,6 +303,17 @@ def test_dask_container_under_another_name_warns(tmp_path):
     assert "name it 'worker'" in d.message
 
 
+def test_spec_file_pod_labels_are_checked_at_their_line(tmp_path):
+    worker = "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    ok: fine\n    bad: 'has space'\n" \
+             "  annotations:\n    'no good/x/y': z\nspec: {}\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    problems = dc.validate_objects(loaded, KUBE)
+    assert [(d.code, d.line, d.path) for d in problems] == [
+        (dc.OBJECT_INVALID, 6, "$.metadata.labels.bad"),
+        (dc.OBJECT_INVALID, 8, "$.metadata.annotations['no good/x/y']"),
+    ]
+
+
 def test_crd_schema_is_strict_where_kubernetes_is():
     validator = dc.crd_validator("daskcluster", KUBE)
     good = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster", "metadata": {"name": "x"},
