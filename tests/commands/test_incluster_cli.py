@@ -1,5 +1,9 @@
 """`dke incluster` end to end, as the Job runs it: a real process, a real Prefect API, a real
-Dask LocalCluster behind the cluster factory seam (DKE_CLUSTER_FACTORY), real signals."""
+Dask LocalCluster behind the cluster factory seam (DKE_CLUSTER_FACTORY), real signals.
+
+(Named test_incluster_cli.py, not test_incluster.py: without __init__.py files or
+--import-mode=importlib, pytest cannot collect two test modules of the same basename.)
+"""
 
 from __future__ import annotations
 
