@@ -105,6 +105,7 @@ def parse_yaml(file: str, text: str, multi: bool = False, allow_empty: bool = Fa
     """Parse YAML text into Documents; raise DkeError with a position on bad input."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     yaml = YAML(typ="rt")
     try:
@@ -112,7 +113,14 @@ def parse_yaml(file: str, text: str, multi: bool = False, allow_empty: bool = Fa
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise load_error(file, line, column, "DKE003", _yaml_message(e, text, mark)) from None
+        raise load_error(file, line, column, "DKE003", _printable(_yaml_message(e, text, mark))) from None
+    except ReaderError as e:  # a control character: point at it, say which
+        before = text[: e.position]
+        line, column = before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1
+        char = e.character if isinstance(e.character, int) else ord(e.character[:1] or "\0")
+        raise load_error(
+            file, line, column, "DKE003", f"character U+{char:04X} is not allowed in YAML; remove it"
+        ) from None
     except YAMLError as e:  # pragma: no cover - ruamel raises marked errors for bad input
         raise load_error(file, 1, 1, "DKE003", f"invalid YAML: {e}") from None
     except RecursionError:
@@ -143,6 +151,21 @@ def load_mapping(file: str, base: Path | None = None) -> Document:
         p = doc.pos(())
         raise load_error(file, p.line, p.column, "DKE006", f"top level must be a mapping of keys, found {_kind(kind)}")
     return doc
+
+
+# "\ud800" escapes in double-quoted YAML decode to lone surrogates: not text, cannot be printed.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _printable(message: str) -> str:
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _check_text(doc: Document, value: str, path: JsonPath, prefer_key: bool = False) -> None:
+    if _SURROGATE.search(value):
+        p = doc.pos(path, prefer_key)
+        raise load_error(doc.file, p.line, p.column, "DKE002",
+                         f"{_printable(repr(value))} is not valid Unicode (a surrogate escape such as \\ud800)")
 
 
 def _kind(name: str) -> str:
@@ -209,6 +232,7 @@ def _plain(node: Any, path: JsonPath, doc: Document, budget: list[int]) -> Any:
             child = path + (key,)
             if kpos:
                 doc.keys[child] = kpos
+            _check_text(doc, key, child, prefer_key=True)
             sub = _node_pos(value) if isinstance(value, (dict, list)) else None
             if sub or vpos:
                 doc.values[child] = sub or vpos
@@ -230,7 +254,10 @@ def _plain(node: Any, path: JsonPath, doc: Document, budget: list[int]) -> Any:
                 doc.values[child] = sub
             result.append(_plain(value, child, doc, budget))
         return result
-    return _scalar(node)
+    value = _scalar(node)
+    if isinstance(value, str):
+        _check_text(doc, value, path)
+    return value
 
 
 def _scalar(value: Any) -> Any:

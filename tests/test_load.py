@@ -112,6 +112,10 @@ def test_json_path(path, expected):
         ("~\n", 1, 1, "DKE005", "empty"),
         ("a: 1\n---\na: 2\n", 1, 1, "DKE003", "several"),
         ("name: a\n1: b\n", 2, 1, "DKE004", "must be a string"),
+        ("name: etl\nimage: a\x01b\n", 2, 9, "DKE003", "U+0001 is not allowed"),
+        ('name: etl\nimage: "\\ud800"\n', 2, 8, "DKE002", "not valid Unicode"),
+        ('"\\udc00": 1\n', 1, 1, "DKE002", "not valid Unicode"),
+        ('a: "\\ud800"\na: b\n', 2, 1, "DKE003", "duplicate key"),  # message printable, no surrogate
         ("a: " + "[" * 400 + "]" * 400 + "\n", 1, 1, "DKE003", "too deep"),
     ],
 )
@@ -120,6 +124,7 @@ def test_bad_yaml_is_one_positioned_error(text, line, column, code, words):
     assert (d.line, d.column, d.code) == (line, column, code)
     assert words in d.message
     assert "\n" not in d.message
+    d.message.encode("utf-8")  # printable: no lone surrogates
 
 
 def test_billion_laughs_fails_fast_without_expanding():
