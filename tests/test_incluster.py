@@ -193,3 +193,33 @@ def test_kube_cluster_creates_our_daskcluster_and_deletes_it_when_the_operator_n
         assert container["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
         assert pod["imagePullSecrets"] == [{"name": "etl-registry"}]
     assert "etl-run-noop" not in kube.objects(DASKCLUSTERS, "data")
+
+
+def test_what_compile_puts_in_the_job_is_what_the_runner_reads(tmp_path):
+    """The contract end to end: dke.compile's Job env -> read_run -> the DaskCluster we create."""
+    from dke.compile import compile_environment
+    from dke.pipeline import load_environment
+
+    (tmp_path / "environment.yaml").write_text(
+        "name: etl\nnamespace: data\nimage: ghcr.io/acme/etl-flow:0.1.0\n"
+        "flow: {entrypoint: 'flows/etl.py:etl', parameters: {n: 3}}\n"
+        "min_workers: 1\nmax_workers: 4\nprivate_registry: true\n"
+        "env: {LOG_LEVEL: info}\nsecrets: [prefect-api]\n")
+    loaded = load_environment(str(tmp_path / "environment.yaml"))
+    assert loaded.ok(), loaded.diagnostics
+    [job] = [o for o in compile_environment(loaded, run_id="abc123") if o["kind"] == "Job"]
+    [runner] = job["spec"]["template"]["spec"]["containers"]
+    assert runner["command"] == ["dke", "incluster"]
+    environ = {e["name"]: e["value"] for e in runner["env"] if "value" in e}
+    downward = {e["name"] for e in runner["env"] if "valueFrom" in e}
+    assert {JOB_NAME_ENV, JOB_UID_ENV, NAMESPACE_ENV, POD_NAME_ENV, POD_IP_ENV} <= downward
+    environ.update({JOB_NAME_ENV: JOB.name, JOB_UID_ENV: JOB.uid, NAMESPACE_ENV: "data"})
+    run = read_run(environ)
+    assert (run.spec.min_workers, run.spec.max_workers) == (1, 4)
+    owned = owned_cluster_spec(run.spec.cluster, run.job)
+    assert owned["kind"] == "DaskCluster" and owned["metadata"]["ownerReferences"][0]["uid"] == JOB.uid
+    for role in ("scheduler", "worker"):
+        pod = owned["spec"][role]["spec"]
+        assert {c["image"] for c in pod["containers"]} == {"ghcr.io/acme/etl-flow:0.1.0"}
+        assert pod.get("imagePullSecrets"), f"{role}: no pull secret"
+        assert {"name": "LOG_LEVEL", "value": "info"} in pod["containers"][0]["env"]
