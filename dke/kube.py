@@ -603,17 +603,22 @@ def stream_logs(kube: Kube, pod_name: str, follow: bool, write: Callable[[str], 
     response = kube.request("GET", kube.path("Pod", pod_name, sub="log"), verb="get",
                             what=f"pods/log {pod_name}", query=query, stream=True,
                             timeout=(DEFAULT_TIMEOUT[0], None) if follow else "default")
+    import urllib3
+
     raw = response.raw
+    pending = b""
     try:
-        pending = b""
         for chunk in raw.stream(4096, decode_content=True):
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
                 write(line.decode("utf-8", "replace"))
+    except (urllib3.exceptions.HTTPError, OSError) as e:  # the stream broke: say so, the run goes on
+        raise KubeError(f"the log stream of pod {pod_name} broke off ({_transport_problem(e)}); "
+                        "`dke logs --follow` picks it up again") from None
+    finally:
         if pending:
             write(pending.decode("utf-8", "replace"))
-    finally:
         raw.release_conn()
 
 
