@@ -110,10 +110,11 @@ class _Compiler:
             self.run_id = Traced(PLACEHOLDER_RUN_ID, Origin("run", "run id placeholder (--run-id)"))
         else:
             self.run_id = Traced(check_run_id(run_id), Origin("run", "--run-id"))
-        if self.env.namespace:
-            self.namespace = self.t(self.env.namespace, "namespace")
-        elif namespace:
+        # kubectl's and helm's precedence: the command line wins over the file.
+        if namespace:
             self.namespace = Traced(namespace, Origin("run", "--namespace"))
+        elif self.env.namespace:
+            self.namespace = self.t(self.env.namespace, "namespace")
         else:
             self.namespace = Traced("default", Origin("default", "namespace"))
         self.name = self.t(self.env.name, "name")
@@ -321,6 +322,9 @@ class _Compiler:
         # What KubeCluster does through kr8s: create/get/patch/delete the Dask resources
         # (scale patches the worker group, adapt creates/patches/deletes the autoscaler),
         # get/list pods and services to wait for the scheduler, and read pod logs.
+        # The DaskCluster is owned by the run's Job (blockOwnerDeletion): with the
+        # OwnerReferencesPermissionEnforcement admission plugin that needs update on
+        # jobs/finalizers; get on jobs finds the Job's uid when the downward API has none.
         rules = [
             {
                 "apiGroups": [DASK_GROUP],
@@ -329,6 +333,8 @@ class _Compiler:
             },
             {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},
+            {"apiGroups": ["batch"], "resources": ["jobs/finalizers"], "verbs": ["update"]},
         ]
         objects.append(
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": self.metadata(name),

@@ -96,6 +96,8 @@ def test_role_is_least_privilege_and_namespaced(tmp_path):
         ("", "pods"): {"get", "list", "watch"},
         ("", "services"): {"get", "list", "watch"},
         ("", "pods/log"): {"get"},
+        ("batch", "jobs"): {"get"},
+        ("batch", "jobs/finalizers"): {"update"},
     }
     assert "*" not in json.dumps(role["rules"])
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "etl-runner"}

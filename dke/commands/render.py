@@ -15,7 +15,7 @@ from dke.diagnostics import DkeError, format_all, has_errors, sort_key
 @click.option("-o", "--output", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
               help="yaml: a stream of documents; json: a list of objects.")
 @click.option("--run-id", help="The run id in the Job's name and labels (default: a stable placeholder).")
-@click.option("-n", "--namespace", help="Namespace when the environment names none (default: default).")
+@click.option("-n", "--namespace", help="Namespace (wins over the environment's namespace; default: default).")
 @click.option("--explain", is_flag=True,
               help="Annotate every value with where it came from (YAML only); show the DaskCluster too.")
 @click.option("--validate", "validate", is_flag=True,
@@ -35,12 +35,6 @@ def render(file, overlays, sets, kube_version, fmt, run_id, namespace, explain, 
     if run_id is not None:
         check_run_id(run_id)
     loaded = load_valid(file, overlays, sets, kube_version)
-    if namespace and loaded.env.namespace and namespace != loaded.env.namespace:
-        raise DkeError(
-            f"--namespace {namespace} contradicts namespace {loaded.env.namespace!r} in the environment; "
-            "drop one of them",
-            exitcodes.USAGE,
-        )
     if validate:
         problems = sorted(validate_objects(loaded, kube_version), key=sort_key)
         if problems:

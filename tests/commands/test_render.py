@@ -140,13 +140,18 @@ def test_run_id_and_namespace_options():
     assert objects[-1]["metadata"]["name"] == "quickstart-r1"
 
 
+def test_namespace_option_wins_over_the_environment():
+    out = render(["examples/custom-specs/environment.yaml", "-n", "other", "-o", "json"])
+    objects = json.loads(out.stdout)
+    assert {o["metadata"]["namespace"] for o in objects} == {"other"}
+
+
 @pytest.mark.parametrize(
     "args, code, message",
     [
         (["--run-id", "Bad_ID"], 2, "run id 'Bad_ID'"),
         (["--run-id", "a" * 13], 2, "at most 12"),
         (["--explain", "-o", "json"], 2, "only the yaml output"),
-        (["-n", "other"], 2, "contradicts namespace 'data'"),
     ],
 )
 def test_usage_errors(args, code, message):
