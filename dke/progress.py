@@ -29,6 +29,7 @@ class Progress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_workers: int | None = None
+        self.marks: list[tuple[str, float]] = []  # (phase, time.time() it began): DKE_TIMINGS
 
     # -- lifecycle
     def __enter__(self) -> "Progress":
@@ -55,6 +56,7 @@ class Progress:
     # -- updates
     def phase(self, name: str) -> None:
         self.name = name
+        self.marks.append((name, time.time()))
         if not self.live:
             self._line(name + self._counts_text())
 
@@ -96,3 +98,22 @@ class Progress:
             if not first:
                 self._line(f"workers {snap['workers']}/{snap['max_workers']}"
                            f"  tasks {snap['finished']}/{snap['submitted']}")
+
+
+def process_start_time() -> float:
+    """When this process started (time.time() scale), from /proc; now if unknown."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:
+        return time.time()
+
+
+def format_timings(marks: list[tuple[str, float]], end: float) -> str:
+    """`phase +start duration` per phase, from the process start: where the time went."""
+    origin = process_start_time()
+    rows = [("python + dke imports", origin, marks[0][1] if marks else end)]
+    rows += [(name, t, (marks[i + 1][1] if i + 1 < len(marks) else end)) for i, (name, t) in enumerate(marks)]
+    return "\n".join(f"dke: timing {name:<24} at {start - origin:6.2f}s  took {stop - start:6.2f}s"
+                     for name, start, stop in rows)

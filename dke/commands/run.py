@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import time
 from typing import Any
 
 import click
@@ -40,6 +42,10 @@ def run(file, overlays, sets, kube_version, params) -> None:
         local = plan(loaded.env, loaded.worker)
         parameters = {**loaded.env.flow.parameters, **overrides}
         outcome, watch = execute(loaded, local, parameters, progress)
+    if os.environ.get("DKE_TIMINGS"):
+        from dke.progress import format_timings
+
+        click.echo(format_timings(progress.marks, time.time()), err=True)
     click.echo(summary(outcome, watch, local))
     raise SystemExit(exitcodes.OK if outcome.ok else exitcodes.FAILED)
 
