@@ -176,6 +176,24 @@ def configured_api_url() -> str | None:
     return PREFECT_API_URL.value() or None
 
 
+def api_url_may_be_configured() -> bool:
+    """A cheap guess, without importing Prefect: could PREFECT_API_URL come from the
+    environment, the profiles file or a settings file here? (configured_api_url() decides.)"""
+    if os.environ.get(API_URL_ENV):
+        return True
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    candidates = [Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser(),
+                  Path("prefect.toml"), Path(".env"), Path("pyproject.toml")]
+    for path in candidates:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        if "API_URL" in text.upper() or ("[api]" in text and "url" in text) or "tool.prefect.api" in text:
+            return True
+    return False
+
+
 class TemporaryPrefectServer:
     """A Prefect API server in a child process (what Prefect's own temporary server runs:
     uvicorn over `prefect.server.api.server:create_app`, no UI, no background services).
@@ -198,14 +216,25 @@ class TemporaryPrefectServer:
         return f"http://{self.connect_host}:{self.port}/api"
 
     def start(self) -> str:
-        import prefect
-        from prefect.settings import get_current_settings
+        import importlib.util
 
         if self.port is None:
             self.port = free_port(self.host)
+        # Settings changed in this process (temporary_settings) reach the server too; when
+        # Prefect is not imported yet there are none, and the server reads profiles itself.
+        # Not importing it here lets the server boot while this process imports Prefect.
+        overrides = {}
+        if "prefect.settings" in sys.modules:
+            from prefect.settings import get_current_settings
+
+            overrides = get_current_settings().to_environment_variables(exclude_unset=True)
+        spec = importlib.util.find_spec("prefect")
+        if spec is None or not spec.submodule_search_locations:
+            raise DkeError("Prefect is not installed: pip install 'dke[local]'", exitcodes.FAILED)
+        app_dir = Path(list(spec.submodule_search_locations)[0]).parent
         env = {
             **os.environ,
-            **get_current_settings().to_environment_variables(exclude_unset=True),
+            **overrides,
             "PREFECT_UI_ENABLED": "0",
             "PREFECT__SERVER_EPHEMERAL": "1",  # no UI, no background services
             "PREFECT__SERVER_FINAL": "1",
@@ -213,7 +242,7 @@ class TemporaryPrefectServer:
         }
         env.pop(API_URL_ENV, None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir),
              "--factory", "prefect.server.api.server:create_app",
              "--host", self.host, "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
             env=env,

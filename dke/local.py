@@ -246,3 +246,12 @@ def dask_setup(worker) -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The first Prefect task a worker runs imports Prefect's task engine (about a second).
+    # Import it now, beside the worker's start, while the flow side is still getting ready.
+    threading.Thread(target=_import_task_engine, name="dke-preload", daemon=True).start()
+
+
+def _import_task_engine() -> None:
+    with contextlib.suppress(Exception):
+        import prefect.task_engine  # noqa: F401
+        import prefect_dask  # noqa: F401

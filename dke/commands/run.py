@@ -97,13 +97,25 @@ def execute(loaded, local, parameters: dict, progress):
     watch = ClusterWatch(local.max_workers) if local.uses_local_cluster else None
     interrupted = False
     try:
-        url = flowrun.configured_api_url()
         server = None
-        if not url:
+        if not flowrun.api_url_may_be_configured():
+            # Start it first: it boots while this process imports Prefect and starts the cluster.
             progress.phase("starting Prefect API")
             server = flowrun.TemporaryPrefectServer()
             stack.callback(server.stop)
-            url = server.start()  # answers a little later: start the cluster meanwhile
+            server.start()
+        progress.phase("importing Prefect")
+        url = flowrun.configured_api_url()
+        if url and server is not None:  # the cheap guess missed a configured API: use that one
+            server.stop()
+            server = None
+        elif not url:
+            if server is None:
+                progress.phase("starting Prefect API")
+                server = flowrun.TemporaryPrefectServer()
+                stack.callback(server.stop)
+                server.start()
+            url = server.url
         stack.enter_context(flowrun.exported(flowrun.API_URL_ENV, url))
         for name, value in local.env.items():  # the flow process is "the job": it gets env too
             stack.enter_context(flowrun.exported(name, value))
