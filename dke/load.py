@@ -7,7 +7,6 @@ keep the positions in a side table keyed by JSON path.
 
 from __future__ import annotations
 
-import datetime
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,8 @@ JsonPath = tuple  # of str keys and int indexes
 # A document with more nodes than this is refused. Aliases are shared, not copied, by
 # ruamel, but a plain copy would expand them: a budget stops billion-laughs early.
 MAX_NODES = 20_000
+# Kubernetes objects nest ~15 levels; far deeper input is a mistake or an attack.
+MAX_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -101,15 +102,32 @@ def read_text(file: str, path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
+def _compose_all(text: str) -> list:
+    """YAML nodes, which carry their marks (line, column); we build plain data from them.
+
+    ruamel.yaml's C parser (ruamel.yaml.clib) is ~10x faster than its round-trip loader,
+    but it is libyaml underneath, which is stricter than YAML 1.2 in corners (a ':' inside
+    a plain scalar in a flow mapping: `{entrypoint: f.py:f}`). So the C parser serves
+    the common case, and any document it refuses is parsed again by ruamel's pure-Python
+    parser, which decides (and words the error).
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return list(YAML(typ="safe", pure=False).compose_all(text))
+    except (YAMLError, RecursionError, ValueError):
+        pass
+    return list(YAML(typ="safe", pure=True).compose_all(text))
+
+
 def parse_yaml(file: str, text: str, multi: bool = False, allow_empty: bool = False) -> list[Document]:
     """Parse YAML text into Documents; raise DkeError with a position on bad input."""
-    from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
 
-    yaml = YAML(typ="rt")
     try:
-        nodes = list(yaml.load_all(text))
+        nodes = _compose_all(text)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -121,18 +139,22 @@ def parse_yaml(file: str, text: str, multi: bool = False, allow_empty: bool = Fa
         raise load_error(
             file, line, column, "DKE003", f"character U+{char:04X} is not allowed in YAML; remove it"
         ) from None
-    except YAMLError as e:  # pragma: no cover - ruamel raises marked errors for bad input
-        raise load_error(file, 1, 1, "DKE003", f"invalid YAML: {e}") from None
+    except YAMLError as e:
+        raise load_error(file, 1, 1, "DKE003", _printable(f"invalid YAML: {e}".splitlines()[0])) from None
     except RecursionError:
         raise load_error(file, 1, 1, "DKE003", "YAML nesting is too deep") from None
-    nodes = [n for n in nodes if n is not None] if multi else nodes
-    if allow_empty and nodes in ([], [None]):
+    nodes = [n for n in nodes if not _is_null(n)] if multi else nodes
+    if allow_empty and (not nodes or (len(nodes) == 1 and _is_null(nodes[0]))):
         return [Document(file, None)]
-    if not nodes or (not multi and nodes == [None]):
+    if not nodes or (not multi and len(nodes) == 1 and _is_null(nodes[0])):
         raise load_error(file, 1, 1, "DKE005", "file is empty; expected a YAML mapping")
     if not multi and len(nodes) > 1:
         raise load_error(file, 1, 1, "DKE003", "expected one YAML document, found several (---)")
     return [_to_document(file, node) for node in nodes]
+
+
+def _is_null(node: Any) -> bool:
+    return node is None or (node.id == "scalar" and node.tag == NULL_TAG)
 
 
 def load_file(file: str, base: Path | None = None, multi: bool = False) -> list[Document]:
@@ -189,70 +211,57 @@ def _yaml_message(e: Any, text: str, mark: Any) -> str:
     return msg
 
 
+TAG = "tag:yaml.org,2002:"
+NULL_TAG, BOOL_TAG, INT_TAG, FLOAT_TAG, STR_TAG, MERGE_TAG = (
+    TAG + t for t in ("null", "bool", "int", "float", "str", "merge")
+)
+
+
 def _to_document(file: str, node: Any) -> Document:
     doc = Document(file, None)
-    budget = [MAX_NODES]
-    root_pos = _node_pos(node)
-    if root_pos:
-        doc.values[()] = root_pos
-    doc.data = _plain(node, (), doc, budget)
+    doc.values[()] = _mark(node)
+    doc.data = _plain(node, (), doc, [MAX_NODES])
     return doc
 
 
-def _node_pos(node: Any) -> Pos | None:
-    lc = getattr(node, "lc", None)
-    if lc is None or lc.line is None:
-        return None
-    return Pos(lc.line + 1, lc.col + 1)
+def _mark(node: Any) -> Pos:
+    return Pos(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def _plain(node: Any, path: JsonPath, doc: Document, budget: list[int]) -> Any:
     budget[0] -= 1
+    if len(path) > MAX_DEPTH:
+        p = _mark(node)
+        raise load_error(doc.file, p.line, p.column, "DKE003", f"YAML nesting is too deep (over {MAX_DEPTH} levels)")
     if budget[0] < 0:
         raise load_error(
             doc.file, 1, 1, "DKE004", f"document too large: more than {MAX_NODES} values (alias expansion?)"
         )
-    if isinstance(node, dict):
+    if node.id == "mapping":
         out: dict = {}
-        lc = getattr(node, "lc", None)
-        for key, value in node.items():
-            kpos = vpos = None
-            if lc is not None:
-                try:
-                    kl, kc = lc.key(key)
-                    vl, vc = lc.value(key)
-                    kpos, vpos = Pos(kl + 1, kc + 1), Pos(vl + 1, vc + 1)
-                except (KeyError, TypeError):
-                    pass
-            if not isinstance(key, str):
-                p = kpos or Pos(1, 1)
-                raise load_error(
-                    doc.file, p.line, p.column, "DKE004", f"key {key!r} must be a string; quote it"
-                )
+        for key_node, value_node in _mapping_pairs(node, doc):
+            kpos = _mark(key_node)
+            if key_node.id != "scalar" or key_node.tag != STR_TAG:
+                shown = key_node.value if key_node.id == "scalar" else f"a {key_node.id}"
+                raise load_error(doc.file, kpos.line, kpos.column, "DKE004",
+                                 _printable(f"key {shown!r} must be a string; quote it"))
+            key = key_node.value
             child = path + (key,)
-            if kpos:
-                doc.keys[child] = kpos
+            if key in out:
+                first = doc.keys[child]
+                raise load_error(doc.file, kpos.line, kpos.column, "DKE003", _printable(
+                    f'duplicate key "{key}" (first at line {first.line}); each key may appear once'))
+            doc.keys[child] = kpos
             _check_text(doc, key, child, prefer_key=True)
-            sub = _node_pos(value) if isinstance(value, (dict, list)) else None
-            if sub or vpos:
-                doc.values[child] = sub or vpos
-            out[key] = _plain(value, child, doc, budget)
+            doc.values[child] = _mark(value_node)
+            out[key] = _plain(value_node, child, doc, budget)
         return out
-    if isinstance(node, list):
+    if node.id == "sequence":
         result = []
-        lc = getattr(node, "lc", None)
-        for i, value in enumerate(node):
+        for i, item in enumerate(node.value):
             child = path + (i,)
-            sub = _node_pos(value) if isinstance(value, (dict, list)) else None
-            if sub is None and lc is not None:
-                try:
-                    il, ic = lc.item(i)
-                    sub = Pos(il + 1, ic + 1)
-                except (KeyError, TypeError):
-                    pass
-            if sub:
-                doc.values[child] = sub
-            result.append(_plain(value, child, doc, budget))
+            doc.values[child] = _mark(item)
+            result.append(_plain(item, child, doc, budget))
         return result
     value = _scalar(node)
     if isinstance(value, str):
@@ -260,20 +269,48 @@ def _plain(node: Any, path: JsonPath, doc: Document, budget: list[int]) -> Any:
     return value
 
 
-def _scalar(value: Any) -> Any:
-    # ruamel's round-trip scalars subclass the builtins; copy them into plain ones.
-    if value is None:
+def _mapping_pairs(node: Any, doc: Document) -> list:
+    """Key/value node pairs, with YAML merge keys (`<<: *defaults`) expanded; own keys win."""
+    own = [(k, v) for k, v in node.value if k.tag != MERGE_TAG]
+    merges = [v for k, v in node.value if k.tag == MERGE_TAG]
+    if not merges:
+        return own
+    names = {k.value for k, _ in own if k.id == "scalar"}
+    inherited = []
+    for source in merges:
+        for m in source.value if source.id == "sequence" else [source]:
+            if m.id != "mapping":
+                p = _mark(m)
+                raise load_error(doc.file, p.line, p.column, "DKE003", "'<<' merges mappings only")
+            for k, v in _mapping_pairs(m, doc):
+                if k.id == "scalar" and k.value not in names:
+                    names.add(k.value)
+                    inherited.append((k, v))
+    return own + inherited
+
+
+def _scalar(node: Any) -> Any:
+    """YAML 1.2 core schema scalars; any other tag (timestamps, !custom) keeps its text."""
+    tag, text = node.tag, node.value
+    if tag == NULL_TAG:
         return None
-    if isinstance(value, bool) or type(value).__name__ == "ScalarBoolean":
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return value.isoformat()
-    if hasattr(value, "value"):  # TaggedScalar: keep its text
-        return str(value.value)
-    return str(value)
+    if tag == BOOL_TAG:
+        return text.lower() == "true"
+    if tag == INT_TAG:
+        digits = text.replace("_", "")
+        try:
+            return int(digits, 0)
+        except ValueError:
+            try:
+                return int(digits, 10)
+            except ValueError:
+                return text
+    if tag == FLOAT_TAG:
+        low = text.lower().replace("_", "")
+        if low in (".inf", "+.inf", "-.inf", ".nan"):
+            return float(low.replace(".", ""))
+        try:
+            return float(low)
+        except ValueError:
+            return text
+    return text

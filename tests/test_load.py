@@ -115,8 +115,8 @@ def test_json_path(path, expected):
         ("name: etl\nimage: a\x01b\n", 2, 9, "DKE003", "U+0001 is not allowed"),
         ('name: etl\nimage: "\\ud800"\n', 2, 8, "DKE002", "not valid Unicode"),
         ('"\\udc00": 1\n', 1, 1, "DKE002", "not valid Unicode"),
-        ('a: "\\ud800"\na: b\n', 2, 1, "DKE003", "duplicate key"),  # message printable, no surrogate
-        ("a: " + "[" * 400 + "]" * 400 + "\n", 1, 1, "DKE003", "too deep"),
+        ('a: "\\ud800"\na: b\n', 1, 4, "DKE002", "not valid Unicode"),  # the first problem, printable
+        ("a: " + "[" * 400 + "]" * 400 + "\n", 1, 104, "DKE003", "too deep"),
     ],
 )
 def test_bad_yaml_is_one_positioned_error(text, line, column, code, words):
