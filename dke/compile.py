@@ -593,7 +593,7 @@ def _data_yaml(name: str) -> Any:
 
     from ruamel.yaml import YAML
 
-    return YAML(typ="safe", pure=True).load(files("dke").joinpath("data", name).read_text())
+    return YAML(typ="safe").load(files("dke").joinpath("data", name).read_text())
 
 
 def crd_schema(kind: str) -> dict:
@@ -637,5 +637,6 @@ def crd_validator(kind: str, kube_version: str):
 
     from dke import kubeschema
 
-    kubeschema._schema_dir(kube_version)  # unsupported versions fail like the other schemas
-    return Draft202012Validator(crd_schema(kind), registry=kubeschema._registry(kube_version))
+    kubeschema.check_kube_version(kube_version)  # unsupported versions fail like the other schemas
+    schema = kubeschema.inline_refs(crd_schema(kind), kube_version)
+    return Draft202012Validator(schema, registry=kubeschema.registry(kube_version))
