@@ -256,9 +256,9 @@ class TemporaryPrefectServer:
         import httpx
 
         if timeout is None:
-            from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
-
-            timeout = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+            # A first start on a fresh machine creates Prefect's database: allow more than
+            # Prefect's own 20s default unless the user set it.
+            timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 60))
         assert self.process is not None, "start() first"
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2) as client:

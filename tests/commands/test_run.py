@@ -203,3 +203,19 @@ def test_interrupt_leaves_no_process(checks_env, api_url, sig, whole_group):
     assert proc.returncode == 130, rest
     assert "interrupted" in rest
     assert_nothing_left(marker)
+
+
+def test_existing_scheduler_address_runs_there_and_gets_env(checks_env, api_url):
+    """scheduler_address: no local cluster; the workers (not started by dke, so they did not
+    inherit anything) receive env and the Prefect API through dke's worker plugin."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        worker_pids = {w.process.pid for w in cluster.workers.values()}
+        env_file = checks_env(scheduler_address=cluster.scheduler_address, min_workers=1, max_workers=1)
+        proc = dke_run([env_file], api_url)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(checks_env.out.read_text())
+    assert {r["pid"] for r in report["results"]} <= worker_pids
+    assert {r["value"] for r in report["results"]} == {"reached"}
+    assert cluster.scheduler_address in proc.stdout
