@@ -220,6 +220,10 @@ class TemporaryPrefectServer:
 
         if self.port is None:
             self.port = free_port(self.host)
+        # Prefect keeps its database under PREFECT_HOME; on a fresh machine nothing created it yet.
+        home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+        with contextlib.suppress(OSError):
+            home.mkdir(parents=True, exist_ok=True)
         # Settings changed in this process (temporary_settings) reach the server too; when
         # Prefect is not imported yet there are none, and the server reads profiles itself.
         # Not importing it here lets the server boot while this process imports Prefect.
@@ -266,7 +270,8 @@ class TemporaryPrefectServer:
                 code = self.process.poll()
                 if code is not None:
                     raise DkeError(f"the temporary Prefect server exited with code {code} before it "
-                                   "answered; set PREFECT_API_URL to use another one", exitcodes.FAILED)
+                                   "answered (its output is above); set PREFECT_API_URL to use another "
+                                   "Prefect API", exitcodes.FAILED)
                 try:
                     if client.get(f"{self.url}/health").status_code == 200:
                         return
