@@ -355,7 +355,7 @@ class _Compiler:
         from dke import runspec
 
         env = self.env
-        spec = runspec.RunSpec(
+        spec = runspec.RunSpec.model_construct(  # from a validated environment: no re-validation
             name=env.name,
             run_id=self.run_id.value,
             flow=env.flow,

@@ -70,6 +70,11 @@ def registry(kube_version: str):
     definitions = _definitions(kube_version)
     return Registry().with_resource(definitions["$id"], Resource.from_contents(definitions))
 
+@functools.lru_cache(maxsize=None)
+def _inlined(kube_version: str) -> dict[str, Any]:
+    return {}
+
+
 def inline_refs(schema: Any, kube_version: str) -> Any:
     """Replace `$ref`s into the Kubernetes definitions by the definitions themselves.
 
@@ -79,7 +84,7 @@ def inline_refs(schema: Any, kube_version: str) -> Any:
     are dropped: validation never reads them.
     """
     defs = _definitions(kube_version)["$defs"]
-    memo: dict[str, Any] = {}
+    memo = _inlined(kube_version)  # shared: a recursive ref left as $ref is right in any context
 
     def walk(node: Any, stack: frozenset) -> Any:
         if isinstance(node, list):

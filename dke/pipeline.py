@@ -14,7 +14,7 @@ from typing import Sequence
 from dke.diagnostics import Diagnostic, DkeError, has_errors
 from dke.kubeschema import DEFAULT_KUBE_VERSION
 from dke.merge import Merged, layer, parse_set
-from dke.model import Environment
+from dke.model import Environment, from_validated
 from dke.specs import SPEC_NOT_FOUND, PodSpecFile, load_spec_file
 
 
@@ -42,8 +42,6 @@ def load_environment(
 ) -> Loaded:
     """Run the front half of the pipeline. Raises DkeError only for usage errors (bad --set)."""
     from dke.load import load_mapping
-    from pydantic import ValidationError
-
     from dke.validate import validate_environment
 
     from dke.kubeschema import UnsupportedKubeVersion, check_kube_version
@@ -66,13 +64,7 @@ def load_environment(
     loaded.diagnostics.extend(problems)
     if problems:
         return loaded
-    try:
-        env = Environment.model_validate(merged.data)
-    except ValidationError as e:  # the schema should have caught it: report, don't crash
-        loaded.diagnostics.extend(
-            merged.diagnostic(tuple(err["loc"]), "DKE103", err["msg"]) for err in e.errors()
-        )
-        return loaded
+    env = from_validated(merged.data)
     loaded.env = env
 
     from dke.checks import check_environment, check_spec_file

@@ -8,6 +8,7 @@ nothing but the Job has to exist for a run to start, and nothing outlives it.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +25,7 @@ POD_IP_ENV = "DKE_POD_IP"  # status.podIP (workers reach a runner-local Prefect 
 
 
 class RunSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str = Field(description="The environment's name.")
     run_id: str = Field(description="This run's id (also in the Job's name and labels).")
@@ -39,7 +40,11 @@ class RunSpec(BaseModel):
     cluster: dict[str, Any] | None = None
 
     def to_env_value(self) -> str:
-        return self.model_dump_json(exclude_none=False)
+        # Plain json rather than model_dump_json, which would first build pydantic's
+        # serializer: compile (and so lint and render) stays free of that cost.
+        data: dict[str, Any] = {name: getattr(self, name) for name in type(self).model_fields}
+        data["flow"] = {"entrypoint": self.flow.entrypoint, "parameters": self.flow.parameters}
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_env_value(cls, value: str) -> "RunSpec":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 from typing import Any, Iterable, Protocol
 
 from dke import model
@@ -69,7 +70,19 @@ def environment_validator():
     from jsonschema.validators import extend
 
     strict_end = extend(Draft202012Validator, {"pattern": _ecma_pattern})
-    return strict_end(model.json_schema())
+    return strict_end(packaged_schema())
+
+
+def packaged_schema() -> dict:
+    """The schema shipped in the package (dke/data/environment.schema.json).
+
+    A copy of what dke.model generates, read rather than generated: generating it
+    builds pydantic's validators, a third of a cold `dke lint`. tests/test_schema_file.py
+    keeps the copy, schemas/environment.schema.json and the model identical.
+    """
+    from importlib.resources import files
+
+    return json.loads(files("dke").joinpath("data", "environment.schema.json").read_text())
 
 
 def validate_environment(data: Any, where: Locator) -> list[Diagnostic]:

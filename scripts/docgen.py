@@ -1,4 +1,5 @@
-"""Regenerate the generated parts of docs/configuration.md and docs/cli.md.
+"""Regenerate the generated files: the JSON schema (published and packaged copies),
+and the generated parts of docs/configuration.md and docs/cli.md.
 
     python scripts/docgen.py          # rewrite the pages
     python scripts/docgen.py --check  # exit 1 if a page is out of date (tests run this)
@@ -96,7 +97,10 @@ def replace_generated(text: str, generated: str) -> str:
 def pages() -> dict[Path, str]:
     from dke.model import json_schema
 
+    schema_text = json.dumps(json_schema(), indent=2) + "\n"
     return {
+        ROOT / "schemas" / "environment.schema.json": schema_text,
+        ROOT / "dke" / "data" / "environment.schema.json": schema_text,
         ROOT / "docs" / "configuration.md": configuration_reference(json_schema()),
         ROOT / "docs" / "cli.md": cli_reference(),
     }
@@ -105,8 +109,8 @@ def pages() -> dict[Path, str]:
 def main(argv: list[str]) -> int:
     stale = []
     for path, generated in pages().items():
-        current = path.read_text()
-        updated = replace_generated(current, generated)
+        current = path.read_text() if path.exists() else ""
+        updated = generated if path.suffix == ".json" else replace_generated(current, generated)
         if updated != current:
             stale.append(path)
             if "--check" not in argv:

@@ -119,3 +119,29 @@ def test_schema_encodes_what_editors_can_check():
     assert props["docker_secret"]["default"] == "DOCKER_REGISTRY_CREDENTIALS"
     flow = model.json_schema()["$defs"]["Flow"]["properties"]
     assert flow["entrypoint"]["pattern"] == model.ENTRYPOINT
+
+
+def _accepted_environments():
+    """Every environment file of the good corpus and the examples, as plain data."""
+    from pathlib import Path
+
+    from dke.load import load_mapping
+
+    root = Path(__file__).resolve().parents[1]
+    files = sorted((root / "tests" / "data" / "good").glob("*/environment.y*ml"))
+    files += sorted((root / "examples").glob("*/environment.y*ml"))
+    return [load_mapping(str(f)).data for f in files]
+
+
+@pytest.mark.parametrize("data", _accepted_environments() + [
+    {**MINIMAL, "min_workers": 2.0, "max_workers": 3.0, "job": {"backoff_limit": 1.0, "ttl_seconds_after_finished": None}},
+    {**MINIMAL, "job": {}, "flow": {"entrypoint": "pkg.mod:f", "parameters": {"x": [1, {"y": None}]}}},
+])
+def test_from_validated_builds_what_pydantic_validation_builds(data):
+    # lint and render build the Environment without pydantic's validators (the JSON schema
+    # has already checked the data): the result must be exactly what validation makes.
+    validated = Environment.model_validate(data)
+    constructed = model.from_validated(data)
+    assert constructed == validated
+    assert constructed.model_dump() == validated.model_dump()
+    assert type(constructed.min_workers) is int and type(constructed.job.backoff_limit) is int
