@@ -5,13 +5,11 @@ dask-kubernetes uses)."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ has no __init__
 
 from dke import exitcodes
 from dke.diagnostics import DkeError
@@ -26,7 +24,7 @@ from dke.incluster import (
     resolve_job,
 )
 from dke.runspec import JOB_NAME_ENV, JOB_UID_ENV, NAMESPACE_ENV, POD_IP_ENV, POD_NAME_ENV, RUN_SPEC_ENV
-from tests.incluster_support import IMAGE, EmulatedKubernetes, dask_cluster_object, run_spec
+from incluster_support import IMAGE, EmulatedKubernetes, dask_cluster_object, run_spec
 
 JOB = JobIdentity(name="etl-run-abc123", uid="4b9a7f0e-0000-4000-8000-00000000abcd", namespace="data",
                   pod_name="etl-run-abc123-x7k2p", pod_ip="10.1.2.3")

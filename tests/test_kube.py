@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,8 +16,7 @@ import pytest
 from dke import exitcodes, kube
 from dke.credentials import RegistryCredentials
 
-sys.path.insert(0, str(Path(__file__).parent))  # any import mode: reach the fixture module
-from kube_emulator import RunSimulation, served_emulator  # noqa: E402
+from kube_emulator import RunSimulation, served_emulator
 
 FAST = kube.RetryPolicy(attempts=4, base=0.01, cap=0.05)
 ENVIRONMENT = """\

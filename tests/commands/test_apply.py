@@ -2,15 +2,13 @@
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import pytest
 
 from dke import kube
 
-sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/ has no __init__: reach the fixture module
-from kube_emulator import RunSimulation, run_dke, served_emulator, write_environment  # noqa: E402
+from kube_emulator import RunSimulation, run_dke, served_emulator, write_environment
 
 PASSWORD = "Zq-registry-pa55word"
 CREDENTIALS = json.dumps({"docker-server": "ghcr.io", "docker-username": "robot", "docker-password": PASSWORD,

@@ -1,15 +1,13 @@
 """`dke delete`: a run with what it owns, or everything of an environment."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from dke import kube
 
-sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/ has no __init__: reach the fixture module
-from kube_emulator import RunSimulation, run_dke, served_emulator, write_environment  # noqa: E402
+from kube_emulator import RunSimulation, run_dke, served_emulator, write_environment
 
 
 @pytest.fixture(autouse=True)

@@ -19,10 +19,9 @@ import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))  # tests/ has no __init__: make `tests.incluster_support` importable
 
 from dke.runspec import JOB_NAME_ENV, JOB_UID_ENV, NAMESPACE_ENV, POD_IP_ENV, POD_NAME_ENV, RUN_SPEC_ENV
-from tests.incluster_support import RECORD_ENV, FAIL_AT_ENV, read_record, run_spec, write_flow
+from incluster_support import RECORD_ENV, FAIL_AT_ENV, read_record, run_spec, write_flow
 
 JOB_UID = "4b9a7f0e-0000-4000-8000-00000000abcd"
 
