@@ -70,20 +70,45 @@ def load_spec_file(
                 )
             ]
         spec = PodSpecFile(doc, ("spec",))
-        found = errors(data, "pod-v1.json", kube_version)
+        found = errors(without_directives(data), "pod-v1.json", kube_version)
     else:
         spec = PodSpecFile(doc, ())
-        found = errors(data, "podspec-v1.json", kube_version)
+        found = errors(without_directives(data), "podspec-v1.json", kube_version)
     # `containers` is required by Kubernetes, but a spec file may only add settings
     # (nodeSelector, tolerations...) to dke's default containers.
     found = [e for e in found if not (e.validator == "required" and "containers" in e.validator_value
-                                       and tuple(e.absolute_path) == spec.spec_path)]
+                                       and tuple(e.absolute_path) == spec.spec_path)
+             and not _is_directive_item(data, tuple(e.absolute_path))]
     return spec, [_as_spec_error(d) for d in schema_diagnostics(found, doc)]
 
 
 def _found(data: dict) -> str:
     parts = [f"{key} {data[key]!r}" if key in data else f"no {key}" for key in ("apiVersion", "kind")]
     return " and ".join(parts)
+
+
+def without_directives(node: Any) -> Any:
+    """A copy without strategic-merge directives (`$patch: delete|replace`), which dke's
+    merge understands but the Kubernetes schema does not. Only mapping keys go, so list
+    indexes (and so diagnostic paths) are unchanged."""
+    if isinstance(node, dict):
+        return {k: without_directives(v) for k, v in node.items() if k != "$patch"}
+    if isinstance(node, list):
+        return [without_directives(v) for v in node]
+    return node
+
+
+def _is_directive_item(data: Any, path: tuple) -> bool:
+    """Whether `path` is (inside) a list item that is only a directive, `- $patch: replace`."""
+    node = data
+    for part in path:
+        if isinstance(node, dict) and node and set(node) == {"$patch"}:
+            return True
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return isinstance(node, dict) and bool(node) and set(node) == {"$patch"}
 
 
 def _as_spec_error(d: Diagnostic) -> Diagnostic:

@@ -100,3 +100,14 @@ def test_is_pod_manifest():
     assert is_pod_manifest({"kind": "Pod"}) and is_pod_manifest({"apiVersion": "v1"})
     assert is_pod_manifest({"spec": {}})
     assert not is_pod_manifest({"containers": []}) and not is_pod_manifest({"nodeSelector": {}})
+
+
+def test_strategic_merge_directives_are_not_kubernetes_fields(tmp_path, monkeypatch):
+    # `$patch` is understood by dke's merge; only the directive itself is exempt from the schema.
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "containers:\n  - name: worker\n    ports:\n      - $patch: replace\n"
+                    "      - {name: web, containerPort: 9000}\n  - name: sidecar\n    $patch: delete\n")
+    assert load_spec_file("specs/worker.yaml", Path("."))[1] == []
+    write(tmp_path, "containers:\n  - name: worker\n    $patch: delete\n    bogus: 1\n")
+    _, found = load_spec_file("specs/worker.yaml", Path("."))
+    assert codes(found) == [(SPEC_INVALID, "specs/worker.yaml", 4, 5, "$.containers[0].bogus")]
