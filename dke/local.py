@@ -166,7 +166,9 @@ def cluster_kwargs(local: LocalPlan) -> dict:
     """LocalCluster arguments for a plan: process workers, each with the environment's env."""
     kwargs: dict[str, Any] = {
         "processes": True,
-        "n_workers": local.min_workers if local.adaptive else local.max_workers,
+        # No worker yet: local_cluster() asks for them without waiting, so that they
+        # start while the flow side gets ready (see workers_wanted).
+        "n_workers": 0,
         "threads_per_worker": local.threads_per_worker or 1,
         "dashboard_address": ":0",  # any free port: runs side by side never collide
         "env": dict(local.env),
@@ -178,10 +180,20 @@ def cluster_kwargs(local: LocalPlan) -> dict:
     return kwargs
 
 
+def workers_wanted(local: LocalPlan) -> int:
+    """Workers to start with: min_workers when adaptive, else the fixed size."""
+    return local.min_workers if local.adaptive else local.max_workers
+
+
 @contextlib.contextmanager
 def local_cluster(local: LocalPlan, watch: ClusterWatch | None = None) -> Iterator[Any]:
     """A distributed.LocalCluster for the plan, adapted between min and max workers
-    (fixed size when equal); closed when the block ends, whatever happens."""
+    (fixed size when equal); closed when the block ends, whatever happens.
+
+    Returns as soon as the scheduler runs: the first workers are still starting (tasks
+    submitted meanwhile wait for them); `cluster.wait_for_workers(workers_wanted(local))`
+    waits for them.
+    """
     from distributed import LocalCluster
 
     cluster = LocalCluster(**cluster_kwargs(local))
@@ -189,7 +201,7 @@ def local_cluster(local: LocalPlan, watch: ClusterWatch | None = None) -> Iterat
         if watch is not None:
             watch.dashboard = cluster.dashboard_link
             cluster.scheduler.add_plugin(watch.plugin())
-            watch._workers(len(cluster.scheduler.workers))
+        cluster.scale(workers_wanted(local))  # does not wait
         if local.adaptive:
             cluster.adapt(minimum=local.min_workers, maximum=local.max_workers)
         yield cluster
@@ -247,11 +259,8 @@ def dask_setup(worker) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The first Prefect task a worker runs imports Prefect's task engine (about a second).
-    # Import it now, beside the worker's start, while the flow side is still getting ready.
-    threading.Thread(target=_import_task_engine, name="dke-preload", daemon=True).start()
-
-
-def _import_task_engine() -> None:
+    # Import it while starting, when the flow side is still getting ready. Not in a
+    # background thread: two threads importing Prefect at once can hit an import deadlock.
     with contextlib.suppress(Exception):
         import prefect.task_engine  # noqa: F401
         import prefect_dask  # noqa: F401

@@ -20,6 +20,7 @@ from dke.local import (
     parse_quantity,
     plan,
     worker_resources,
+    workers_wanted,
 )
 from dke.pipeline import load_environment
 
@@ -65,7 +66,7 @@ def test_plan_of_the_quickstart():
     assert (local.threads_per_worker, local.memory_limit) == (1, 2**30)
     assert local.env == {"GREETING": "hello from the environment"}
     kwargs = cluster_kwargs(local)
-    assert kwargs["processes"] is True and kwargs["n_workers"] == 1
+    assert kwargs["processes"] is True and workers_wanted(local) == 1
     assert kwargs["memory_limit"] == 2**30 and kwargs["env"] == local.env
 
 
@@ -85,6 +86,7 @@ def test_fixed_size_cluster_gets_env_and_limits_and_leaves_nothing():
     with local_cluster(local, watch) as cluster:
         from distributed import Client
 
+        cluster.wait_for_workers(2, timeout=60)
         with Client(cluster, set_as_default=False) as client:
             seen = client.run(lambda: (os.getpid(), os.environ.get("DKE_TEST_VALUE"),
                                        signal.getsignal(signal.SIGINT) == signal.SIG_IGN))
