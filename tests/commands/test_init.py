@@ -28,3 +28,15 @@ def test_init_refuses_to_overwrite_without_force(tmp_path):
     forced = runner.invoke(cli, ["init", "--force", str(tmp_path)])
     assert forced.exit_code == 0
     assert (tmp_path / "flows" / "flow.py").read_text() != "mine"
+
+
+def test_init_result_runs_with_dke_run(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "fresh"
+    assert CliRunner().invoke(cli, ["init", str(target)]).exit_code == 0
+    result = subprocess.run([sys.executable, "-m", "dke", "run", str(target / "environment.yaml"), "--param", "n=5"],
+                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sum of squares below 5: 30" in result.stdout + result.stderr
