@@ -337,7 +337,7 @@ def prefect_api(host: str = "127.0.0.1", connect_host: str | None = None) -> Ite
     """
     url = configured_api_url()
     if url:
-        with exported(API_URL_ENV, url), _settings_api_url(url):
+        with exported(API_URL_ENV, url), api_url_settings(url):
             yield url
         return
     server = TemporaryPrefectServer(host, connect_host=connect_host)
@@ -345,7 +345,7 @@ def prefect_api(host: str = "127.0.0.1", connect_host: str | None = None) -> Ite
         try:
             url = server.start()
             server.wait_ready()
-            with exported(API_URL_ENV, url), _settings_api_url(url):
+            with exported(API_URL_ENV, url), api_url_settings(url):
                 yield url
                 flush_prefect_logs()
         finally:
@@ -365,7 +365,7 @@ def flush_prefect_logs() -> None:
 
 
 @contextlib.contextmanager
-def _settings_api_url(url: str) -> Iterator[None]:
+def api_url_settings(url: str) -> Iterator[None]:
     """Make this process's Prefect settings use `url` too (settings are read once at import)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

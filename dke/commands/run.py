@@ -137,7 +137,7 @@ def execute(loaded, local, parameters: dict, progress):
         if server is not None:
             progress.phase("waiting for Prefect API")
             server.wait_ready()
-        stack.enter_context(flowrun._settings_api_url(url))
+        stack.enter_context(flowrun.api_url_settings(url))
         stack.callback(flowrun.flush_prefect_logs)
 
         progress.phase("running")

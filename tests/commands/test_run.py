@@ -121,7 +121,7 @@ def test_parameters_env_and_worker_processes(checks_env, api_url):
 
 
 def test_quickstart_scales_out(api_url):
-    proc = dke_run(["examples/quickstart/environment.yaml"], api_url)
+    proc = dke_run(["examples/quickstart/environment.yaml", "--param", "seconds=0.25"], api_url)
     assert proc.returncode == 0, proc.stderr
     assert "'sum_of_squares': 10416" in proc.stdout
     peak = int(proc.stdout.split("peak ")[1].split()[0])
