@@ -30,11 +30,10 @@ def run(file, overlays, sets, kube_version, params) -> None:
     temporary local server that lives as long as the command. Nothing started here
     outlives the command.
     """
-    from dke.flowrun import sigterm_as_interrupt
     from dke.progress import Progress
 
     overrides = parse_params(params)
-    with sigterm_as_interrupt(), Progress() as progress:
+    with _interrupts_end_quietly(), Progress() as progress:
         progress.phase("validating")
         loaded = load_valid(file, overlays, sets, kube_version)
         from dke.local import plan
@@ -95,7 +94,6 @@ def execute(loaded, local, parameters: dict, progress):
 
     stack = contextlib.ExitStack()
     watch = ClusterWatch(local.max_workers) if local.uses_local_cluster else None
-    interrupted = False
     try:
         server = None
         if not flowrun.api_url_may_be_configured():
@@ -142,12 +140,9 @@ def execute(loaded, local, parameters: dict, progress):
 
         progress.phase("running")
         outcome = flowrun.run_flow(flow, parameters, make_task_runner(local, address))
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
     finally:
         progress.phase("tearing down")
-        with _signals_deferred(progress), _quiet_dask(interrupted):
+        with _signals_deferred(progress):
             stack.close()
     return outcome, watch
 
@@ -188,23 +183,31 @@ def _signals_deferred(progress):
 
 
 @contextlib.contextmanager
-def _quiet_dask(enabled: bool):
-    """After Ctrl-C, workers that were starting fail to start and tasks get cancelled: Dask
-    logs each at length. That is the expected end of an interrupted run: keep it out."""
+def _interrupts_end_quietly():
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt (SIGTERM: dke.flowrun.Terminated) in the
+    main thread, so that teardown runs. They also quiet Dask first: after Ctrl-C, workers
+    that were starting fail to start and running tasks get cancelled, and Dask logs each
+    at length from its own thread. That is the expected end of an interrupted run."""
     import logging
+    import threading
 
-    if not enabled:
+    from dke.flowrun import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    loggers = [logging.getLogger(n) for n in ("distributed", "tornado.application", "asyncio")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
+
+    def interrupt(signum, frame):
+        for name in ("distributed", "tornado.application", "asyncio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def summary(outcome, watch, local) -> str:
