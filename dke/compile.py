@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dke.diagnostics import ERROR, WARNING, Diagnostic, DkeError
-from dke.explain import DKE, Origin, Traced, origin_at, strip, value_of
+from dke.explain import Origin, Traced, origin_at, strip, value_of
 from dke.load import JsonPath, json_path
 from dke.merge import strategic_merge
 from dke.specs import PodSpecFile

@@ -494,3 +494,9 @@ def run_dke(capsys, *argv: str) -> tuple[int, str, str]:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def apply(capsys, cluster, env, run_id, *extra):
+    """`dke apply` of `env` with a given run id against the served emulator; it must succeed."""
+    code, _, err = run_dke(capsys, "apply", env, "--kubeconfig", cluster.config, "--run-id", run_id, *extra)
+    assert code == 0, err

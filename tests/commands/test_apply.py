@@ -2,11 +2,9 @@
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 
-from dke import kube
 
 from kube_emulator import RunSimulation, run_dke, served_emulator, write_environment
 
@@ -16,15 +14,13 @@ CREDENTIALS = json.dumps({"docker-server": "ghcr.io", "docker-username": "robot"
 
 
 @pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    monkeypatch.setattr(kube, "DEFAULT_RETRY", kube.RetryPolicy(attempts=4, base=0.01, cap=0.05))
-    monkeypatch.setenv("DKE_POLL_INTERVAL", "0.05")
+def no_ambient_credentials(monkeypatch, fast_kube):
     monkeypatch.delenv("DOCKER_REGISTRY_CREDENTIALS", raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
 
 
 @pytest.fixture
-def cluster(tmp_path):
+def cluster(tmp_path):  # this module's context names its own namespace
     with served_emulator() as served:
         served.emulator.install_dask_operator()
         served.config = served.kubeconfig(tmp_path / "kubeconfig", namespace="from-context")

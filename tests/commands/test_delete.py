@@ -1,32 +1,9 @@
 """`dke delete`: a run with what it owns, or everything of an environment."""
 
 import json
-from pathlib import Path
-
-import pytest
-
-from dke import kube
-
-from kube_emulator import RunSimulation, run_dke, served_emulator, write_environment
 
 
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    monkeypatch.setattr(kube, "DEFAULT_RETRY", kube.RetryPolicy(attempts=4, base=0.01, cap=0.05))
-    monkeypatch.setenv("DKE_POLL_INTERVAL", "0.05")
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    with served_emulator() as served:
-        served.emulator.install_dask_operator()
-        served.config = served.kubeconfig(tmp_path / "kubeconfig", namespace="data")
-        yield served
-
-
-def apply(capsys, cluster, env, run_id, *extra):
-    code, _, err = run_dke(capsys, "apply", env, "--kubeconfig", cluster.config, "--run-id", run_id, *extra)
-    assert code == 0, err
+from kube_emulator import RunSimulation, apply, run_dke, write_environment
 
 
 def live(cluster):

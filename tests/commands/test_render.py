@@ -106,7 +106,7 @@ def test_explain_names_the_spec_file_line_of_a_merged_value():
     out = render(["examples/custom-specs/environment.yaml", "--explain"]).stdout
     lines = (ROOT / "examples/custom-specs/specs/worker.yaml").read_text().splitlines()
     line = next(i for i, text in enumerate(lines, 1) if "memory: 14Gi" in text)
-    assert f'memory: "14Gi"' in out
+    assert 'memory: "14Gi"' in out
     assert any('memory: "14Gi"' in o and f"specs/worker.yaml:{line}" in o for o in out.splitlines())
     assert "# --set max_workers" not in out
 
