@@ -221,3 +221,144 @@ def test_what_compile_puts_in_the_job_is_what_the_runner_reads(tmp_path):
         assert {c["image"] for c in pod["containers"]} == {"ghcr.io/acme/etl-flow:0.1.0"}
         assert pod.get("imagePullSecrets"), f"{role}: no pull secret"
         assert {"name": "LOG_LEVEL", "value": "info"} in pod["containers"][0]["env"]
+
+
+# ---------------------------------------------------------------------------
+# the whole runner on dask-kubernetes' KubeCluster, the real Dask operator (kopf) and real
+# Dask schedulers and workers started by the emulator's kubelet (tests/incluster_operator.py)
+
+RUN_JOB = JobIdentity(name="etl-run-e2e", uid="4b9a7f0e-0000-4000-8000-0000000000e2", namespace="data",
+                      pod_name="etl-run-e2e-x7k2p", pod_ip="127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def operated(tmp_path_factory):
+    """The emulator with the real Dask operator watching namespace `data`."""
+    from incluster_operator import RealDaskOperator, ServedCluster
+
+    with ServedCluster() as served, RealDaskOperator(served.url, "data"):
+        yield served
+
+
+@pytest.fixture(scope="module")
+def api_url():
+    """One Prefect API for the module's runs (a real Job gets PREFECT_API_URL the same way)."""
+    import os
+
+    from dke.flowrun import TemporaryPrefectServer, api_url_settings, flush_prefect_logs
+
+    server = TemporaryPrefectServer()
+    old = os.environ.get("PREFECT_API_URL")
+    try:
+        url = server.start()
+        server.wait_ready()
+        os.environ["PREFECT_API_URL"] = url
+        with api_url_settings(url):
+            yield url
+            flush_prefect_logs()
+    finally:
+        if old is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = old
+        server.stop()
+
+
+@pytest.fixture
+def in_cluster(operated, api_url, tmp_path, monkeypatch):
+    """KUBECONFIG at the emulator, its Services resolvable, sys.path restored after load_flow."""
+    import sys
+
+    from incluster_operator import resolve_services
+    from incluster_support import write_flow
+
+    monkeypatch.setenv("KUBECONFIG", operated.kubeconfig(tmp_path / "kubeconfig.json", namespace="data"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", __import__("os").environ.get("PYTHONPATH", ""))
+    resolve_services(monkeypatch, operated.emulator)
+    write_flow(tmp_path)
+    return operated
+
+
+def _children() -> set[int]:
+    import psutil
+
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def _threads() -> set[str]:
+    import threading
+
+    return {f"{t.name}:{t.ident}" for t in threading.enumerate()}
+
+
+@pytest.mark.parametrize("min_workers, max_workers", [(1, 2), (2, 2)], ids=["adapt", "scale"])
+def test_the_runner_runs_the_flow_on_kubecluster_with_the_real_operator(in_cluster, tmp_path, min_workers,
+                                                                        max_workers):
+    from dke.incluster import run_in_cluster
+
+    kube = in_cluster
+    emulator = kube.emulator
+    name = f"etl-run-e2e-{min_workers}{max_workers}"
+    out = tmp_path / "out.json"
+    spec = run_spec(dask_cluster_object(name=name), parameters={"n": 6, "out": str(out)},
+                    min_workers=min_workers, max_workers=max_workers)
+    run = InClusterRun(spec=spec, job=RUN_JOB, flow_dir=tmp_path, teardown_timeout=15, start_timeout=20)
+    children, threads = _children(), _threads()
+    journal_start = len(emulator.journal)
+
+    started = time.monotonic()
+    created = []  # the production factory; only keeping hold of what it made
+
+    def factory(*args):
+        created.append(kube_cluster_factory(*args))
+        return created[-1]
+
+    assert run_in_cluster(run, factory) == exitcodes.OK
+    took = time.monotonic() - started
+
+    result = json.loads(out.read_text())
+    assert result["total"] == sum(i * i for i in range(6))
+    ours = [s for s in emulator.started if s["deployment"].startswith(name)]
+    workers = {s["address"] for s in ours if s["component"] == "worker"}
+    assert {r["worker"] for r in result["results"]} <= workers, "tasks ran on the emulated cluster's workers"
+    assert took < 30, f"{took:.1f}s"
+
+    # Sized as asked, through the objects dask-kubernetes and the operator made.
+    cluster = emulator.last_version("daskclusters", "data", name)
+    assert cluster["metadata"]["ownerReferences"][0]["uid"] == RUN_JOB.uid
+    patches = [(path, body) for (method, path, _), body in
+               zip(emulator.journal[journal_start:], emulator.bodies[journal_start:]) if method == "PATCH"]
+    if min_workers < max_workers:
+        autoscaler = emulator.last_version("daskautoscalers", "data", name)
+        assert (autoscaler["spec"]["minimum"], autoscaler["spec"]["maximum"]) == (min_workers, max_workers)
+        [owner] = autoscaler["metadata"]["ownerReferences"]  # adopted by the operator: deleted with the cluster
+        assert (owner["kind"], owner["uid"]) == ("DaskCluster", cluster["metadata"]["uid"])
+    else:
+        assert emulator.last_version("daskautoscalers", "data", name) is None
+        assert (f"/apis/kubernetes.dask.org/v1/namespaces/data/daskworkergroups/{name}-default",
+                {"spec": {"worker": {"replicas": max_workers}}}) in [
+            (path, {"spec": body["spec"]}) for path, body in patches if isinstance(body, dict) and "spec" in body]
+        assert len(workers) == max_workers, "the operator started a worker per replica"
+
+    # Torn down: the DaskCluster is gone, and with it every scheduler and worker.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(n.startswith(name) for _, n in list(emulator.dask_servers)):
+        time.sleep(0.1)
+    assert name not in {c["metadata"]["name"] for c in emulator.stored("daskclusters", "data")}
+    assert not [p for p in emulator.stored("pods", "data") if p["metadata"]["name"].startswith(name)]
+    assert not [n for _, n in emulator.dask_servers if n.startswith(name)]
+    assert _children() == children
+    # Threads: process-wide pools (Prefect's workers, executors) may stay; the only other one is
+    # the loop thread of dask-kubernetes' KubeCluster, which close() does not stop (the Job's
+    # process exits right after).
+    pools = ("APILogWorkerThread", "EventsWorkerThread", "GlobalEventLoopThread", "RunSyncEventLoopThread",
+             "AnyIO worker thread", "Dask-Offload", "asyncio_")
+    [kube_cluster] = created
+    assert type(kube_cluster).__name__ == "KubeCluster" and kube_cluster.status.name == "closed"
+    loop_thread = kube_cluster._loop_runner._loop_thread._thread
+    kube_loops = {f"{loop_thread.name}:{loop_thread.ident}"}
+    left = {t for t in _threads() - threads if not t.startswith(pools)}
+    assert left <= kube_loops, left
+    print(f"{name}: run {took:.1f}s")
