@@ -281,6 +281,23 @@ def in_cluster(operated, api_url, tmp_path, monkeypatch):
     return operated
 
 
+def compiled_run_spec(directory, run_id: str, min_workers: int, max_workers: int):
+    """The RunSpec dke.compile puts in a Job (so the DaskCluster is exactly what production sends)."""
+    from dke.compile import compile_environment
+    from dke.pipeline import load_environment
+
+    (directory / "env").mkdir()
+    (directory / "env" / "environment.yaml").write_text(
+        f"name: etl\nnamespace: data\nimage: {IMAGE}\nflow: {{entrypoint: 'flows/etl.py:etl'}}\n"
+        f"min_workers: {min_workers}\nmax_workers: {max_workers}\nprivate_registry: true\n"
+        "env: {LOG_LEVEL: info}\nsecrets: [prefect-api]\n")
+    loaded = load_environment(str(directory / "env" / "environment.yaml"))
+    assert loaded.ok(), loaded.diagnostics
+    [job] = [o for o in compile_environment(loaded, run_id=run_id) if o["kind"] == "Job"]
+    [runner] = job["spec"]["template"]["spec"]["containers"]
+    return read_run({e["name"]: e["value"] for e in runner["env"] if "value" in e}).spec
+
+
 def _children() -> set[int]:
     import psutil
 
@@ -300,10 +317,11 @@ def test_the_runner_runs_the_flow_on_kubecluster_with_the_real_operator(in_clust
 
     kube = in_cluster
     emulator = kube.emulator
-    name = f"etl-run-e2e-{min_workers}{max_workers}"
     out = tmp_path / "out.json"
-    spec = run_spec(dask_cluster_object(name=name), parameters={"n": 6, "out": str(out)},
-                    min_workers=min_workers, max_workers=max_workers)
+    spec = compiled_run_spec(tmp_path, f"e2e{min_workers}{max_workers}", min_workers, max_workers)
+    name = spec.cluster["metadata"]["name"]
+    spec = spec.model_copy(update={"flow": spec.flow.model_copy(update={
+        "entrypoint": "flows/squares.py:squares", "parameters": {"n": 6, "out": str(out)}})})
     run = InClusterRun(spec=spec, job=RUN_JOB, flow_dir=tmp_path, teardown_timeout=15, start_timeout=20)
     children, threads = _children(), _threads()
     journal_start = len(emulator.journal)
@@ -341,6 +359,21 @@ def test_the_runner_runs_the_flow_on_kubecluster_with_the_real_operator(in_clust
                 {"spec": {"worker": {"replicas": max_workers}}}) in [
             (path, {"spec": body["spec"]}) for path, body in patches if isinstance(body, dict) and "spec" in body]
         assert len(workers) == max_workers, "the operator started a worker per replica"
+
+    # The operator's scheduler and worker Deployments carry our pod specs.
+    deployments = {n: emulator.last_version("deployments", "data", n)
+                   for (r, ns, n) in list(emulator.objects) if r.plural == "deployments" and n.startswith(name)}
+    assert {d["metadata"]["labels"]["dask.org/component"] for d in deployments.values()} == {"scheduler", "worker"}
+    for deployment in deployments.values():
+        pod = deployment["spec"]["template"]["spec"]
+        role = deployment["metadata"]["labels"]["dask.org/component"]
+        assert pod == {**pod, **spec.cluster["spec"][role]["spec"], "containers": pod["containers"]}
+        [container] = pod["containers"]
+        assert container["image"] == IMAGE and pod["imagePullSecrets"], role
+        assert {"name": "LOG_LEVEL", "value": "info"} in container["env"]
+        assert container["envFrom"] == [{"secretRef": {"name": "prefect-api"}}]
+        assert container.get("resources") == spec.cluster["spec"][role]["spec"]["containers"][0].get("resources")
+        assert deployment["metadata"]["ownerReferences"][0]["kind"] in ("DaskCluster", "DaskWorkerGroup")
 
     # Torn down: the DaskCluster is gone, and with it every scheduler and worker.
     deadline = time.monotonic() + 10
