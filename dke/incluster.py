@@ -367,6 +367,11 @@ def close_cluster(cluster: Any, name: str, timeout: float) -> bool:
     with _sigterm_ignored():
         try:
             cluster.close(timeout=timeout)
+            # dask-kubernetes' KubeCluster.close() leaves its event-loop thread running
+            # (distributed's own clusters stop theirs); stop it so nothing outlives the run.
+            loop_runner = getattr(cluster, "_loop_runner", None)
+            if loop_runner is not None:
+                loop_runner.stop()
         except BaseException as e:  # noqa: BLE001 - teardown reports, the run's outcome decides
             log.error("tearing down Dask cluster %s failed: %s: %s; Kubernetes deletes it with "
                       "the Job (ownerReference)", name, type(e).__name__, _first_line(e))
