@@ -1,7 +1,7 @@
 """Fixtures for the in-cluster runner's tests (owned by the incluster tests).
 
-- `dask_cluster_object()`: a DaskCluster of the documented shape (what dke.compile produces;
-  built by hand until compile lands).
+- `dask_cluster_object()`: a small hand-written DaskCluster of the documented shape, for tests
+  of the runner alone (the contract tests use what dke.compile really produces).
 - `local_cluster_factory`: the test stand-in behind dke.incluster's cluster factory seam: a
   real distributed.LocalCluster whose workers get the env of the spec's worker container,
   recording what it was asked to do (create, adapt/scale, close) to $DKE_TEST_RECORD.
