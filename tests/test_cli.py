@@ -73,3 +73,20 @@ def test_internal_errors_are_one_line_without_traceback(tmp_path):
     result = python("-c", code, cwd=tmp_path)
     assert result.returncode == 70
     assert result.stderr.strip() == "dke: internal error: RuntimeError: simulated bug (set DKE_DEBUG=1 for details)"
+
+
+@pytest.mark.parametrize("shell, marker", [("bash", "complete -o nosort -F _dke_completion dke"),
+                                           ("zsh", "compdef _dke_completion dke"),
+                                           ("fish", "complete --no-files --command dke")])
+def test_shell_completion_scripts_as_documented(shell, marker):
+    # docs/cli.md: eval "$(_DKE_COMPLETE=<shell>_source dke)"
+    result = subprocess.run([str(Path(sys.executable).with_name("dke"))], capture_output=True, text=True,
+                            env={**os.environ, "_DKE_COMPLETE": f"{shell}_source"}, timeout=60)
+    assert result.returncode == 0 and marker in result.stdout
+
+
+def test_completion_offers_the_commands():
+    result = subprocess.run([str(Path(sys.executable).with_name("dke"))], capture_output=True, text=True,
+                            env={**os.environ, "_DKE_COMPLETE": "bash_complete", "COMP_WORDS": "dke re",
+                                 "COMP_CWORD": "1"}, timeout=60)
+    assert "plain,render" in result.stdout.replace("\n", ",")
