@@ -157,17 +157,19 @@ def _is_null(node: Any) -> bool:
     return node is None or (node.id == "scalar" and node.tag == NULL_TAG)
 
 
-def load_file(file: str, base: Path | None = None, multi: bool = False) -> list[Document]:
+def load_file(file: str, base: Path | None = None, multi: bool = False, allow_empty: bool = False) -> list[Document]:
     path = Path(file) if base is None else base / file
-    docs = parse_yaml(file, read_text(file, path), multi)
+    docs = parse_yaml(file, read_text(file, path), multi, allow_empty)
     for d in docs:
         d.path = path
     return docs
 
 
-def load_mapping(file: str, base: Path | None = None) -> Document:
-    """Load a file that must hold exactly one YAML mapping."""
-    doc = load_file(file, base)[0]
+def load_mapping(file: str, base: Path | None = None, allow_empty: bool = False) -> Document:
+    """Load a file that must hold exactly one YAML mapping (or nothing, with allow_empty)."""
+    doc = load_file(file, base, allow_empty=allow_empty)[0]
+    if allow_empty and doc.data is None:
+        doc.data = {}
     if not isinstance(doc.data, dict):
         kind = type(doc.data).__name__ if doc.data is not None else "null"
         p = doc.pos(())

@@ -20,6 +20,8 @@ from dke.load import Document, JsonPath, Pos, json_path
 class Merged:
     data: dict
     origins: dict[JsonPath, Document] = field(default_factory=dict)
+    # keys an overlay deleted with null: a "missing key" then points at that null
+    deleted: dict[JsonPath, Document] = field(default_factory=dict)
 
     def document_for(self, path: JsonPath) -> Document:
         path = tuple(path)
@@ -66,6 +68,7 @@ def _merge_into(merged: Merged, target: dict, overlay: dict, path: JsonPath, doc
             if key in target:
                 del target[key]
                 _forget(merged, child)
+                merged.deleted[child] = doc
         elif isinstance(value, dict) and isinstance(target.get(key), dict):
             merged.origins[child] = doc if child not in merged.origins else merged.origins[child]
             _merge_into(merged, target[key], value, child, doc)

@@ -53,7 +53,8 @@ def load_environment(
     loaded = Loaded(file, Path(file).parent)
     set_docs = [parse_set(i, arg) for i, arg in enumerate(sets)]  # usage errors: raise
     try:
-        documents = [load_mapping(f) for f in (file, *overlays)]
+        # An empty overlay changes nothing (Helm accepts empty values files too).
+        documents = [load_mapping(file)] + [load_mapping(f, allow_empty=True) for f in overlays]
     except DkeError as e:
         loaded.diagnostics.extend(e.diagnostics)
         return loaded

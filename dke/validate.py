@@ -145,7 +145,16 @@ def _diagnose(error: Any, where: Locator, prefix: tuple) -> list[Diagnostic]:
         return out
     if kind == "required":
         missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
-        return [where.diagnostic(path, MISSING_KEY, f"missing required key {name!r}") for name in missing]
+        out = []
+        deleted = getattr(where, "deleted", {})  # dke.merge.Merged: keys an overlay set to null
+        for name in missing:
+            if path + (name,) in deleted:
+                out.append(deleted[path + (name,)].diagnostic(
+                    path + (name,), MISSING_KEY, f"required key {name!r} is deleted here (null); remove this line",
+                    prefer_key=True))
+            else:
+                out.append(where.diagnostic(path, MISSING_KEY, f"missing required key {name!r}"))
+        return out
     if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
         # jsonschema checks a key as if it were a value, at the mapping's path
         key = error.instance

@@ -165,3 +165,18 @@ def test_warnings_fail_only_when_strict(project):
     loaded = load_environment("environment.yaml", (), ["image=ghcr.io/acme/flow", "worker_spec_file=null"])
     assert [d.code for d in loaded.diagnostics] == ["DKE301"]
     assert loaded.ok() and not loaded.ok(strict=True)
+
+
+def test_an_empty_overlay_changes_nothing(project):
+    # Helm accepts empty values files; an overlay with only comments is a no-op, not an error.
+    (project / "empty.yaml").write_text("# nothing to override yet\n")
+    loaded = load_environment("environment.yaml", ["empty.yaml"])
+    assert loaded.ok(), loaded.diagnostics
+    assert loaded.merged.data == load_environment("environment.yaml").merged.data
+
+
+def test_overlay_that_deletes_a_required_key_is_blamed_for_it(project):
+    (project / "prod.yaml").write_text("max_workers: 3\nimage: null\n")
+    loaded = load_environment("environment.yaml", ["prod.yaml"])
+    [d] = loaded.diagnostics
+    assert (d.code, d.file, d.line, d.column, d.path) == ("DKE101", "prod.yaml", 2, 1, "$.image")
