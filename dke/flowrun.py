@@ -338,7 +338,10 @@ def prefect_api(host: str = "127.0.0.1", connect_host: str | None = None) -> Ite
     url = configured_api_url()
     if url:
         with exported(API_URL_ENV, url), api_url_settings(url):
-            yield url
+            try:
+                yield url
+            finally:
+                flush_prefect_logs()  # else Prefect's exit handler sends them, maybe to a gone API
         return
     server = TemporaryPrefectServer(host, connect_host=connect_host)
     with sigterm_as_interrupt():
@@ -346,8 +349,10 @@ def prefect_api(host: str = "127.0.0.1", connect_host: str | None = None) -> Ite
             url = server.start()
             server.wait_ready()
             with exported(API_URL_ENV, url), api_url_settings(url):
-                yield url
-                flush_prefect_logs()
+                try:
+                    yield url
+                finally:
+                    flush_prefect_logs()
         finally:
             server.stop()
 
