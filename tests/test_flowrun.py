@@ -195,3 +195,18 @@ def test_sigterm_stops_the_temporary_server(tmp_path):
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_with(marker) == []
+
+
+def test_logs_are_sent_before_leaving_an_external_api(api_url, tmp_path):
+    # Leaving prefect_api() sends buffered logs: otherwise Prefect's exit handler retries them,
+    # possibly against an API that has gone (a pytest session hung on exactly that).
+    (tmp_path / "loud.py").write_text(
+        "from prefect import flow, get_run_logger\n\n\n@flow\ndef loud(marker: str):\n"
+        "    get_run_logger().info(marker)\n")
+    marker = f"marker-{os.getpid()}-{time.monotonic_ns()}"
+    with prefect_api():
+        outcome = run_flow(load_flow("loud.py:loud", tmp_path), {"marker": marker}, None)
+    with httpx.Client() as client:  # right away: no waiting for the log worker's batch interval
+        logs = client.post(f"{api_url}/logs/filter",
+                           json={"logs": {"flow_run_id": {"any_": [str(outcome.flow_run_id)]}}}).json()
+    assert outcome.ok and marker in [entry["message"] for entry in logs]
