@@ -99,7 +99,7 @@ def parse_set(index: int, arg: str) -> Document:
         try:
             value = parse_yaml(where, raw, allow_empty=True)[0].data
         except DkeError as e:
-            raise DkeError(f"--set {arg!r}: value is not valid YAML: {e.diagnostics[0].message}", 2) from None
+            raise DkeError(f"--set {arg!r}: value is not valid YAML: {e.diagnostics[0].message.removeprefix('invalid YAML: ')}", 2) from None
     data: Any = value
     for part in reversed(parts):
         data = {part: data}

@@ -50,11 +50,10 @@ def run(file, overlays, sets, kube_version, params) -> None:
 
 
 def parse_params(params) -> dict[str, Any]:
-    """`--param name=value` pairs; values are YAML (`n=3` is an int, `d=2024-01-01` a string)."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    """`--param name=value` pairs; values are YAML 1.2 as in --set (`n=3` is an int,
+    `d=2024-01-01` stays text: Prefect validates it against the flow's annotations)."""
+    from dke.load import parse_yaml
 
-    yaml = YAML(typ="safe", pure=True)
     out: dict[str, Any] = {}
     for arg in params:
         name, sep, raw = arg.partition("=")
@@ -62,25 +61,11 @@ def parse_params(params) -> dict[str, Any]:
         if not sep or not name.isidentifier():
             raise DkeError(f"--param {arg!r}: expected NAME=VALUE, e.g. --param n=10", exitcodes.USAGE)
         try:
-            value = yaml.load(raw) if raw.strip() else ""
-        except YAMLError as e:
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise DkeError(f"--param {arg!r}: value is not valid YAML: {problem}", exitcodes.USAGE) from None
-        out[name] = _plain(value)
+            out[name] = parse_yaml(f"--param {name}", raw, allow_empty=True)[0].data if raw.strip() else ""
+        except DkeError as e:
+            raise DkeError(f"--param {arg!r}: value is not valid YAML: {e.diagnostics[0].message.removeprefix('invalid YAML: ')}",
+                           exitcodes.USAGE) from None
     return out
-
-
-def _plain(value: Any) -> Any:
-    """Dates and timestamps stay as typed text: Prefect validates against the flow's annotations."""
-    import datetime
-
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def execute(loaded, local, parameters: dict, progress):
