@@ -99,7 +99,8 @@ def parse_set(index: int, arg: str) -> Document:
         try:
             value = parse_yaml(where, raw, allow_empty=True)[0].data
         except DkeError as e:
-            raise DkeError(f"--set {arg!r}: value is not valid YAML: {e.diagnostics[0].message.removeprefix('invalid YAML: ')}", 2) from None
+            problem = e.diagnostics[0].message.removeprefix("invalid YAML: ")
+            raise DkeError(f"--set {arg!r}: value is not valid YAML: {problem}", 2) from None
     data: Any = value
     for part in reversed(parts):
         data = {part: data}

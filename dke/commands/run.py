@@ -63,8 +63,8 @@ def parse_params(params) -> dict[str, Any]:
         try:
             out[name] = parse_yaml(f"--param {name}", raw, allow_empty=True)[0].data if raw.strip() else ""
         except DkeError as e:
-            raise DkeError(f"--param {arg!r}: value is not valid YAML: {e.diagnostics[0].message.removeprefix('invalid YAML: ')}",
-                           exitcodes.USAGE) from None
+            problem = e.diagnostics[0].message.removeprefix("invalid YAML: ")
+            raise DkeError(f"--param {arg!r}: value is not valid YAML: {problem}", exitcodes.USAGE) from None
     return out
 
 
