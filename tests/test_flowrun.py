@@ -17,23 +17,10 @@ import pytest
 
 from dke import exitcodes
 from dke.diagnostics import DkeError
-from dke.flowrun import TemporaryPrefectServer, configured_api_url, load_flow, prefect_api, run_flow
+from dke.flowrun import configured_api_url, load_flow, prefect_api, run_flow
+from prefect_support import processes_with, this_process_api
 
 FLOWS = Path(__file__).parent / "data" / "flows" / "run"
-
-
-def processes_with(marker: str) -> list[int]:
-    """Every live process whose environment carries marker (children inherit it, orphans too)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as f:
-                    if marker.encode() in f.read():
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
 
 
 @pytest.fixture(autouse=True)
@@ -46,22 +33,8 @@ def import_path_restored(monkeypatch):
 @pytest.fixture(scope="module")
 def api_url():
     """One Prefect server for this module's flow runs (started the way dke starts its own)."""
-    server = TemporaryPrefectServer()
-    try:
-        url = server.start()
-        server.wait_ready()
-        old = os.environ.get("PREFECT_API_URL")
-        os.environ["PREFECT_API_URL"] = url
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        with temporary_settings({PREFECT_API_URL: url}):
-            yield url
-    finally:
-        if old is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = old
-        server.stop()
+    with this_process_api() as url:
+        yield url
 
 
 # -- load_flow

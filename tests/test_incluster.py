@@ -25,6 +25,7 @@ from dke.incluster import (
 )
 from dke.runspec import JOB_NAME_ENV, JOB_UID_ENV, NAMESPACE_ENV, POD_IP_ENV, POD_NAME_ENV, RUN_SPEC_ENV
 from incluster_support import IMAGE, EmulatedKubernetes, dask_cluster_object, run_spec
+from prefect_support import this_process_api
 
 JOB = JobIdentity(name="etl-run-abc123", uid="4b9a7f0e-0000-4000-8000-00000000abcd", namespace="data",
                   pod_name="etl-run-abc123-x7k2p", pod_ip="10.1.2.3")
@@ -243,25 +244,8 @@ def operated(tmp_path_factory):
 @pytest.fixture(scope="module")
 def api_url():
     """One Prefect API for the module's runs (a real Job gets PREFECT_API_URL the same way)."""
-    import os
-
-    from dke.flowrun import TemporaryPrefectServer, api_url_settings, flush_prefect_logs
-
-    server = TemporaryPrefectServer()
-    old = os.environ.get("PREFECT_API_URL")
-    try:
-        url = server.start()
-        server.wait_ready()
-        os.environ["PREFECT_API_URL"] = url
-        with api_url_settings(url):
-            yield url
-            flush_prefect_logs()
-    finally:
-        if old is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = old
-        server.stop()
+    with this_process_api() as url:
+        yield url
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 from dke.runspec import JOB_NAME_ENV, JOB_UID_ENV, NAMESPACE_ENV, POD_IP_ENV, POD_NAME_ENV, RUN_SPEC_ENV
 from incluster_support import RECORD_ENV, FAIL_AT_ENV, read_record, run_spec, write_flow
+from prefect_support import temporary_server
 
 JOB_UID = "4b9a7f0e-0000-4000-8000-00000000abcd"
 
@@ -29,15 +30,8 @@ JOB_UID = "4b9a7f0e-0000-4000-8000-00000000abcd"
 @pytest.fixture(scope="module")
 def prefect_server():
     """One Prefect API for the runs that bring their own PREFECT_API_URL (as a real Job would)."""
-    from dke.flowrun import TemporaryPrefectServer
-
-    server = TemporaryPrefectServer()
-    server.start()
-    try:
-        server.wait_ready()
-        yield server.url
-    finally:
-        server.stop()
+    with temporary_server() as url:
+        yield url
 
 
 class Runner:

@@ -20,24 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from dke.flowrun import TemporaryPrefectServer
+from prefect_support import processes_with, temporary_server
 
 ROOT = Path(__file__).parent.parent.parent
 FLOWS = ROOT / "tests" / "data" / "flows" / "run"
 DKE = [sys.executable, "-m", "dke"]
-
-
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as f:
-                    if marker.encode() in f.read():
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
 
 
 def assert_nothing_left(marker: str) -> None:
@@ -49,13 +36,8 @@ def assert_nothing_left(marker: str) -> None:
 
 @pytest.fixture(scope="module")
 def api_url():
-    server = TemporaryPrefectServer()
-    try:
-        url = server.start()
-        server.wait_ready()
+    with temporary_server() as url:
         yield url
-    finally:
-        server.stop()
 
 
 def dke_env(api_url: str | None, marker: str) -> dict:
