@@ -211,27 +211,10 @@ class ServedCluster(ServedEmulator):
     """A ClusterEmulator on 127.0.0.1:<random port>, served from its own thread and loop."""
 
     emulator: ClusterEmulator
+    emulator_class = ClusterEmulator
 
-    def _serve(self) -> None:
-        from kmock._internal.apps import Server
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            emulator = ClusterEmulator()
-            async with emulator, Server(emulator) as server:
-                self.emulator, self.url = emulator, str(server.url).rstrip("/")
-                self._ready.set()
-                await self._stop.wait()
-                await emulator.shutdown()
-
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(main())
-        except BaseException as e:  # surface start-up failures in the test, not a hang
-            self._error = e
-            self._ready.set()
-        finally:
-            self._loop.close()
+    async def _stopping(self, emulator: ClusterEmulator) -> None:
+        await emulator.shutdown()
 
     def run(self, coro_fn, *args, timeout: float = 30):
         """Await coro_fn(*args) in the emulator's loop."""

@@ -392,6 +392,8 @@ class DkeEmulator(kmock.KubernetesEmulator):
 class ServedEmulator:
     """A DkeEmulator on 127.0.0.1:<random port>, served from its own thread and loop."""
 
+    emulator_class: type = DkeEmulator
+
     def __init__(self) -> None:
         self.emulator: DkeEmulator | None = None
         self.url = ""
@@ -404,13 +406,12 @@ class ServedEmulator:
     def _serve(self) -> None:
         async def main() -> None:
             self._stop = asyncio.Event()
-            emulator = DkeEmulator()
+            emulator = self.emulator_class()
             async with emulator, Server(emulator) as server:
                 self.emulator, self.url = emulator, str(server.url).rstrip("/")
                 self._ready.set()
                 await self._stop.wait()
-                for task in list(emulator._tasks):
-                    task.cancel()
+                await self._stopping(emulator)
 
         self._loop = asyncio.new_event_loop()
         try:
@@ -420,6 +421,11 @@ class ServedEmulator:
             self._ready.set()
         finally:
             self._loop.close()
+
+    async def _stopping(self, emulator: Any) -> None:
+        """Before the server closes: end what the emulator still has running."""
+        for task in list(emulator._tasks):
+            task.cancel()
 
     def __enter__(self) -> "ServedEmulator":
         self._thread.start()
