@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Iterator
 
 from dke import exitcodes
 from dke.diagnostics import DkeError
+from dke.signals import handled
 
 API_URL_ENV = "PREFECT_API_URL"
 
@@ -382,15 +382,9 @@ def api_url_settings(url: str) -> Iterator[None]:
 def sigterm_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into a Terminated (KeyboardInterrupt) exception in the main thread, so
     cleanup runs as on Ctrl-C. A no-op outside the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def handler(signum, frame):
         raise Terminated()
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
+    with handled(handler, signal.SIGTERM):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -43,6 +43,7 @@ from dke.runspec import (
     RUN_SPEC_ENV,
     RunSpec,
 )
+from dke.signals import handled
 
 # Where a relative flow entrypoint (flows/etl.py:etl) is looked up; default: the working
 # directory, i.e. the image's WORKDIR.
@@ -383,18 +384,11 @@ def close_cluster(cluster: Any, name: str, timeout: float) -> bool:
 @contextlib.contextmanager
 def _sigterm_ignored() -> Iterator[None]:
     """Teardown must finish: a second SIGTERM (kubelet repeats nothing, but users do) waits."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
     def note(signum, frame):
         log.warning("SIGTERM during teardown: finishing the teardown first")
 
-    previous = signal.signal(signal.SIGTERM, note)
-    try:
+    with handled(note, signal.SIGTERM):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -150,21 +150,13 @@ def _prepare_remote_workers(local, url: str) -> None:
 def _signals_deferred(progress):
     """During teardown, Ctrl-C / SIGTERM only say we are on it: cutting teardown short is
     what would leave processes behind."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    from dke.signals import handled
 
     def note(signum, frame):
         progress.message("tearing down the cluster and the Prefect API, one moment...")
 
-    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with handled(note, signal.SIGINT, signal.SIGTERM):
         yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 @contextlib.contextmanager
@@ -174,25 +166,17 @@ def _interrupts_end_quietly():
     that were starting fail to start and running tasks get cancelled, and Dask logs each
     at length from its own thread. That is the expected end of an interrupted run."""
     import logging
-    import threading
 
     from dke.flowrun import Terminated
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    from dke.signals import handled
 
     def interrupt(signum, frame):
         for name in ("distributed", "tornado.application", "asyncio"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with handled(interrupt, signal.SIGINT, signal.SIGTERM):
         yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def summary(outcome, watch, local) -> str:
