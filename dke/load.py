@@ -200,8 +200,6 @@ def _kind(name: str) -> str:
 
 def _yaml_message(e: Any, text: str, mark: Any) -> str:
     problem = (getattr(e, "problem", None) or str(e)).strip()
-    if "found duplicate key" in problem or type(e).__name__ == "DuplicateKeyError":
-        return problem.split("\n")[0].rstrip(".") + " (each key may appear once)"
     if mark is not None:
         lines = text.splitlines()
         if mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
