@@ -463,9 +463,10 @@ def trace_document(spec: PodSpecFile) -> Any:
 
 # --- offline validation ------------------------------------------------------------------------
 
-def validate_objects(loaded, kube_version: str) -> list[Diagnostic]:
+def validate_objects(loaded, kube_version: str, compiled: Compiled | None = None) -> list[Diagnostic]:
     """Every compiled object against the strict Kubernetes schema of ``kube_version``, the
     DaskCluster (and the DaskAutoscaler that adapt() creates) against dask-kubernetes' CRDs.
+    ``compiled``: the objects to check, when the caller has them already (render).
 
     A problem points where its value came from: a spec file line, an environment key, or
     (for what dke itself writes) the environment's name.
@@ -473,7 +474,7 @@ def validate_objects(loaded, kube_version: str) -> list[Diagnostic]:
     from dke import kubeschema
     from dke.validate import schema_diagnostics
 
-    compiled = compile_traced(loaded)
+    compiled = compiled or compile_traced(loaded)
     out: list[Diagnostic] = []
     for obj, origins in zip(compiled.objects, compiled.origins):
         found = kubeschema.errors(obj, kubeschema.schema_file_for(obj), kube_version)

@@ -35,13 +35,13 @@ def render(file, overlays, sets, kube_version, fmt, run_id, namespace, explain, 
     if run_id is not None:
         check_run_id(run_id)
     loaded = load_valid(file, overlays, sets, kube_version)
-    if validate:
-        problems = sorted(validate_objects(loaded, kube_version), key=sort_key)
+    compiled = compile_traced(loaded, run_id, namespace)
+    if validate:  # the very objects about to be printed
+        problems = sorted(validate_objects(loaded, kube_version, compiled), key=sort_key)
         if problems:
             click.echo(format_all(problems, "text"), err=True)
         if has_errors(problems):
             raise DkeError(f"{file}: the compiled objects are invalid; fix the problems above", exitcodes.FAILED)
-    compiled = compile_traced(loaded, run_id, namespace)
     if fmt == "json":
         click.echo(json.dumps(compiled.objects, indent=2))
     else:
