@@ -847,21 +847,6 @@ def subject(arg: str, overlays=(), sets=(), kube_version: str | None = None) -> 
     return Subject(arg)
 
 
-def retarget(objects: list[dict], namespace: str) -> list[dict]:
-    """Put compiled objects (and their RoleBinding subjects) into the namespace dke resolved."""
-    out = []
-    for obj in objects:
-        obj = json.loads(json.dumps(obj))
-        old = (obj.get("metadata") or {}).get("namespace")
-        obj.setdefault("metadata", {})["namespace"] = namespace
-        if obj.get("kind") == "RoleBinding":
-            for subject_ in obj.get("subjects") or []:
-                if subject_.get("kind") == "ServiceAccount" and subject_.get("namespace") in (old, None):
-                    subject_["namespace"] = namespace
-        out.append(obj)
-    return out
-
-
 def parse_duration(text: str | None) -> float | None:
     """90, 90s, 5m, 1h30m -> seconds."""
     import re

@@ -60,7 +60,7 @@ def load(tmp_path: Path, min_workers=1, max_workers=2, private=False, extra=""):
 def compiled(tmp_path, run_id="r1", namespace="data", **kwargs):
     from dke.compile import compile_environment
 
-    return kube.retarget(compile_environment(load(tmp_path, **kwargs), run_id, namespace), namespace)
+    return compile_environment(load(tmp_path, **kwargs), run_id, namespace)
 
 
 def stored_kinds(emulator, namespace="data"):

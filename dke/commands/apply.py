@@ -45,7 +45,7 @@ def apply(file, overlays, sets, kube_version, target, dry_run, wait, follow, tim
 
     if dry_run == "client":  # no request at all; the namespace still follows the usual precedence
         namespace = _offline_namespace(target, env.namespace)
-        objects = kube.retarget(compile_environment(loaded, run_id, namespace), namespace)
+        objects = compile_environment(loaded, run_id, namespace)
         if output != "text":
             click.echo(kube.dump(objects, output))
             return
@@ -57,7 +57,7 @@ def apply(file, overlays, sets, kube_version, target, dry_run, wait, follow, tim
         return
 
     with kube.connect(target, env.namespace) as api:
-        objects = kube.retarget(compile_environment(loaded, run_id, api.namespace), api.namespace)
+        objects = compile_environment(loaded, run_id, api.namespace)
         server_dry = dry_run == "server"
         result = kube.ApplyResult(run_id=run_id)
         needs_cluster = env.executor == "dask" and not env.scheduler_address

@@ -22,7 +22,7 @@ def diff(file, overlays, sets, kube_version, target) -> None:
     loaded = load_valid(file, overlays, sets, kube_version)
     env = loaded.env
     with kube.connect(target, env.namespace) as api:
-        objects = kube.retarget(compile_environment(loaded, None, api.namespace), api.namespace)
+        objects = compile_environment(loaded, None, api.namespace)
         changes = 0
         if env.pull_secret_name and api.get("Secret", env.pull_secret_name) is None:
             click.echo(f"+ secret/{env.pull_secret_name} would be created (kubernetes.io/dockerconfigjson, "
