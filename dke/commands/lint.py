@@ -19,6 +19,7 @@ def lint(files, overlays, sets, kube_version, fmt, strict, quiet) -> None:
 
     Every problem is reported as FILE:LINE:COL: severity[CODE] $.path: message.
     """
+    from dke.compile import validate_objects
     from dke.pipeline import load_environment
 
     diagnostics = []
@@ -26,7 +27,7 @@ def lint(files, overlays, sets, kube_version, fmt, strict, quiet) -> None:
         loaded = load_environment(file, overlays, sets, kube_version)
         diagnostics.extend(loaded.diagnostics)
         if loaded.ok():
-            diagnostics.extend(_object_diagnostics(loaded, kube_version))
+            diagnostics.extend(validate_objects(loaded, kube_version))
     diagnostics.sort(key=sort_key)
     if diagnostics or fmt == "json":
         click.echo(format_all(diagnostics, fmt))
@@ -37,11 +38,3 @@ def lint(files, overlays, sets, kube_version, fmt, strict, quiet) -> None:
         click.echo(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)", err=True)
     raise SystemExit(exitcodes.FAILED if failed else exitcodes.OK)
 
-
-def _object_diagnostics(loaded, kube_version):
-    """Compiled objects against the Kubernetes and DaskCluster schemas (once compile exists)."""
-    try:
-        from dke.compile import validate_objects
-    except ImportError:
-        return []
-    return validate_objects(loaded, kube_version)
