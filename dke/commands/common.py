@@ -8,7 +8,7 @@ from typing import Callable
 import click
 
 from dke import exitcodes
-from dke.diagnostics import DkeError, format_all, has_errors, sort_key
+from dke.diagnostics import DkeError, format_all, sort_key
 from dke.kubeschema import DEFAULT_KUBE_VERSION
 
 FORMATS = click.Choice(["text", "json", "github"])
@@ -52,7 +52,7 @@ def load_valid(file: str, overlays, sets, kube_version: str, strict: bool = Fals
     loaded = load_environment(file, overlays, sets, kube_version)
     if loaded.diagnostics:
         click.echo(format_all(sorted(loaded.diagnostics, key=sort_key), fmt), err=True)
-    if not loaded.ok(strict) or has_errors(loaded.diagnostics, strict):
+    if not loaded.ok(strict):
         raise DkeError(f"{file}: invalid environment; fix the problems above (see `dke lint {file}`)",
                        exitcodes.INVALID)
     return loaded
