@@ -1,0 +1,514 @@
+"""The stand-in cluster's authentication and authorization: who a request is, and what it may do.
+
+Pure functions and small classes, no I/O: tests/standin.py calls them for every request
+(authn -> authz -> admission -> storage). Each piece follows the Kubernetes source it names:
+
+- request_attributes: staging/src/k8s.io/apiserver/pkg/endpoints/request/requestinfo.go
+  (RequestInfoFactory.NewRequestInfo with APIPrefixes {api, apis}, groupless prefix api).
+- Authorizer: plugin/pkg/auth/authorizer/rbac/rbac.go (RuleAllows, appliesTo) and
+  pkg/apis/rbac/v1/evaluation_helpers.go (VerbMatches, APIGroupMatches, ResourceMatches,
+  ResourceNameMatches, NonResourceURLMatches); rule resolution as pkg/registry/rbac/validation/rule.go
+  (ClusterRoleBindings everywhere, RoleBindings of the request's namespace, a RoleBinding may point at a
+  ClusterRole). Aggregated ClusterRoles (aggregationRule) are not evaluated: the API server's
+  controller fills their rules in, and no role the stand-in serves uses one.
+- forbidden_status: staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go
+  (Forbidden, forbiddenMessage) wrapped by apimachinery's errors.NewForbidden.
+- BOOTSTRAP: plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go (cluster-admin, system:discovery,
+  system:basic-user, system:public-info-viewer) and the Dask operator's helm chart RBAC
+  (tests/data/standin/dask-operator-rbac.yaml).
+
+Not modelled: RBAC escalation prevention on writes of Roles/bindings (the `escalate`/`bind` verbs, a
+storage-layer check), impersonation, the Node authorizer, anonymous requests (they answer 401 here,
+as with --anonymous-auth=false).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+RBAC_V1 = f"{RBAC_GROUP}/v1"
+SA_PREFIX = "system:serviceaccount:"
+AUTHENTICATED = "system:authenticated"
+MASTERS = "system:masters"
+ADMIN_USER = "kubernetes-admin"
+
+# TokenRequest limits (pkg/apis/authentication/validation: at least 10 minutes, at most 2^32 seconds).
+TOKEN_MIN_SECONDS = 600
+TOKEN_MAX_SECONDS = 1 << 32
+
+
+# --- authentication -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    groups: tuple[str, ...]
+
+
+def service_account_user(namespace: str, name: str) -> User:
+    """The user a ServiceAccount token authenticates as (serviceaccount.UserInfo)."""
+    return User(f"{SA_PREFIX}{namespace}:{name}",
+                ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", AUTHENTICATED))
+
+
+def rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(int(seconds), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Tokens:
+    """Bearer tokens: one admin token, and ServiceAccount tokens issued by TokenRequest.
+
+    Issued tokens are JWT-shaped (header.claims.signature, HMAC with a per-server key) like the API
+    server's, so clients that peek at them see the usual claims; validity is decided here alone:
+    a token is known, unrevoked and not expired. `clock` is injectable so expiry is testable."""
+
+    def __init__(self, admin_token: str | None = None, clock: Callable[[], float] = time.time,
+                 issuer: str = "https://kubernetes.default.svc.cluster.local"):
+        self.admin_token = admin_token or secrets.token_urlsafe(32)
+        self._clock = clock
+        self._issuer = issuer
+        self._key = secrets.token_bytes(32)
+        self._issued: dict[str, tuple[User, float, str, str]] = {}  # token -> (user, exp, ns, sa)
+
+    def issue(self, namespace: str, service_account: str, expiration_seconds: int = 3600) -> tuple[str, str]:
+        """(token, expirationTimestamp) for ServiceAccount namespace/service_account.
+        The caller validates expiration_seconds (token_request_problem) first, as the API server does."""
+        now = self._clock()
+        exp = now + expiration_seconds
+        header = {"alg": "HS256", "typ": "JWT"}
+        claims = {
+            "aud": [self._issuer], "exp": int(exp), "iat": int(now), "nbf": int(now), "iss": self._issuer,
+            "jti": secrets.token_hex(16),
+            "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": service_account}},
+            "sub": f"{SA_PREFIX}{namespace}:{service_account}",
+        }
+        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+        signature = _b64(hmac.new(self._key, signing_input.encode(), hashlib.sha256).digest())
+        token = f"{signing_input}.{signature}"
+        self._issued[token] = (service_account_user(namespace, service_account), exp, namespace, service_account)
+        return token, rfc3339(exp)
+
+    def user(self, bearer: str | None) -> User | None:
+        """The user of an `Authorization: Bearer` value (the token alone); None means 401."""
+        if not bearer:
+            return None
+        if hmac.compare_digest(bearer, self.admin_token):
+            return User(ADMIN_USER, (MASTERS, AUTHENTICATED))
+        entry = self._issued.get(bearer)
+        if entry is None:
+            return None
+        user, exp, _, _ = entry
+        if self._clock() >= exp:
+            del self._issued[bearer]
+            return None
+        return user
+
+    def revoke(self, namespace: str, service_account: str) -> None:
+        """Forget every token of a deleted ServiceAccount (the API server's service-account lookup
+        refuses tokens whose account is gone)."""
+        for token in [t for t, e in self._issued.items() if (e[2], e[3]) == (namespace, service_account)]:
+            del self._issued[token]
+
+
+def token_request_problem(body: dict | None) -> str | None:
+    """Why the API server refuses a TokenRequest body (a 422 message fragment), or None."""
+    seconds = ((body or {}).get("spec") or {}).get("expirationSeconds")
+    if seconds is None:
+        return None
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        return f"spec.expirationSeconds: Invalid value: {json.dumps(seconds)}: must be an integer"
+    if seconds < TOKEN_MIN_SECONDS:
+        return f"spec.expirationSeconds: Invalid value: {seconds}: may not specify a duration less than 10 minutes"
+    if seconds > TOKEN_MAX_SECONDS:
+        return f"spec.expirationSeconds: Invalid value: {seconds}: may not specify a duration larger than 2^32 seconds"
+    return None
+
+
+def token_request_response(tokens: Tokens, namespace: str, service_account: str, body: dict | None) -> dict:
+    """The TokenRequest the API server answers to POST .../serviceaccounts/<sa>/token (201).
+    Call token_request_problem(body) first."""
+    spec = dict((body or {}).get("spec") or {})
+    seconds = spec.get("expirationSeconds") or 3600
+    spec["expirationSeconds"] = seconds
+    spec.setdefault("audiences", [tokens._issuer])
+    spec.setdefault("boundObjectRef", None)
+    token, expires = tokens.issue(namespace, service_account, seconds)
+    return {
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": service_account, "namespace": namespace,
+                     "creationTimestamp": rfc3339(tokens._clock())},
+        "spec": spec,
+        "status": {"token": token, "expirationTimestamp": expires},
+    }
+
+
+# --- request attributes -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Attributes:
+    """authorizer.Attributes of one request, as RequestInfoFactory fills them in."""
+    verb: str
+    path: str
+    is_resource_request: bool = False
+    api_prefix: str = ""
+    api_group: str = ""
+    api_version: str = ""
+    namespace: str = ""
+    resource: str = ""
+    subresource: str = ""
+    name: str = ""
+
+
+_API_PREFIXES = {"api", "apis"}
+_GROUPLESS_PREFIXES = {"api"}
+_SPECIAL_VERBS = {"proxy", "watch"}
+_SPECIAL_VERBS_NO_SUBRESOURCES = {"proxy"}
+_NAMESPACE_SUBRESOURCES = {"status", "finalize"}
+_METHOD_VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch",
+                 "DELETE": "delete"}
+
+
+def _first(query: dict, key: str) -> str | None:
+    value = query.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return str(value[0]) if value else None
+    return str(value)
+
+
+def _field_selector_name(selector: str) -> str | None:
+    """fields.Selector.RequiresExactMatch("metadata.name") of a fieldSelector query value."""
+    terms, term, escaped = [], "", False
+    for ch in selector:  # split on unescaped commas (fields.parseSelector)
+        if escaped:
+            term += ch
+            escaped = False
+        elif ch == "\\":
+            term += ch
+            escaped = True
+        elif ch == ",":
+            terms.append(term)
+            term = ""
+        else:
+            term += ch
+    terms.append(term)
+    for term in terms:
+        if "!=" in term:
+            continue
+        field, sep, value = term.partition("==") if "==" in term else term.partition("=")
+        if sep and field.strip() == "metadata.name":
+            return value.replace("\\,", ",").replace("\\=", "=").replace("\\\\", "\\")
+    return None
+
+
+def _valid_path_segment(name: str) -> bool:
+    # apimachinery/pkg/api/validation/path.IsValidPathSegmentName
+    return name not in (".", "..") and "/" not in name and "%" not in name
+
+
+def request_attributes(method: str, path: str, query: dict | None = None) -> Attributes:
+    """The RBAC attributes of an HTTP request. `query` maps parameter names to a value or a list of
+    values (urllib.parse.parse_qs gives lists); a query string left in `path` is also read."""
+    query = dict(query or {})
+    if "?" in path:
+        from urllib.parse import parse_qs
+
+        path, _, raw = path.partition("?")
+        for key, values in parse_qs(raw, keep_blank_values=True).items():
+            query.setdefault(key, values)
+    method = method.upper()
+    non_resource = Attributes(verb=method.lower(), path=path)
+    parts = [p for p in path.strip("/").split("/")] if path.strip("/") else []
+    if len(parts) < 3 or parts[0] not in _API_PREFIXES:
+        return non_resource
+    prefix, parts = parts[0], parts[1:]
+    group = ""
+    if prefix not in _GROUPLESS_PREFIXES:
+        if len(parts) < 3:
+            return non_resource
+        group, parts = parts[0], parts[1:]
+    version, parts = parts[0], parts[1:]
+    if parts[0] in _SPECIAL_VERBS:
+        if len(parts) < 2:  # the API server answers 400 "unable to determine kind and namespace"
+            return Attributes(verb=parts[0], path=path, is_resource_request=True, api_prefix=prefix,
+                              api_group=group, api_version=version)
+        verb, parts = parts[0], parts[1:]
+    else:
+        verb = _METHOD_VERBS.get(method, "")
+    namespace = ""
+    if parts[0] == "namespaces":
+        if len(parts) > 1:
+            namespace = parts[1]
+            if len(parts) > 2 and parts[2] not in _NAMESPACE_SUBRESOURCES:
+                parts = parts[2:]
+    resource = parts[0]
+    name = parts[1] if len(parts) >= 2 else ""
+    subresource = parts[2] if len(parts) >= 3 and verb not in _SPECIAL_VERBS_NO_SUBRESOURCES else ""
+    if not name and verb == "get":
+        watch = _first(query, "watch")
+        # metav1 bool conversion: any value but "false"/"0" is true
+        verb = "watch" if watch is not None and watch.lower() not in ("false", "0") else "list"
+        selector = _first(query, "fieldSelector")
+        if selector:
+            selected = _field_selector_name(selector)
+            if selected is not None and _valid_path_segment(selected):
+                name = selected
+    if not name and verb == "delete":
+        verb = "deletecollection"
+    return Attributes(verb=verb, path=path, is_resource_request=True, api_prefix=prefix, api_group=group,
+                      api_version=version, namespace=namespace, resource=resource, subresource=subresource,
+                      name=name)
+
+
+# --- authorization ------------------------------------------------------------------------------------
+
+def _verb_matches(rule: dict, verb: str) -> bool:
+    return any(v == "*" or v == verb for v in rule.get("verbs") or [])
+
+
+def _group_matches(rule: dict, group: str) -> bool:
+    return any(g == "*" or g == group for g in rule.get("apiGroups") or [])
+
+
+def _resource_matches(rule: dict, combined: str, subresource: str) -> bool:
+    for r in rule.get("resources") or []:
+        if r == "*" or r == combined:
+            return True
+        if subresource and r == "*/" + subresource:
+            return True
+    return False
+
+
+def _name_matches(rule: dict, name: str) -> bool:
+    names = rule.get("resourceNames") or []
+    return not names or name in names
+
+
+def _url_matches(rule: dict, path: str) -> bool:
+    for url in rule.get("nonResourceURLs") or []:
+        if url == "*" or url == path:
+            return True
+        if url.endswith("*") and path.startswith(url.rstrip("*")):
+            return True
+    return False
+
+
+def rule_allows(attrs: Attributes, rule: dict) -> bool:
+    """rbac.RuleAllows."""
+    if attrs.is_resource_request:
+        combined = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+        return (_verb_matches(rule, attrs.verb) and _group_matches(rule, attrs.api_group)
+                and _resource_matches(rule, combined, attrs.subresource) and _name_matches(rule, attrs.name))
+    return _verb_matches(rule, attrs.verb) and _url_matches(rule, attrs.path)
+
+
+def _applies_to(user: User, subjects: list[dict], namespace: str) -> bool:
+    """rbac.appliesTo: does any subject name this user (ServiceAccount namespace defaults to the
+    binding's namespace; a ServiceAccount subject without one in a ClusterRoleBinding matches nobody)."""
+    for s in subjects or []:
+        kind = s.get("kind")
+        if kind == "User" and user.name == s.get("name"):
+            return True
+        if kind == "Group" and s.get("name") in user.groups:
+            return True
+        if kind == "ServiceAccount":
+            sa_namespace = s.get("namespace") or namespace
+            if sa_namespace and user.name == f"{SA_PREFIX}{sa_namespace}:{s.get('name')}":
+                return True
+    return False
+
+
+def _meta(obj: dict, key: str) -> str:
+    return (obj.get("metadata") or {}).get(key) or ""
+
+
+class Authorizer:
+    """RBAC over the stored Roles, ClusterRoles and bindings, read afresh for every decision.
+
+    `objects(plural, namespace)` returns the stored objects of "roles" | "rolebindings" (namespace
+    given) or "clusterroles" | "clusterrolebindings" (namespace None)."""
+
+    def __init__(self, objects: Callable[[str, str | None], list[dict]]):
+        self._objects = objects
+
+    def _role_rules(self, ref: dict, namespace: str) -> tuple[list[dict], str | None]:
+        """GetRoleReferenceRules: the rules a roleRef points at, or the error the API server records."""
+        kind, name = ref.get("kind"), ref.get("name")
+        if kind == "Role":
+            for role in self._objects("roles", namespace):
+                if _meta(role, "name") == name:
+                    return role.get("rules") or [], None
+            return [], f'role.{RBAC_GROUP} "{name}" not found'
+        if kind == "ClusterRole":
+            for role in self._objects("clusterroles", None):
+                if _meta(role, "name") == name:
+                    return role.get("rules") or [], None
+            return [], f'clusterrole.{RBAC_GROUP} "{name}" not found'
+        return [], f'unsupported role reference kind: "{kind}"'
+
+    def _decide(self, user: User, attrs: Attributes) -> tuple[bool, list[str]]:
+        if MASTERS in user.groups:  # the privileged-group authorizer runs before RBAC
+            return True, []
+        errors: list[str] = []
+        for binding in self._objects("clusterrolebindings", None):
+            if not _applies_to(user, binding.get("subjects"), ""):
+                continue
+            ref = binding.get("roleRef") or {}
+            if ref.get("kind") != "ClusterRole":  # a ClusterRoleBinding may only name a ClusterRole
+                errors.append(f'unsupported role reference kind: "{ref.get("kind")}"')
+                continue
+            rules, error = self._role_rules(ref, "")
+            if error:
+                errors.append(error)
+            if any(rule_allows(attrs, r) for r in rules):
+                return True, []
+        if attrs.namespace:
+            for binding in self._objects("rolebindings", attrs.namespace):
+                if not _applies_to(user, binding.get("subjects"), attrs.namespace):
+                    continue
+                rules, error = self._role_rules(binding.get("roleRef") or {}, attrs.namespace)
+                if error:
+                    errors.append(error)
+                if any(rule_allows(attrs, r) for r in rules):
+                    return True, []
+        return False, errors
+
+    def allowed(self, user: User, attrs: Attributes) -> bool:
+        return self._decide(user, attrs)[0]
+
+    def reason(self, user: User, attrs: Attributes) -> str:
+        """The RBAC authorizer's reason for a denial ("" or "RBAC: <errors>"), for forbidden_status."""
+        allowed, errors = self._decide(user, attrs)
+        if allowed or not errors:
+            return ""
+        # utilerrors.NewAggregate: one error alone, several as [a, b]
+        return "RBAC: " + (errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]")
+
+
+# --- Status bodies -------------------------------------------------------------------------------------
+
+def _go_quote(s: str) -> str:
+    """Go's %q for the strings that appear in these messages."""
+    out = ['"']
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def forbidden_message(user: User, attrs: Attributes) -> str:
+    """responsewriters.forbiddenMessage."""
+    q = _go_quote
+    if not attrs.is_resource_request:
+        return f"User {q(user.name)} cannot {attrs.verb} path {q(attrs.path)}"
+    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+    if attrs.namespace:
+        return (f"User {q(user.name)} cannot {attrs.verb} resource {q(resource)} in API group "
+                f"{q(attrs.api_group)} in the namespace {q(attrs.namespace)}")
+    return (f"User {q(user.name)} cannot {attrs.verb} resource {q(resource)} in API group "
+            f"{q(attrs.api_group)} at the cluster scope")
+
+
+def forbidden_status(user: User, attrs: Attributes, reason: str = "") -> dict:
+    """The 403 body: responsewriters.Forbidden -> apierrors.NewForbidden(groupResource, name, err)."""
+    msg = forbidden_message(user, attrs)
+    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):  # the API server's HTML sanitizer
+        msg = msg.replace(a, b)
+    err = f"{msg}: {reason}" if reason else msg
+    group, resource = attrs.api_group, attrs.resource
+    qualified = f"{resource}.{group}" if group else resource
+    if not group and not resource:
+        message = f"forbidden: {err}"
+    elif not attrs.name:
+        message = f"{qualified} is forbidden: {err}"
+    else:
+        message = f"{qualified} {_go_quote(attrs.name)} is forbidden: {err}"
+    details: dict = {}
+    if attrs.name:
+        details["name"] = attrs.name
+    if group:
+        details["group"] = group
+    if resource:
+        details["kind"] = resource
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": "Forbidden", "details": details, "code": 403}
+
+
+def unauthorized_status() -> dict:
+    """The 401 body of a request without valid credentials."""
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+
+
+# --- bootstrap policy ------------------------------------------------------------------------------------
+
+_DEFAULTS_META = {"labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+                  "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}}
+
+
+def _cluster_role(name: str, rules: list[dict]) -> dict:
+    return {"apiVersion": RBAC_V1, "kind": "ClusterRole",
+            "metadata": {"name": name, **json.loads(json.dumps(_DEFAULTS_META))}, "rules": rules}
+
+
+def _cluster_role_binding(name: str, groups: list[str]) -> dict:
+    return {"apiVersion": RBAC_V1, "kind": "ClusterRoleBinding",
+            "metadata": {"name": name, **json.loads(json.dumps(_DEFAULTS_META))},
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
+            "subjects": [{"apiGroup": RBAC_GROUP, "kind": "Group", "name": g} for g in groups]}
+
+
+OPERATOR_RBAC_FILE = Path(__file__).parent / "data" / "standin" / "dask-operator-rbac.yaml"
+OPERATOR_NAMESPACE = "dask-operator"
+OPERATOR_SERVICE_ACCOUNT = "dask-kubernetes-operator"
+
+BOOTSTRAP: list[dict] = [
+    _cluster_role("cluster-admin", [
+        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+        {"nonResourceURLs": ["*"], "verbs": ["*"]},
+    ]),
+    _cluster_role("system:discovery", [{"nonResourceURLs": [
+        "/livez", "/readyz", "/healthz", "/version", "/version/", "/openapi", "/openapi/*",
+        "/api", "/api/*", "/apis", "/apis/*"], "verbs": ["get"]}]),
+    _cluster_role("system:basic-user", [
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+         "verbs": ["create"]},
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]},
+    ]),
+    _cluster_role("system:public-info-viewer", [{"nonResourceURLs": [
+        "/livez", "/readyz", "/healthz", "/version", "/version/"], "verbs": ["get"]}]),
+    _cluster_role_binding("cluster-admin", [MASTERS]),
+    _cluster_role_binding("system:discovery", [AUTHENTICATED]),
+    _cluster_role_binding("system:basic-user", [AUTHENTICATED]),
+    _cluster_role_binding("system:public-info-viewer", [AUTHENTICATED, "system:unauthenticated"]),
+    *yaml.safe_load_all(OPERATOR_RBAC_FILE.read_text()),
+]
