@@ -85,13 +85,29 @@ def _from_mapping(values: Any, source: str) -> RegistryCredentials:
             raise CredentialsError(f"{source} does not hold JSON with the keys {', '.join(KEYS)}") from None
     if not isinstance(values, Mapping):
         raise CredentialsError(f"{source} does not hold a JSON object with the keys {', '.join(KEYS)}")
+    for key in KEYS:  # str() of a number or a mapping would be a wrong password, not an error
+        if key in values and not isinstance(values[key], str) and not (key == "docker-email" and
+                                                                       values[key] is None):
+            raise CredentialsError(f"{source}: {key} is {_json_type(values[key])}, not a string; quote it")
     missing = [k for k in KEYS if k != "docker-email" and not values.get(k)]
     if "docker-email" not in values:
         missing.append("docker-email")
     if missing:
         raise CredentialsError(f"{source} lacks the key(s) {', '.join(missing)} (it needs {', '.join(KEYS)})")
-    return RegistryCredentials(str(values["docker-server"]), str(values["docker-username"]),
-                               str(values["docker-password"]), str(values.get("docker-email") or ""), source)
+    return RegistryCredentials(values["docker-server"], values["docker-username"], values["docker-password"],
+                               values["docker-email"] or "", source)
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type of a value, for messages that must not show the value itself."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "an object" if isinstance(value, Mapping) else "a list" if isinstance(value, list) else (
+        f"a {type(value).__name__}")
 
 
 def _prefect_api_configured() -> bool:
@@ -128,6 +144,9 @@ def _from_docker_config(path: str, image: str) -> RegistryCredentials:
     for server, entry in (auths or {}).items():
         if _normalize_registry(server) != _normalize_registry(wanted) or not isinstance(entry, dict):
             continue
+        for key in ("username", "password", "auth", "email"):
+            if entry.get(key) is not None and not isinstance(entry[key], str):
+                raise CredentialsError(f"{source}: the {key} of {server} is {_json_type(entry[key])}, not a string")
         username, password = entry.get("username"), entry.get("password")
         if entry.get("auth") and not (username and password):
             try:
@@ -136,7 +155,7 @@ def _from_docker_config(path: str, image: str) -> RegistryCredentials:
                 raise CredentialsError(f"{source}: the auth of {server} is not base64 'user:password'") from None
         if not (username and password):
             raise CredentialsError(f"{source}: the entry for {server} has no username and password")
-        return RegistryCredentials(server, username, password, str(entry.get("email") or ""), source)
+        return RegistryCredentials(server, username, password, entry.get("email") or "", source)
     helpers = " (it uses a credential helper, which dke does not run)" if isinstance(config, dict) and (
         config.get("credsStore") or config.get("credHelpers")) else ""
     raise CredentialsError(f"{source} has no credentials for the registry {wanted}{helpers}")

@@ -116,3 +116,117 @@ def test_a_real_prefect_secret_block(monkeypatch):
     left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
             and p.status() != psutil.STATUS_ZOMBIE]
     assert left == [], "the temporary Prefect server outlived the test"
+
+
+# ---------------------------------------------------------------- no error shows a secret
+# Every error branch, each fed a secret-bearing input: the secret must not be in the message.
+
+SECRET = "Zq-s3cret-pa55"
+SECRET_AUTH = base64.b64encode(f"robot:{SECRET}".encode()).decode()
+
+
+def _refused(*args, **kwargs) -> str:
+    kwargs.setdefault("environ", {})
+    kwargs.setdefault("prefect_loader", no_prefect)
+    with pytest.raises(CredentialsError) as caught:
+        lookup("REG", IMAGE, *args, **kwargs)
+    message = caught.value.message
+    assert caught.value.exit_code == 3
+    for leaked in (SECRET, SECRET_AUTH, SECRET[3:-3]):
+        assert leaked not in message and leaked not in str(caught.value)
+    return message
+
+
+@pytest.mark.parametrize("value, said", [
+    (f"robot:{SECRET}", "the environment variable REG does not hold JSON with the keys docker-server, "),
+    (json.dumps([SECRET]), "the environment variable REG does not hold a JSON object with the keys docker-server, "),
+    (json.dumps(SECRET), "the environment variable REG does not hold a JSON object"),
+    (json.dumps({"docker-password": SECRET}),
+     "the environment variable REG lacks the key(s) docker-server, docker-username, docker-email (it needs "),
+    (json.dumps({**GOOD, "docker-password": [SECRET]}),
+     "the environment variable REG: docker-password is a list, not a string; quote it"),
+    (json.dumps({**GOOD, "docker-password": {"value": SECRET}}),
+     "the environment variable REG: docker-password is an object, not a string; quote it"),
+])
+def test_no_error_from_a_variable_shows_the_secret(value, said):
+    assert said in _refused(environ={"REG": value})
+
+
+@pytest.mark.parametrize("key, value, kind", [
+    ("docker-password", 12345678, "a number"), ("docker-password", 1234.5, "a number"),
+    ("docker-password", True, "a boolean"), ("docker-password", None, "null"),
+    ("docker-username", 42, "a number"), ("docker-server", ["ghcr.io"], "a list"),
+    ("docker-email", 7, "a number")])
+def test_credential_values_that_are_not_strings_are_refused(key, value, kind):
+    # str() would turn them into a password that is silently wrong (12345678.0, True, None...)
+    message = _refused(environ={"REG": json.dumps({**GOOD, key: value})})
+    assert message == f"the environment variable REG: {key} is {kind}, not a string; quote it"
+    assert str(value) not in message.replace(kind, "")
+
+
+def test_a_prefect_secret_of_another_type_is_named_by_type_only():
+    class Token:  # what a Prefect Secret block could hand back besides str/dict
+        def __str__(self):
+            return SECRET
+
+    message = _refused(prefect_loader=lambda name: {**GOOD, "docker-password": Token()})
+    assert message == "the Prefect Secret block 'reg': docker-password is a Token, not a string; quote it"
+
+
+def test_an_empty_email_may_be_null():
+    creds = lookup("REG", IMAGE, environ={"REG": json.dumps({**GOOD, "docker-email": None})},
+                   prefect_loader=no_prefect)
+    assert creds.email == "" and creds.password == "pa55-word!"
+    assert json.loads(creds.dockerconfigjson())["auths"]["ghcr.io"].keys() == {"username", "password", "auth"}
+
+
+def test_a_prefect_error_that_echoes_the_value_is_reported_by_its_type():
+    def loader(name):
+        raise ValueError(f"cannot parse {SECRET}")
+
+    message = _refused(prefect_loader=loader)
+    assert "the Prefect Secret block 'reg' could not be read (ValueError)" in message
+
+
+def _config(tmp_path, auths, **extra):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"auths": auths, **extra}))
+    return str(path)
+
+
+@pytest.mark.parametrize("entry, said", [
+    ({"auth": f"robot:{SECRET}"}, "the auth of ghcr.io is not base64 'user:password'"),  # not decoded
+    ({"auth": SECRET_AUTH[:-1]}, "the auth of ghcr.io is not base64 'user:password'"),  # bad padding
+    ({"auth": base64.b64encode(b"\xff" + SECRET.encode()).decode()},
+     "the auth of ghcr.io is not base64 'user:password'"),  # not UTF-8
+    ({"auth": base64.b64encode(SECRET.encode()).decode()},
+     "the entry for ghcr.io has no username and password"),  # no ':' -> all of it a "username"
+    ({"password": SECRET}, "the entry for ghcr.io has no username and password"),
+    ({"username": SECRET}, "the entry for ghcr.io has no username and password"),
+    ({"auth": base64.b64encode(f":{SECRET}".encode()).decode()}, "the entry for ghcr.io has no username and password"),
+    ({"username": "robot", "password": 12345678}, "the password of ghcr.io is a number, not a string"),
+    ({"auth": [SECRET_AUTH]}, "the auth of ghcr.io is a list, not a string"),
+    ({"username": {"u": SECRET}, "password": SECRET}, "the username of ghcr.io is an object, not a string"),
+    ({"username": "robot", "password": SECRET, "email": False}, "the email of ghcr.io is a boolean, not a string"),
+])
+def test_no_error_from_a_docker_config_shows_the_secret(tmp_path, entry, said):
+    path = _config(tmp_path, {"ghcr.io": entry})
+    assert _refused(path) == f"--docker-config {path}: {said}"
+
+
+def test_other_registries_secrets_stay_out_of_a_not_found_message(tmp_path):
+    path = _config(tmp_path, {"quay.io": {"auth": SECRET_AUTH}, "docker.io": {"password": SECRET}},
+                   credHelpers={"gcr.io": "gcloud"})
+    assert _refused(path) == (f"--docker-config {path} has no credentials for the registry ghcr.io "
+                              "(it uses a credential helper, which dke does not run)")
+
+
+def test_a_config_that_is_not_json_is_not_quoted(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(f'{{"auths": {{"ghcr.io": {{"password": "{SECRET}"')  # cut short
+    assert _refused(str(path)) == f"--docker-config {path}: not a docker config.json (invalid JSON)"
+
+
+def test_an_unreadable_config_names_the_reason(tmp_path):
+    path = tmp_path / "missing.json"
+    assert _refused(str(path)) == f"--docker-config {path}: cannot read it (No such file or directory)"
