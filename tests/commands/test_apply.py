@@ -164,3 +164,26 @@ def test_ctrl_c_during_apply_exits_130_and_says_what_was_applied(cluster, tmp_pa
     assert err.startswith("dke: error: interrupted: applied serviceaccount/etl-runner created; "
                           "role/etl-runner may or may not have been applied")
     assert cluster.emulator.count("POST", "/jobs") == 0
+
+
+@pytest.mark.parametrize("echoed", ["password", "auth"])
+def test_apply_itself_masks_the_credentials_an_api_error_echoes(cluster, tmp_path, capsys, caplog, monkeypatch,
+                                                               echoed):
+    """apply's own wiring registers the credentials for redaction: no test-side register_secret here."""
+    import base64
+
+    from dke import kube
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(kube, "_SECRET_VALUES", set())  # nothing registered by an earlier test
+    monkeypatch.setenv("DOCKER_REGISTRY_CREDENTIALS", CREDENTIALS)
+    value = PASSWORD if echoed == "password" else base64.b64encode(f"robot:{PASSWORD}".encode()).decode()
+    cluster.emulator.fail("POST", "/secrets", "422", message=f'Secret "etl-registry" is invalid: '
+                          f'data[.dockerconfigjson]: Invalid value: "{value}"',
+                          causes=[{"field": "data[.dockerconfigjson]", "message": f"bad entry {value}"}])
+    code, out, err = run_dke(capsys, "apply", write_environment(tmp_path, "private_registry: true\n"),
+                             "--kubeconfig", cluster.config, "--run-id", "r1")
+    assert code == 3
+    assert 'Secret "etl-registry" is invalid: data[.dockerconfigjson]: Invalid value: "******"' in err
+    assert value not in out + err + caplog.text
+    assert cluster.emulator.stored("jobs") == []
