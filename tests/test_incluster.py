@@ -109,6 +109,76 @@ def test_owned_cluster_spec_needs_the_job_uid():
 
 
 # ---------------------------------------------------------------------------
+# teardown: dke's own code closes the cluster, whatever ends the run
+#
+# The stand-in is a plain object, not a distributed cluster: no library exit-time cleanup can
+# close it, so a recorded close() can only come from dke. Each close is recorded with what was
+# in flight at that moment, i.e. before the exception reached the caller.
+
+
+class RecordingCluster:
+    scheduler_address = "tcp://10.0.0.9:8786"
+
+    def __init__(self, calls: list, refuse: str = ""):
+        self.calls, self.refuse = calls, refuse
+
+    def adapt(self, **kwargs):
+        self.calls.append(("adapt", kwargs))
+        if self.refuse == "adapt":
+            raise RuntimeError("adapt refused on purpose")
+
+    def scale(self, n):
+        self.calls.append(("scale", n))
+
+    def close(self, timeout=None):
+        import sys
+
+        self.calls.append(("close", timeout, type(sys.exc_info()[1]).__name__))
+
+
+def _recording_run(min_workers=1, max_workers=3):
+    return InClusterRun(spec=run_spec(min_workers=min_workers, max_workers=max_workers), job=JOB,
+                        flow_dir=Path.cwd(), teardown_timeout=7.5)
+
+
+def _recording_factory(calls, refuse=""):
+    def factory(cluster, namespace, start_timeout):
+        calls.append(("create", namespace))
+        return RecordingCluster(calls, refuse)
+
+    return factory
+
+
+@pytest.mark.parametrize("raised", [RuntimeError("the flow broke"), KeyboardInterrupt(),
+                                    DkeError("a dke error", exitcodes.CLUSTER)], ids=lambda e: type(e).__name__)
+def test_dke_closes_the_cluster_on_any_exception_in_the_run(raised):
+    calls: list = []
+    with pytest.raises(type(raised)):
+        with dask_cluster(_recording_run(), _recording_factory(calls), {}) as cluster:
+            assert calls == [("create", "data"), ("adapt", {"minimum": 1, "maximum": 3})]
+            assert cluster.scheduler_address == "tcp://10.0.0.9:8786"
+            raise raised
+    # closed once, by dke, with the run's teardown timeout, while the exception was in flight
+    assert calls[2:] == [("close", 7.5, type(raised).__name__)]
+
+
+def test_dke_closes_the_cluster_on_success_and_when_sizing_fails():
+    calls: list = []
+    with dask_cluster(_recording_run(2, 2), _recording_factory(calls), {}):
+        pass
+    assert calls == [("create", "data"), ("scale", 2), ("close", 7.5, "NoneType")]
+
+    calls.clear()
+    with pytest.raises(DkeError) as caught:
+        with dask_cluster(_recording_run(), _recording_factory(calls, refuse="adapt"), {}):
+            pytest.fail("a cluster that could not be sized is not handed out")
+    assert caught.value.exit_code == exitcodes.CLUSTER
+    assert caught.value.message == ("sizing the Dask cluster 'etl-run-abc123' failed: RuntimeError: "
+                                    "adapt refused on purpose")
+    assert calls == [("create", "data"), ("adapt", {"minimum": 1, "maximum": 3}), ("close", 7.5, "DkeError")]
+
+
+# ---------------------------------------------------------------------------
 # the Kubernetes side, against kmock's emulator
 
 

@@ -146,6 +146,8 @@ def test_an_error_after_the_cluster_exists_still_tears_it_down(tmp_path, prefect
     assert code == 3, err + out
     assert "sizing the Dask cluster 'etl-run-abc123' failed: RuntimeError: adapt refused on purpose" in err
     assert runner.events() == ["create", "adapt", "closed"]
+    # dke's own teardown did it (distributed's exit-time cleanup would record "closed" too)
+    assert "dke.incluster: Dask cluster etl-run-abc123 torn down in" in out
     assert not runner.out.exists()
 
 
@@ -170,6 +172,7 @@ def test_sigterm_mid_run_tears_down_and_leaves_no_process(tmp_path, prefect_serv
         _kill_group(proc)
     assert proc.returncode == 130, err + out
     assert runner.events() == ["create", "adapt", "closed"]
+    assert "dke.incluster: Dask cluster etl-run-abc123 torn down in" in out
     assert took < 20, f"teardown took {took:.1f}s, more than a pod's grace period allows"
     assert _alive(children) == []
 
@@ -210,3 +213,89 @@ def test_incluster_is_hidden_from_help():
     assert result.exit_code == 0 and "incluster" not in result.output
     result = CliRunner().invoke(cli, ["incluster", "--help"])
     assert result.exit_code == 0 and "DKE_RUN_SPEC" in result.output
+
+
+# ---------------------------------------------------------------------------
+# version skew between the CLI that compiled the run and the dke in the flow image
+# (in-process through CliRunner: the check comes before anything is created)
+
+
+@pytest.fixture
+def incluster_cli(tmp_path, monkeypatch):
+    """Invoke `dke incluster` in-process with a Job's environment; restores dke's logger."""
+    import logging
+
+    from click.testing import CliRunner
+
+    from dke.cli import cli
+
+    logger = logging.getLogger("dke")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    monkeypatch.delenv("PREFECT_LOGGING_HANDLERS_CONSOLE_STREAM", raising=False)  # configure_logging sets it
+    runner = Runner(tmp_path)
+
+    def invoke(value: str):
+        env = runner.env(run_spec(), api_url=None)
+        env[RUN_SPEC_ENV] = value
+        for name in [n for n in os.environ if n.startswith("DKE_")]:
+            monkeypatch.delenv(name)
+        for name, v in env.items():
+            if name.startswith("DKE_") or name == RECORD_ENV:
+                monkeypatch.setenv(name, v)
+        monkeypatch.chdir(tmp_path)
+        return CliRunner().invoke(cli, ["incluster"])
+
+    yield invoke, runner
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
+def _spec_data(**changes) -> dict:
+    data = json.loads(run_spec().to_env_value())
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize("case, data, expected", [
+    ("newer", _spec_data(format=99, versions={"dke": "9.1.0"}, a_field_from_the_future=True),
+     "DKE_RUN_SPEC was compiled by dke 9.1.0 (run spec format 99); this image's dke {mine} reads format 1: "
+     "rebuild the flow image with dke[kube]==9.1.0, or render and apply with dke {mine}"),
+    ("older", _spec_data(format=0, versions={"dke": "0.0.1"}),
+     "DKE_RUN_SPEC was compiled by dke 0.0.1 (run spec format 0); this image's dke {mine} reads format 1: "
+     "render and apply with dke {mine} (pip install 'dke[kube]=={mine}'), or rebuild the flow image with "
+     "the dke that compiled it (dke[kube]==0.0.1)"),
+    ("malformed", "{\"format\": 1, \"name\": ", "DKE_RUN_SPEC is not a valid run spec: not JSON (Expecting value"),
+    ("bad fields", _spec_data(max_workers=[2], versions={"dke": "0.0.9"}),
+     "DKE_RUN_SPEC is not a valid run spec: max_workers: Input should be a valid integer (compiled by dke "
+     "0.0.9, this image has dke {mine}: rebuild the image with dke[kube]==0.0.9)"),
+])
+def test_a_run_spec_this_image_cannot_read_is_exit_4_in_one_line_before_anything_exists(
+        incluster_cli, case, data, expected):
+    from dke import __version__
+
+    invoke, runner = incluster_cli
+    result = invoke(data if isinstance(data, str) else json.dumps(data))
+    assert result.exit_code == 4, (case, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith("dke: error: "), result.stderr
+    assert expected.format(mine=__version__) in lines[0]
+    assert "Traceback" not in result.output and "pydantic" not in result.output
+    assert runner.events() == []  # no cluster was asked for
+
+
+def test_differing_prefect_and_distributed_versions_are_a_warning_at_start(incluster_cli):
+    from importlib import metadata
+
+    invoke, runner = incluster_cli
+    data = _spec_data(versions={"dke": json.loads(run_spec().to_env_value())["versions"]["dke"],
+                                "prefect": "3.0.0", "distributed": "2024.1.0"},
+                      flow={"entrypoint": "flows/missing.py:gone", "parameters": {}})
+    result = invoke(json.dumps(data))
+    # The run goes on after the warning (here to a missing flow file: exit 4, no cluster).
+    assert result.exit_code == 4, result.output
+    warnings = [line for line in result.stdout.splitlines() if "version mismatch" in line]
+    assert len(warnings) == 2, result.stdout
+    assert "WARNING dke.incluster: version mismatch: prefect 3.0.0 compiled this run, the flow image has " \
+        f"{metadata.version('prefect')}" in warnings[0]
+    assert "rebuild the image with distributed==2024.1.0" in warnings[1]
+    assert "flow file" in result.stderr and "not found" in result.stderr
+    assert runner.events() == []
