@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from pydantic import ValidationError
-
 from dke import exitcodes
 from dke.diagnostics import DkeError
 from dke.runspec import (
@@ -42,6 +40,9 @@ from dke.runspec import (
     POD_NAME_ENV,
     RUN_SPEC_ENV,
     RunSpec,
+    RunSpecError,
+    read_spec,
+    version_skew,
 )
 from dke.signals import handled
 
@@ -97,11 +98,10 @@ def read_run(environ: Mapping[str, str] | None = None) -> InClusterRun:
         raise DkeError(f"{RUN_SPEC_ENV} is not set: `dke incluster` runs inside a Job made by "
                        "`dke apply`", exitcodes.INVALID)
     try:
-        spec = RunSpec.from_env_value(raw)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '$'}: {err['msg']}"
-                             for err in e.errors(include_url=False, include_input=False))
-        raise DkeError(f"{RUN_SPEC_ENV} is not a valid run spec: {problems}", exitcodes.INVALID) from None
+        # The format first (version skew between the CLI and the image), then the fields.
+        spec = read_spec(raw)
+    except RunSpecError as e:
+        raise DkeError(str(e), exitcodes.INVALID) from None
     if spec.min_workers > spec.max_workers:
         raise DkeError(f"{RUN_SPEC_ENV}: min_workers ({spec.min_workers}) > max_workers "
                        f"({spec.max_workers})", exitcodes.INVALID)
@@ -122,6 +122,13 @@ def read_run(environ: Mapping[str, str] | None = None) -> InClusterRun:
         teardown_timeout=_number(environ, TEARDOWN_TIMEOUT_ENV, DEFAULT_TEARDOWN_TIMEOUT),
         start_timeout=int(_number(environ, START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT)),
     )
+
+
+def warn_version_skew(spec: RunSpec) -> None:
+    """At start, as Dask's own version check does: the packages whose versions differ between
+    the CLI that compiled the run and this image (its runner, scheduler and workers)."""
+    for line in version_skew(spec):
+        log.warning("%s", line)
 
 
 def needs_cluster(spec: RunSpec) -> bool:

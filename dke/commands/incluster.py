@@ -15,9 +15,14 @@ def incluster() -> int:
 
     Reads DKE_RUN_SPEC and the downward-API variables DKE_JOB_NAME, DKE_JOB_UID, DKE_NAMESPACE,
     DKE_POD_NAME, DKE_POD_IP. Exit codes: 0 flow run completed, 1 flow run failed, 3 cluster or
-    API error, 4 invalid run spec, 130 terminated (SIGTERM); the cluster is torn down in every case.
+    API error, 4 invalid run spec or one this image's dke cannot read (compiled by another dke:
+    rebuild the image, see docs/flow-image.md), 130 terminated (SIGTERM); the cluster is torn
+    down in every case. Both checks come before anything is created; differing dke, Prefect or
+    distributed versions between the compiling CLI and the image are a warning line.
     """
     from dke import incluster as runner
 
     runner.configure_logging()
-    return runner.run_in_cluster(runner.read_run(), runner.cluster_factory())
+    run = runner.read_run()
+    runner.warn_version_skew(run.spec)
+    return runner.run_in_cluster(run, runner.cluster_factory())
