@@ -16,6 +16,8 @@ WORKER_BOUNDS = "DKE302"
 ENTRYPOINT_MISSING = "DKE304"
 CONFLICT = "DKE305"
 IGNORED = "DKE306"
+SECRET_IN_ENV = "DKE307"
+OPERATOR_ENV = "DKE212"  # as dke.podtemplate.DASK_ENV
 BAD_QUANTITY = "DKE202"
 
 
@@ -25,6 +27,12 @@ def image_is_unpinned(image: str) -> bool:
         return False
     last = image.rsplit("/", 1)[-1]
     return ":" not in last or last.rsplit(":", 1)[1] == "latest"
+
+
+def looks_secret(name: str) -> bool:
+    """`*_PASSWORD`, `*_TOKEN`, `*_KEY`, `*SECRET*` (and the same without the underscore)."""
+    upper = name.upper()
+    return upper.endswith(("PASSWORD", "PASSWD", "TOKEN", "_KEY", "APIKEY")) or "SECRET" in upper
 
 
 def check_environment(env: Environment, merged: Merged, base_dir: Path) -> list[Diagnostic]:
@@ -60,6 +68,18 @@ def check_environment(env: Environment, merged: Merged, base_dir: Path) -> list[
                 WARNING,
             )
         )
+    for name in env.env:
+        if name in ("DASK_SCHEDULER_ADDRESS", "DASK_WORKER_NAME") and not env.scheduler_address:
+            out.append(merged.diagnostic(
+                ("env", name), OPERATOR_ENV,
+                f"{name} is set by dke (locally) and by the Dask operator (on Kubernetes) for each worker; "
+                "a fixed value points at a scheduler or name that does not exist: remove it", prefer_key=True))
+        elif looks_secret(name):
+            out.append(merged.diagnostic(
+                ("env", name), SECRET_IN_ENV,
+                f"{name} looks like a secret, and `env:` values are stored in plain text in the Job and pod "
+                "specs; put it in a Kubernetes Secret and list that Secret under `secrets:`", WARNING,
+                prefer_key=True))
     if env.scheduler_address and env.executor == "local":
         out.append(
             merged.diagnostic(

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dke.diagnostics import ERROR, WARNING, Diagnostic, DkeError
+from dke import podtemplate
+from dke.explain import DKE as DKE_ORIGIN
 from dke.explain import Origin, Traced, origin_at, strip, value_of
 from dke.load import JsonPath, json_path
 from dke.merge import strategic_merge
@@ -43,12 +45,10 @@ RUN_ID_LABEL = "dke.dev/run-id"
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 
 DASK_GROUP = "kubernetes.dask.org"
-WORKER_DEATH_TIMEOUT = "60"  # seconds a worker lives without its scheduler
 
 OBJECT_INVALID = "DKE400"
 CLUSTER_INVALID = "DKE401"
 NAME_INVALID = "DKE402"
-CONTAINER_ADDED = "DKE403"
 
 
 def new_run_id() -> str:
@@ -236,10 +236,10 @@ class _Compiler:
     def scheduler_pod(self) -> dict:
         container = self.base_container(
             "scheduler",
-            ["dask", "scheduler", "--host", "0.0.0.0"],
+            podtemplate.default_args("scheduler"),
             [
-                {"name": "tcp-comm", "containerPort": 8786, "protocol": "TCP"},
-                {"name": "http-dashboard", "containerPort": 8787, "protocol": "TCP"},
+                {"name": "tcp-comm", "containerPort": podtemplate.SCHEDULER_PORT, "protocol": "TCP"},
+                {"name": "http-dashboard", "containerPort": podtemplate.SCHEDULER_DASHBOARD_PORT, "protocol": "TCP"},
             ],
         )
         # Probes as dask-kubernetes' make_scheduler_spec writes them.
@@ -257,15 +257,12 @@ class _Compiler:
         return self.default_pod(container)
 
     def worker_pod(self) -> dict:
-        # --name/--dashboard as make_worker_spec (the operator sets DASK_WORKER_NAME and
-        # DASK_SCHEDULER_ADDRESS); --death-timeout: a worker whose scheduler is gone exits.
-        args = ["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard", "--dashboard-address", "8788",
-                "--death-timeout", WORKER_DEATH_TIMEOUT]
-        ports = [{"name": "http-dashboard", "containerPort": 8788, "protocol": "TCP"}]
-        return self.default_pod(self.base_container("worker", args, ports))
+        ports = [{"name": "http-dashboard", "containerPort": podtemplate.WORKER_DASHBOARD_PORT, "protocol": "TCP"}]
+        return self.default_pod(self.base_container("worker", podtemplate.default_args("worker"), ports))
 
-    def with_spec_file(self, default_pod: dict, spec: PodSpecFile | None) -> tuple[dict, dict]:
-        """(pod spec, pod metadata) with the spec file merged over dke's default."""
+    def with_spec_file(self, default_pod: dict, spec: PodSpecFile | None, role: str) -> tuple[dict, dict]:
+        """(pod spec, pod metadata) with the spec file merged over dke's default, as the template of
+        the operator's Deployment (dke.podtemplate: what lint reports, compile applies here)."""
         metadata: dict = {}
         annotations = self.pod_annotations()
         if annotations:
@@ -273,12 +270,52 @@ class _Compiler:
         if spec is None:
             return self.finish_pod(default_pod), metadata
         traced = trace_document(spec)
-        pod = strategic_merge(default_pod, _at(traced, spec.spec_path), None, value_of)
+        patch = _at(traced, spec.spec_path)
+        patch = dict(patch) if isinstance(patch, dict) else {}
+        for key in podtemplate.dropped_fields(spec.spec):
+            patch.pop(key, None)
+        user = self.dask_container_patch(patch, spec, role)
+        pod = strategic_merge(default_pod, patch, None, value_of)
+        if user is not None:
+            self.set_dask_command(pod, user, role)
         meta = _at(traced, ("metadata",)) if spec.spec_path else {}
         for part in ("labels", "annotations"):
             if isinstance(meta, dict) and isinstance(meta.get(part), dict) and meta[part]:
                 metadata[part] = {**metadata.get(part, {}), **meta[part]}
         return self.finish_pod(pod), metadata
+
+    @staticmethod
+    def dask_container_patch(patch: dict, spec: PodSpecFile, role: str) -> dict | None:
+        """The spec file's Dask container (renamed to ``role`` when a classic name was taken for it)."""
+        plain = spec.spec.get("containers")
+        containers = patch.get("containers")
+        if not isinstance(plain, list) or not isinstance(containers, list):
+            return None
+        found = podtemplate.find_container(plain, role)
+        if found.index is None:
+            return None
+        container = dict(containers[found.index])
+        if found.renamed_from is not None:
+            name = container.get("name")
+            container["name"] = Traced(role, name.origin if isinstance(name, Traced) else DKE_ORIGIN)
+        containers = list(containers)
+        containers[found.index] = container
+        patch["containers"] = containers
+        return container
+
+    @staticmethod
+    def set_dask_command(pod: dict, user: dict, role: str) -> None:
+        """The Dask container runs `dask <role>` with dke's flags merged into the user's."""
+        for container in pod.get("containers") or []:
+            if isinstance(container, dict) and value_of(container.get("name")) == role:
+                command = user.get("command") if isinstance(user.get("command"), list) else None
+                args = user.get("args") if isinstance(user.get("args"), list) else None
+                result = podtemplate.dask_command(command, args, role, value_of)
+                if result.command:
+                    container["command"] = result.command
+                else:
+                    container.pop("command", None)
+                container["args"] = result.args
 
     # -- objects ----------------------------------------------------------------------------
 
@@ -287,8 +324,8 @@ class _Compiler:
         if env.executor == "local" or env.scheduler_address:
             return None
         name = self.derived(with_run=True)
-        scheduler_pod, scheduler_meta = self.with_spec_file(self.scheduler_pod(), self.loaded.scheduler)
-        worker_pod, worker_meta = self.with_spec_file(self.worker_pod(), self.loaded.worker)
+        scheduler_pod, scheduler_meta = self.with_spec_file(self.scheduler_pod(), self.loaded.scheduler, "scheduler")
+        worker_pod, worker_meta = self.with_spec_file(self.worker_pod(), self.loaded.worker, "worker")
         scheduler: dict = {}
         if scheduler_meta:
             scheduler["metadata"] = scheduler_meta
@@ -489,7 +526,6 @@ def validate_objects(loaded, kube_version: str, compiled: Compiled | None = None
             found = crd_validator("daskautoscaler", kube_version).iter_errors(autoscaler)
             out.extend(schema_diagnostics(found, _Locator(loaded, autoscaler, {}, CLUSTER_INVALID)))
         out.extend(_name_problems(loaded, cluster))
-        out.extend(_added_containers(loaded, compiled))
         out.extend(_pod_metadata_problems(loaded))
     return out
 
@@ -558,28 +594,6 @@ def _name_problems(loaded, cluster: dict) -> list[Diagnostic]:
         ("name",), NAME_INVALID,
         f"the Dask scheduler Service would be named {service!r}, which is not a valid Service name "
         "(a DNS-1035 label: starts with a letter, at most 63 characters); start the name with a letter")]
-
-
-def _added_containers(loaded, compiled: Compiled) -> list[Diagnostic]:
-    """A spec-file container that runs Dask under another name runs beside dke's default one."""
-    out = []
-    for role, spec in (("scheduler", loaded.scheduler), ("worker", loaded.worker)):
-        if spec is None:
-            continue
-        containers = spec.spec.get("containers") or []
-        names = [c.get("name") for c in containers if isinstance(c, dict)]
-        if role in names:
-            continue
-        for i, c in enumerate(containers):
-            words = " ".join(str(w) for w in (c.get("command") or []) + (c.get("args") or [])) \
-                if isinstance(c, dict) else ""
-            if f"dask-{role}" in words or f"dask {role}" in words:
-                out.append(spec.document.diagnostic(
-                    spec.spec_path + ("containers", i, "name"), CONTAINER_ADDED,
-                    f"container {c.get('name')!r} runs a Dask {role} but is added beside dke's default "
-                    f"{role!r} container (containers merge by name); name it {role!r} to customise the default",
-                    WARNING))
-    return out
 
 
 # --- the DaskCluster / DaskAutoscaler CRD schemas (vendored in dke/data) ---------------------

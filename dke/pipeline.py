@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from dke import podtemplate
 from dke.diagnostics import Diagnostic, DkeError, has_errors
 from dke.kubeschema import DEFAULT_KUBE_VERSION
 from dke.merge import Merged, layer, parse_set
@@ -77,15 +78,17 @@ def load_environment(
             continue
         origin = merged.document_for((key,))
         base = origin.path.parent if origin.path is not None else loaded.base_dir
-        if not (base / name).is_file():
-            loaded.diagnostics.append(
-                merged.diagnostic((key,), SPEC_NOT_FOUND, f"spec file {str(base / name)!r} not found; "
-                                  "paths are relative to the file that names them")
-            )
+        from dke.paths import resolve_spec_path
+
+        _, reason = resolve_spec_path(base, name)  # relative, inside base's tree, a regular file
+        if reason is not None:
+            loaded.diagnostics.append(merged.diagnostic((key,), SPEC_NOT_FOUND, reason))
             continue
         spec, problems = load_spec_file(name, base, kube_version)
         loaded.diagnostics.extend(problems)
         if spec is not None:
+            role = key.split("_")[0]
             loaded.diagnostics.extend(check_spec_file(spec, env.image))
-            setattr(loaded, key.split("_")[0], spec)
+            loaded.diagnostics.extend(podtemplate.check(spec, role))
+            setattr(loaded, role, spec)
     return loaded

@@ -59,18 +59,12 @@ def load_spec_file(
     if not isinstance(data, dict):
         return None, [doc.diagnostic((), SPEC_KIND, "a spec file must be a Pod manifest or a PodSpec mapping")]
     if is_pod_manifest(data):
-        if data.get("kind") != "Pod" or data.get("apiVersion") != "v1":
-            return None, [
-                doc.diagnostic(
-                    ("kind",) if "kind" in data else (),
-                    SPEC_KIND,
-                    "expected 'apiVersion: v1' and 'kind: Pod' (or a bare PodSpec), found "
-                    f"{_found(data)}; dke builds the Deployment/DaskCluster itself",
-                    prefer_key=False,
-                )
-            ]
+        problem = _kind_problem(doc, data)
+        if problem is not None:
+            return None, [problem]
         spec = PodSpecFile(doc, ("spec",))
-        found = errors(without_directives(data), "pod-v1.json", kube_version)
+        # classic spec files (dask-kubernetes' from_yaml, Prefect 0.x) have no apiVersion: a v1 Pod
+        found = errors(without_directives({"apiVersion": "v1", **data}), "pod-v1.json", kube_version)
     else:
         spec = PodSpecFile(doc, ())
         found = errors(without_directives(data), "podspec-v1.json", kube_version)
@@ -80,6 +74,27 @@ def load_spec_file(
                                        and tuple(e.absolute_path) == spec.spec_path)
              and not _is_directive_item(data, tuple(e.absolute_path))]
     return spec, [_as_spec_error(d) for d in schema_diagnostics(found, doc)]
+
+
+def _kind_problem(doc: Document, data: dict) -> Diagnostic | None:
+    """None for a v1 Pod (apiVersion may be left out, as classic spec files do), else why not."""
+    kind, api = data.get("kind"), data.get("apiVersion", "v1")
+    if kind == "Pod" and api == "v1":
+        return None
+    if kind == "Job":
+        return doc.diagnostic(
+            ("kind",), SPEC_KIND,
+            f"a {api} Job is not a pod spec (Prefect 0.x ran the flow in such a Job): dke builds the run's Job "
+            "itself, so put its settings under `job:` in environment.yaml (backoffLimit -> job.backoff_limit, "
+            "activeDeadlineSeconds -> job.active_deadline_seconds, serviceAccountName -> job.service_account) "
+            "and, for the Dask scheduler pod, keep only its pod spec (spec.template.spec) in this file",
+            prefer_key=False)
+    where = ("kind",) if "kind" in data else ("apiVersion",) if "apiVersion" in data else ()
+    return doc.diagnostic(
+        where, SPEC_KIND,
+        f"expected a v1 Pod ('kind: Pod', apiVersion v1 or none) or a bare PodSpec, found {_found(data)}; "
+        "dke builds the Deployment/DaskCluster itself: keep only the pod spec",
+        prefer_key=False)
 
 
 def _found(data: dict) -> str:

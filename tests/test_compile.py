@@ -192,7 +192,7 @@ def test_cluster_has_the_shape_of_dask_kubernetes_make_cluster_spec(tmp_path):
     (ow,) = ours["spec"]["worker"]["spec"]["containers"]
     for key in ("name", "image", "env", "ports"):
         assert ow[key] == rw[key], key
-    assert ow["args"] == rw["args"] + ["--death-timeout", dc.WORKER_DEATH_TIMEOUT]
+    assert ow["args"] == rw["args"] + ["--death-timeout", "60"]
 
 
 def test_render_is_deterministic_and_run_ids_are_real(tmp_path):
@@ -271,7 +271,7 @@ def test_examples_validate_clean():
 
 
 def test_problem_from_a_spec_file_points_at_its_line(tmp_path):
-    worker = "terminationGracePeriodSeconds: 30\ncontainers:\n- name: worker\n  args: [a]\n"
+    worker = "terminationGracePeriodSeconds: 30\ncontainers:\n- name: worker\n  args: [--nthreads, '2']\n"
     loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
     # A value that only goes wrong after loading (as merge results can): the diagnostic
     # must still name the spec file's own line, not the compiled object.
@@ -297,12 +297,19 @@ def test_name_that_makes_an_invalid_service_name(tmp_path):
     assert (d.code, d.severity, d.line, d.path) == (dc.NAME_INVALID, ERROR, 2, "$.name")
 
 
-def test_dask_container_under_another_name_warns(tmp_path):
-    worker = "containers:\n- name: dask-worker\n  args: [dask-worker, --nthreads, '2']\n"
-    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
-    (d,) = dc.validate_objects(loaded, KUBE)
-    assert (d.code, d.severity, d.line) == (dc.CONTAINER_ADDED, WARNING, 2)
-    assert "name it 'worker'" in d.message
+def test_dask_container_under_another_name_is_taken_as_the_worker(tmp_path):
+    worker = "containers:\n- name: dask-worker\n  args: [dask, worker, --nthreads, '2']\n  resources:\n" \
+             "    limits: {nvidia.com/gpu: 1}\n"
+    data = {"name": "etl", "image": "ghcr.io/acme/etl:1.0", "flow": {"entrypoint": "flows/flow.py:main"},
+            "worker_spec_file": "worker.yaml"}
+    loaded = load_environment(write_env(tmp_path, data, {"worker.yaml": worker}))
+    (d,) = loaded.diagnostics
+    assert (d.code, d.severity, d.line) == ("DKE213", WARNING, 2) and "name it 'worker'" in d.message
+    cluster = dc.compile_traced(loaded).cluster
+    (container,) = cluster["spec"]["worker"]["spec"]["containers"]  # one Dask worker per pod
+    assert container["name"] == "worker" and container["resources"] == {"limits": {"nvidia.com/gpu": 1}}
+    assert container["args"] == ["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard",
+                                 "--dashboard-address", "8788", "--death-timeout", "60", "--nthreads", "2"]
 
 
 def test_spec_file_pod_labels_are_checked_at_their_line(tmp_path):

@@ -75,8 +75,9 @@ def test_names_are_relative_to_the_base_dir_and_shown_from_the_current_one(tmp_p
     "text, line, words",
     [
         ("apiVersion: apps/v1\nkind: Deployment\nspec: {}\n", 2, "kind 'Deployment'"),
-        ("kind: Pod\nspec: {}\n", 1, "no apiVersion"),
+        ("apiVersion: v2\nkind: Pod\nspec: {}\n", 2, "apiVersion 'v2'"),
         ("spec:\n  nodeSelector: {a: b}\n", 1, "no apiVersion and no kind"),
+        ("apiVersion: batch/v1\nkind: Job\nspec: {}\n", 2, "job.backoff_limit"),
         ("- name: worker\n", 1, "Pod manifest or a PodSpec mapping"),
     ],
 )
@@ -87,6 +88,15 @@ def test_not_a_pod(tmp_path, monkeypatch, text, line, words):
     assert spec is None
     ((code, _, found_line, _, _),) = codes(found)
     assert (code, found_line) == (SPEC_KIND, line) and words in found[0].message
+
+
+def test_a_classic_pod_without_api_version_is_a_v1_pod(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "kind: Pod\nmetadata:\n  labels: {a: b}\nspec:\n  containers:\n    - name: w\n      bogus: 1\n")
+    spec, found = load_spec_file("specs/worker.yaml", Path("."))
+    assert spec is not None and spec.metadata == {"labels": {"a": "b"}}
+    # the real problems further down are shown, at their line
+    assert codes(found) == [(SPEC_INVALID, "specs/worker.yaml", 7, 7, "$.spec.containers[0].bogus")]
 
 
 def test_yaml_errors_in_spec_files_are_positioned(tmp_path, monkeypatch):
