@@ -176,7 +176,7 @@ def dask_command(command: list | None, args: list | None, role: str, value_of=la
             f"{value!r}: the operator gives every worker its scheduler (DASK_SCHEDULER_ADDRESS); remove it"
             if role == "worker" else f"{value!r} is not an argument of `dask scheduler`; remove it")))
     merged = _with_dke_flags(role, given) + user
-    return DaskCommand(words[:found.start], merged, problems)
+    return DaskCommand(words[:found.start], merged, sorted(problems, key=lambda p: p.index))
 
 
 # dke's own flags, in order, with their values: kept unless the user gives that flag
