@@ -114,3 +114,23 @@ def test_adaptive_cluster_scales_between_bounds_and_counts_tasks():
         snap = watch.snapshot()
     assert snap["peak_workers"] == 2  # adapted up to max, never beyond
     assert (snap["submitted"], snap["finished"]) == (16, 16)
+
+
+def test_an_idle_adaptive_cluster_keeps_min_workers():
+    """Adaptive sizing never goes below min_workers, however long the cluster idles.
+
+    No clock: the adaptive step is driven by hand (more times than distributed's wait_count,
+    the idle rounds it needs before it retires a worker) and its decision read directly."""
+    local = LocalPlan("dask", 2, 3)
+    watch = ClusterWatch(3)
+    with local_cluster(local, watch) as cluster:
+        cluster.wait_for_workers(2, timeout=60)
+        adaptive = cluster._adaptive
+        assert (adaptive.minimum, adaptive.maximum) == (2, 3)
+        assert cluster.sync(adaptive.target) == 0  # idle: by load alone, no worker is needed
+        assert cluster.sync(adaptive.safe_target) == 2  # ... but the minimum holds
+        for _ in range(adaptive.wait_count + 2):
+            cluster.sync(adaptive.adapt)
+        assert [entry for _, entry in adaptive.log if entry["status"] == "down"] == []
+        assert len(cluster.plan) == 2 and len(cluster.scheduler.workers) == 2
+        assert watch.snapshot()["workers"] == 2
