@@ -74,7 +74,7 @@ def test_classic_worker_command_is_refused_flag_by_flag_with_the_replacement(tmp
         ("DKE211", 3, 23, "$.containers[0].args[1]"),
         ("DKE211", 3, 56, "$.containers[0].args[4]"),
         ("DKE211", 4, 10, "$.containers[0].args[6]"),
-        ("DKE211", 4, 21, "$.containers[0].args[7]"),
+        ("DKE211", 4, 22, "$.containers[0].args[7]"),
     ]
     messages = [d.message for d in loaded.diagnostics]
     assert "write `dask worker`" in messages[0] and "DASK_SCHEDULER_ADDRESS" in messages[1]
