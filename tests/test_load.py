@@ -194,3 +194,65 @@ def test_root_must_be_a_mapping(tmp_path, text, found):
         load_mapping("env.yaml", tmp_path)
     (d,) = info.value.diagnostics
     assert d.code == "DKE006" and found in d.message
+
+
+# --- bad input found by probing (issue 10) --------------------------------------------
+
+
+@pytest.mark.parametrize("text, line, column", [
+    ("name: q\nflow: &f {<<: *f}\n", 2, 7),  # a mapping merging itself
+    ("a: &a {b: 1, <<: [*a]}\n", 1, 4),  # itself, through a list of merges
+])
+def test_a_merge_key_that_refers_to_its_own_anchor_is_one_positioned_error(text, line, column):
+    d = error_of(text)
+    assert (d.code, d.line, d.column) == ("DKE003", line, column)
+    assert "merges a mapping into itself" in d.message
+
+
+def test_a_merge_cycle_through_a_nested_value_is_too_deep_not_a_crash():
+    d = error_of("a: &a {b: {<<: *a}}\n")
+    assert d.code == "DKE003" and "too deep" in d.message
+
+
+def test_merges_of_other_mappings_still_work():
+    doc = load_text("base: &b {x: 1}\nmid: &m {<<: *b, y: 2}\ntop: {<<: [*m], z: 3}\n")
+    assert doc.data["top"] == {"z": 3, "y": 2, "x": 1}
+
+
+@pytest.mark.parametrize("text", ["name: a\n---\n", "name: a\n---\n---\n", "---\nname: a\n---\n# end\n",
+                                  "---\n---\nname: a\n"])
+def test_empty_documents_are_ignored_as_kubectl_does(text):
+    assert load_text(text).data == {"name": "a"}
+
+
+def test_a_second_document_with_content_is_still_an_error():
+    assert "several" in error_of("name: a\n---\nname: b\n---\n").message
+
+
+def test_values_written_as_nothing_are_recorded_as_empty():
+    doc = load_text("env:\n  # A: b\nn: null\nt: ~\nflow:\n  parameters:\n")
+    assert doc.data == {"env": None, "n": None, "t": None, "flow": {"parameters": None}}
+    assert doc.empty == {("env",), ("flow", "parameters")}  # not the explicit nulls
+
+
+def test_reading_stops_at_the_size_cap(tmp_path):
+    from dke.load import MAX_FILE_BYTES
+
+    (tmp_path / "big.yaml").write_bytes(b"a: 1\n" + b"#" * MAX_FILE_BYTES)
+    with pytest.raises(DkeError) as info:
+        load_file("big.yaml", tmp_path)
+    (d,) = info.value.diagnostics
+    assert d.code == "DKE001" and "larger than" in d.message
+
+
+def test_an_endless_device_is_refused_not_read_forever():
+    with pytest.raises(DkeError) as info:
+        load_file("/dev/zero")
+    assert "larger than" in info.value.diagnostics[0].message
+
+
+def test_a_duplicate_key_message_names_the_line_of_the_first():
+    # lines 1-based, as in the file:line:col prefix; the first one nested and not on line 1
+    d = error_of("name: etl\nflow:\n  entrypoint: a.py:f\n  parameters: {}\n  entrypoint: b.py:g\n")
+    assert (d.line, d.column) == (5, 3)
+    assert d.message == 'duplicate key "entrypoint" (first at line 3); each key may appear once'
