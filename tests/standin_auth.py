@@ -71,6 +71,15 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an Authorization header, as the API server's bearertoken authenticator reads it:
+    scheme "Bearer" in any case, the token up to the next space; anything else carries no token."""
+    parts = (authorization or "").strip().split(" ", 2)
+    if len(parts) < 2 or parts[0].lower() != "bearer" or not parts[1]:
+        return None
+    return parts[1]
+
+
 class Tokens:
     """Bearer tokens: one admin token, and ServiceAccount tokens issued by TokenRequest.
 

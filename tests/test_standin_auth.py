@@ -84,6 +84,14 @@ def test_admin_token_is_a_system_master_and_unknown_tokens_are_nobody():
     assert sa.Tokens().admin_token != tokens.admin_token
 
 
+@pytest.mark.parametrize("header, token", [
+    ("Bearer abc", "abc"), ("bearer abc", "abc"), ("  Bearer abc  ", "abc"), ("Bearer abc extra", "abc"),
+    ("Bearer", None), ("Bearer  abc", None), ("Basic YWJj", None), ("abc", None), ("", None), (None, None),
+])
+def test_bearer_token_from_the_authorization_header(header, token):
+    assert sa.bearer_token(header) == token
+
+
 def test_service_account_tokens_carry_the_account_and_expire():
     clock = Clock()
     tokens = sa.Tokens(clock=clock)
@@ -485,11 +493,11 @@ def test_dke_runner_role_allows_exactly_what_kubecluster_does():
     store = bootstrapped(*rbac)
     authz = sa.Authorizer(store)
     expected = {
-        **{(DASK, r, v): True for r in DASK_RESOURCES for v in ("get", "list", "watch", "create", "patch", "delete")},
-        **{("", r, v): True for r in ("pods", "services") for v in ("get", "list", "watch")},
-        ("", "pods/log", "get"): True,
-        ("batch", "jobs", "get"): True,
-        ("batch", "jobs/finalizers", "update"): True,
+        *((DASK, r, v) for r in DASK_RESOURCES for v in ("get", "list", "watch", "create", "patch", "delete")),
+        *(("", r, v) for r in ("pods", "services") for v in ("get", "list", "watch")),
+        ("", "pods/log", "get"),
+        ("batch", "jobs", "get"),
+        ("batch", "jobs/finalizers", "update"),
     }
     touched = [(DASK, r) for r in DASK_RESOURCES] + [
         (DASK, "daskworkergroups/scale"), (DASK, "daskjobs"), ("", "pods"), ("", "pods/log"), ("", "pods/exec"),
@@ -502,7 +510,7 @@ def test_dke_runner_role_allows_exactly_what_kubecluster_does():
             a = sa.request_attributes(method, path, query)
             assert (a.verb, a.resource + (f"/{a.subresource}" if a.subresource else "")) == (verb, resource)
             seen[(group, resource, verb)] = authz.allowed(user, a)
-    assert {k for k, v in seen.items() if v} == set(expected)
+    assert {k for k, v in seen.items() if v} == expected
     # the same account is nobody outside its namespace, and cluster-wide lists are refused
     for verb, (method, path, query) in paths("other", DASK, "daskclusters").items():
         assert not authz.allowed(user, sa.request_attributes(method, path, query))
