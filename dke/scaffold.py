@@ -1,8 +1,14 @@
-"""`dke init`: the files a new project starts from. Pure: returns {relative path: text}."""
+"""`dke init`: the files a new project starts from, as {relative path: text} (nothing is written).
+
+The flow image's Dockerfile comes from one template (`dockerfile`) for `dke init` and for
+every example (tests/test_flow_image.py checks they are what it renders), so they cannot drift.
+"""
 
 from __future__ import annotations
 
 import re
+import sys
+from typing import Mapping
 
 from dke.model import NAME_MAX, SCHEMA_ID
 
@@ -14,8 +20,84 @@ def environment_name(folder_name: str) -> str:
     return name or "my-flow"
 
 
-def scaffold(name: str) -> dict[str, str]:
+# What the flow image pins, besides dke[kube] itself: the runtime of every pod of a run.
+IMAGE_PACKAGES = ("prefect", "prefect-dask", "distributed", "dask-kubernetes")
+# The image's user: numeric, so that Kubernetes' runAsNonRoot can verify it.
+IMAGE_UID = 10001
+# Where the flow code goes: relative entrypoints (flows/etl.py:etl) resolve against the runner's
+# working directory (dke.incluster.FLOW_DIR_ENV overrides it).
+IMAGE_WORKDIR = "/opt/flow"
+
+
+def image_versions() -> dict[str, str]:
+    """The versions this CLI runs with: Python, dke, and those of IMAGE_PACKAGES installed here
+    (a package not installed is left to dke[kube]'s requirements)."""
+    from importlib import metadata
+
+    from dke import __version__
+
+    versions = {"python": "{}.{}.{}".format(*sys.version_info[:3]), "dke": __version__}
+    for package in IMAGE_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def dockerfile(versions: Mapping[str, str]) -> str:
+    """The flow image's Dockerfile, pinned to `versions` (see image_versions)."""
+    pins = "".join(f' \\\n        "{p}=={versions[p]}"' for p in IMAGE_PACKAGES if p in versions)
+    return f"""\
+# The flow image: every pod of a run starts from it (docs/flow-image.md).
+#   runner (the Job):  dke incluster         scheduler:  dask scheduler
+#   workers:           dask worker, running the flow's Prefect tasks
+# Pinned to the versions of the dke CLI that scaffolded it: keep them equal to those of
+# the CLI that renders and runs the environment (`dke incluster` warns when they differ).
+# Build, push, and put the pushed tag (or its @sha256 digest) in environment.yaml's image:
+#   docker buildx build --platform linux/amd64,linux/arm64 -t IMAGE --push .
+#   docker run --rm IMAGE dke --version
+FROM python:{versions["python"]}-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \\
+    PYTHONUNBUFFERED=1 \\
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# The flow's own dependencies go here too, pinned (e.g. "pandas==2.2.3").
+RUN pip install --no-cache-dir \\
+        "dke[kube]=={versions["dke"]}"{pins} \\
+    && useradd --create-home --uid {IMAGE_UID} --user-group flow
+
+# Relative flow entrypoints (flows/etl.py:etl) resolve against the working directory.
+WORKDIR {IMAGE_WORKDIR}
+COPY . .
+
+USER {IMAGE_UID}
+"""
+
+
+DOCKERIGNORE = """\
+# Keep the build context small, and secrets and local state out of the image.
+.git
+.venv
+venv
+**/__pycache__
+**/*.py[co]
+.pytest_cache
+.prefect
+.env
+.env.*
+*.pem
+*.key
+.dockerconfigjson
+"""
+
+
+def scaffold(name: str, versions: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The project's files; the Dockerfile pins `versions` (default: this CLI's, image_versions())."""
     return {
+        "Dockerfile": dockerfile(versions or image_versions()),
+        ".dockerignore": DOCKERIGNORE,
         "environment.yaml": f"""\
 # yaml-language-server: $schema={SCHEMA_ID}
 # A Prefect flow on an ephemeral, autoscaling Dask cluster.

@@ -11,9 +11,11 @@ from dke.diagnostics import DkeError
 @click.option("--name", help="Environment name (default: from the directory's name).")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 def init(directory, name, force) -> None:
-    """Create environment.yaml, a flow and a commented worker spec in DIRECTORY.
+    """Create environment.yaml, a flow, a commented worker spec and the flow image's
+    Dockerfile (with .dockerignore) in DIRECTORY.
 
-    The result passes `dke lint` and runs with `dke run` straight away.
+    The result passes `dke lint` and runs with `dke run` straight away. The Dockerfile pins
+    this CLI's Python, dke, Prefect and Dask versions (see docs/flow-image.md).
     """
     from dke.scaffold import environment_name, scaffold
 
@@ -30,3 +32,4 @@ def init(directory, name, force) -> None:
         click.echo(f"created {path}")
     env_file = root / "environment.yaml"
     click.echo(f"next: dke lint {env_file} && dke run {env_file}")
+    click.echo(f"then: build the flow image from {root / 'Dockerfile'} (docs/flow-image.md) and dke apply")
