@@ -20,6 +20,7 @@ from dke.diagnostics import DkeError
 COMMANDS = {
     "init": "Create an environment.yaml, a flow and a worker spec to start from.",
     "lint": "Validate environment files offline (schema, spec files, images, objects).",
+    "migrate": "Rewrite classic spec files (Prefect 0.x, dask-kubernetes) into the form dke wants.",
     "schema": "Print the JSON schema of environment.yaml.",
     "render": "Print the Kubernetes objects an environment compiles to.",
     "run": "Run the flow on this machine, on a local Dask cluster.",
