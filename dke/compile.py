@@ -16,6 +16,7 @@ let `kubectl apply` overwrite the real one, so `dke render` names it in a commen
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import time
@@ -512,7 +513,7 @@ def validate_objects(loaded, kube_version: str, compiled: Compiled | None = None
     from dke.validate import schema_diagnostics
 
     compiled = compiled or compile_traced(loaded)
-    out: list[Diagnostic] = []
+    out: list[Diagnostic] = _api_server_problems(loaded, compiled)
     for obj, origins in zip(compiled.objects, compiled.origins):
         found = kubeschema.errors(obj, kubeschema.schema_file_for(obj), kube_version)
         out.extend(schema_diagnostics(found, _Locator(loaded, obj, origins, OBJECT_INVALID)))
@@ -655,3 +656,124 @@ def crd_validator(kind: str, kube_version: str):
     kubeschema.check_kube_version(kube_version)  # unsupported versions fail like the other schemas
     schema = kubeschema.inline_refs(crd_schema(kind), kube_version)
     return Draft202012Validator(schema, registry=kubeschema.registry(kube_version))
+
+
+# --- what the API server checks beyond the schema ---------------------------------------------------
+
+POD_INVALID = "DKE214"
+TOO_LARGE = "DKE404"
+# apimachinery's TotalAnnotationSizeLimitB, and etcd's default request limit that bounds an object
+ANNOTATIONS_MAX = 256 * 1024
+OBJECT_MAX = 1536 * 1024
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+_IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*$")  # no leading/trailing/double '-'
+_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60, "n": 1e-9, "u": 1e-6,
+           "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+
+
+def _quantity(value: Any) -> float | None:
+    match = re.match(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$", str(value).strip())
+    if not match or match.group(2) not in _SUFFIX:
+        return None
+    try:
+        return float(match.group(1)) * _SUFFIX[match.group(2)]
+    except ValueError:
+        return None
+
+
+def pod_problems(pod: dict) -> list[tuple[tuple, str]]:
+    """(path in the pod, message) for what the API server refuses in a pod spec but its schema allows."""
+    out: list[tuple[tuple, str]] = []
+    seen: set = set()
+    volumes = {v.get("name") for v in pod.get("volumes") or [] if isinstance(v, dict)}
+    for group in ("initContainers", "containers"):
+        for i, c in enumerate(pod.get(group) or []):
+            if not isinstance(c, dict):
+                continue
+            here = (group, i)
+            name = c.get("name")
+            if not (isinstance(name, str) and _DNS_LABEL.match(name) and len(name) <= 63):
+                out.append((here + ("name",), f"container name {name!r} must be a DNS label: at most 63 "
+                            "lowercase letters, digits or '-', starting and ending with a letter or digit"))
+            elif name in seen:
+                out.append((here + ("name",), f"container name {name!r} is used twice in the pod; names are unique"))
+            seen.add(name)
+            ports: set = set()
+            for j, port in enumerate(c.get("ports") or []):
+                pname = port.get("name") if isinstance(port, dict) else None
+                if pname is None:
+                    continue
+                if not (isinstance(pname, str) and len(pname) <= 15 and _IANA_SVC_NAME.match(pname)):
+                    out.append((here + ("ports", j, "name"), f"port name {pname!r} must be at most 15 lowercase "
+                                "letters, digits or single '-', with at least one letter"))
+                elif pname in ports:
+                    out.append((here + ("ports", j, "name"), f"port name {pname!r} is used twice in the container"))
+                ports.add(pname)
+            for j, item in enumerate(c.get("env") or []):
+                ename = item.get("name") if isinstance(item, dict) else None
+                if isinstance(ename, str) and not _ENV_NAME.match(ename):
+                    out.append((here + ("env", j, "name"), f"env name {ename!r} must consist of letters, digits, "
+                                "'_', '-' or '.', and must not start with a digit"))
+            for j, mount in enumerate(c.get("volumeMounts") or []):
+                if isinstance(mount, dict) and mount.get("name") not in volumes:
+                    out.append((here + ("volumeMounts", j, "name"), f"volumeMount {mount.get('name')!r} names no "
+                                "volume of the pod; add it under `volumes`"))
+            resources = c.get("resources") if isinstance(c.get("resources"), dict) else {}
+            requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+            for key, request in (requests.items() if isinstance(requests, dict) else []):
+                limit = limits.get(key) if isinstance(limits, dict) else None
+                r, l_ = _quantity(request), _quantity(limit) if limit is not None else None
+                if r is not None and l_ is not None and r > l_:
+                    out.append((here + ("resources", "requests", key), f"the {key} request {request!r} is more "
+                                f"than its limit {limit!r}; a request must be less than or equal to the limit"))
+    return out
+
+
+def _api_server_problems(loaded, compiled: Compiled) -> list[Diagnostic]:
+    out = []
+    checked = [(obj, origins, OBJECT_INVALID) for obj, origins in zip(compiled.objects, compiled.origins)]
+    if compiled.cluster is not None:
+        checked.append((compiled.cluster, compiled.cluster_origins, CLUSTER_INVALID))
+    for obj, origins, code in checked:
+        locate = _Locator(loaded, obj, origins, code)
+        size = len(json.dumps(obj, separators=(",", ":")).encode())
+        if size > OBJECT_MAX:
+            out.append(_with_code(locate, (), TOO_LARGE, f"is {size} bytes; the API server stores objects of at "
+                                  f"most {OBJECT_MAX} bytes (1.5 MiB): move large values (parameters, env) to a "
+                                  "ConfigMap or into the image"))
+        for meta_path in _metadata_paths(obj):
+            meta = _at(obj, meta_path)
+            annotations = meta.get("annotations") if isinstance(meta, dict) else None
+            if isinstance(annotations, dict):
+                total = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in annotations.items())
+                if total > ANNOTATIONS_MAX:
+                    out.append(_with_code(locate, meta_path + ("annotations",), TOO_LARGE,
+                                          f"annotations total {total} bytes; the API server allows "
+                                          f"{ANNOTATIONS_MAX} bytes (256 KiB)"))
+        for pod_path in _pod_paths(obj):
+            for path, message in pod_problems(_at(obj, pod_path)):
+                out.append(_with_code(locate, pod_path + path, POD_INVALID, message))
+    return out
+
+
+def _with_code(locate: "_Locator", path: tuple, code: str, message: str) -> Diagnostic:
+    """A diagnostic at the origin of ``path`` with its own code (the locator's is for schema errors)."""
+    d = locate.diagnostic(path, code, message)
+    return Diagnostic(d.severity, code, d.message, d.file, d.line, d.column, d.path)
+
+
+def _metadata_paths(obj: dict) -> list[tuple]:
+    if obj.get("kind") == "Job":
+        return [("metadata",), ("spec", "template", "metadata")]
+    if obj.get("kind") == "DaskCluster":
+        return [("metadata",), ("spec", "scheduler", "metadata"), ("spec", "worker", "metadata")]
+    return [("metadata",)]
+
+
+def _pod_paths(obj: dict) -> list[tuple]:
+    if obj.get("kind") == "Job":
+        return [("spec", "template", "spec")]
+    if obj.get("kind") == "DaskCluster":
+        return [("spec", "scheduler", "spec"), ("spec", "worker", "spec")]
+    return []

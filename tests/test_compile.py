@@ -436,3 +436,75 @@ def test_every_accepted_environment_compiles_to_valid_objects_on_the_flow_image(
     spec = run_spec(compiled.objects[-1])
     assert spec.cluster == compiled.cluster
     assert (spec.min_workers, spec.max_workers) == (loaded.env.min_workers, loaded.env.max_workers)
+
+
+# --- what the API server refuses beyond the schema ---------------------------------------------------
+
+@pytest.mark.parametrize(
+    "worker, line, words",
+    [
+        ("containers:\n- name: worker\n  volumeMounts:\n  - {name: scratch, mountPath: /s}\n", 4, "names no volume"),
+        ("containers:\n- name: worker\n  resources:\n    requests: {memory: 8Gi}\n    limits: {memory: 4Gi}\n", 4,
+         "more than its limit"),
+        ("containers:\n- name: worker\n  ports:\n  - {name: a-very-long-port-name, containerPort: 9000}\n", 4,
+         "at most 15"),
+        ("containers:\n- name: worker\n  env:\n  - {name: 1BAD, value: x}\n", 4, "must not start with a digit"),
+        ("containers:\n- name: Sidecar_1\n", 2, "must be a DNS label"),
+    ],
+)
+def test_pod_rules_of_the_api_server_point_at_the_spec_line(tmp_path, worker, line, words):
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    (d,) = dc.validate_objects(loaded, KUBE)
+    assert (d.code, d.file.endswith("worker.yaml"), d.line) == ("DKE214", True, line) and words in d.message
+
+
+def test_requests_within_limits_pass(tmp_path):
+    worker = "containers:\n- name: worker\n  resources:\n    requests: {cpu: 500m, memory: 1Gi}\n" \
+             "    limits: {cpu: '1', memory: 1024Mi}\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    assert dc.validate_objects(loaded, KUBE) == []
+
+
+def test_objects_over_the_api_servers_size_limits_are_reported_with_their_size(tmp_path):
+    loaded = load(tmp_path, flow={"entrypoint": "flows/flow.py:main", "parameters": {"blob": "x"}})
+    loaded.env.flow.parameters["blob"] = "x" * (1600 * 1024)  # environment files are capped below this
+    found = [d for d in dc.validate_objects(loaded, KUBE) if d.code == "DKE404"]
+    assert found and all("bytes" in d.message and "1.5 MiB" in d.message for d in found)
+    loaded = load(tmp_path, annotations={"big": "y" * (300 * 1024)})
+    (d, *_) = [d for d in dc.validate_objects(loaded, KUBE) if d.code == "DKE404"]
+    assert "256 KiB" in d.message and d.path == "$.annotations.big"
+
+
+# --- literal contract: label keys and the default pull secret ------------------------------------
+# Spelled out here, not through dke.compile's constants: `dke status/logs/delete` (dke.kube), the
+# in-cluster runner and users' own selectors depend on these exact strings, and a test that used
+# the constants would follow a rename of one of them.
+
+
+def test_label_keys_are_the_documented_strings(tmp_path):
+    loaded = load(tmp_path, private_registry=True)
+    objects = dc.compile_environment(loaded, run_id="r7", namespace="ns1")
+    common = {"app.kubernetes.io/managed-by": "dke", "app.kubernetes.io/name": "etl", "dke.dev/environment": "etl"}
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        assert {k: labels.get(k) for k in common} == common, obj["kind"]
+        assert ("dke.dev/run-id" in labels) == (obj["kind"] == "Job"), obj["kind"]
+    job = objects[-1]
+    assert job["metadata"]["labels"]["dke.dev/run-id"] == "r7"
+    assert job["spec"]["template"]["metadata"]["labels"]["dke.dev/run-id"] == "r7"
+    cluster = run_spec(job).cluster
+    assert cluster["metadata"]["labels"]["dke.dev/run-id"] == "r7"
+    assert cluster["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "dke"
+    assert cluster["metadata"]["labels"]["dke.dev/environment"] == "etl"
+
+
+@pytest.mark.parametrize("role", ["scheduler", "worker"])
+def test_the_default_pods_carry_the_pull_secret_themselves(tmp_path, role):
+    """dke's default pod (before any spec file merges over it) names the pull secret: so a spec
+    file's own imagePullSecrets merge after it, and dke's comes first, once."""
+    from dke.explain import strip
+
+    compiler = dc._Compiler(load(tmp_path, private_registry=True), "r7", None)
+    default, _ = strip(getattr(compiler, f"{role}_pod")())
+    assert default["imagePullSecrets"] == [{"name": "etl-registry"}]
+    assert "imagePullSecrets" not in strip(getattr(dc._Compiler(load(tmp_path), "r7", None), f"{role}_pod")())[0]
