@@ -329,20 +329,26 @@ def rule_allows(attrs: Attributes, rule: dict) -> bool:
     return _verb_matches(rule, attrs.verb) and _url_matches(rule, attrs.path)
 
 
-def _applies_to(user: User, subjects: list[dict], namespace: str) -> bool:
-    """rbac.appliesTo: does any subject name this user (ServiceAccount namespace defaults to the
-    binding's namespace; a ServiceAccount subject without one in a ClusterRoleBinding matches nobody)."""
+def _applies_to(user: User, subjects: list[dict], namespace: str) -> dict | None:
+    """rbac.appliesTo: the first subject that names this user (a ServiceAccount's namespace defaults
+    to the binding's; a ServiceAccount subject without one in a ClusterRoleBinding matches nobody)."""
     for s in subjects or []:
         kind = s.get("kind")
         if kind == "User" and user.name == s.get("name"):
-            return True
+            return s
         if kind == "Group" and s.get("name") in user.groups:
-            return True
+            return s
         if kind == "ServiceAccount":
             sa_namespace = s.get("namespace") or namespace
             if sa_namespace and user.name == f"{SA_PREFIX}{sa_namespace}:{s.get('name')}":
-                return True
-    return False
+                return s
+    return None
+
+
+def _describe_subject(s: dict, binding_namespace: str) -> str:
+    if s.get("kind") == "ServiceAccount":
+        return f'ServiceAccount {_go_quote(s.get("name", "") + "/" + (s.get("namespace") or binding_namespace))}'
+    return f'{s.get("kind")} {_go_quote(s.get("name", ""))}'
 
 
 def _meta(obj: dict, key: str) -> str:
@@ -374,39 +380,71 @@ class Authorizer:
             return [], f'clusterrole.{RBAC_GROUP} "{name}" not found'
         return [], f'unsupported role reference kind: "{kind}"'
 
-    def _decide(self, user: User, attrs: Attributes) -> tuple[bool, list[str]]:
-        if MASTERS in user.groups:  # the privileged-group authorizer runs before RBAC
-            return True, []
+    def _decide(self, user: User, attrs: Attributes) -> tuple[bool, str, list[str]]:
+        """(allowed, what allowed it, resolution errors), visiting bindings as rule.go's VisitRulesFor."""
+        if MASTERS in user.groups:  # the privileged-group authorizer runs before RBAC, reason ""
+            return True, "", []
         errors: list[str] = []
         for binding in self._objects("clusterrolebindings", None):
-            if not _applies_to(user, binding.get("subjects"), ""):
+            subject = _applies_to(user, binding.get("subjects"), "")
+            if subject is None:
                 continue
-            rules, error = self._role_rules(binding.get("roleRef") or {}, "")
+            ref = binding.get("roleRef") or {}
+            rules, error = self._role_rules(ref, "")
             if error:
                 errors.append(error)
             if any(rule_allows(attrs, r) for r in rules):
-                return True, []
+                return True, (f'RBAC: allowed by ClusterRoleBinding {_go_quote(_meta(binding, "name"))} of '
+                              f'{ref.get("kind")} {_go_quote(ref.get("name", ""))} to '
+                              f'{_describe_subject(subject, "")}'), []
         if attrs.namespace:
             for binding in self._objects("rolebindings", attrs.namespace):
-                if not _applies_to(user, binding.get("subjects"), attrs.namespace):
+                subject = _applies_to(user, binding.get("subjects"), attrs.namespace)
+                if subject is None:
                     continue
-                rules, error = self._role_rules(binding.get("roleRef") or {}, attrs.namespace)
+                ref = binding.get("roleRef") or {}
+                rules, error = self._role_rules(ref, attrs.namespace)
                 if error:
                     errors.append(error)
                 if any(rule_allows(attrs, r) for r in rules):
-                    return True, []
-        return False, errors
+                    where = _meta(binding, "name") + "/" + attrs.namespace
+                    return True, (f'RBAC: allowed by RoleBinding {_go_quote(where)} of {ref.get("kind")} '
+                                  f'{_go_quote(ref.get("name", ""))} to '
+                                  f'{_describe_subject(subject, attrs.namespace)}'), []
+        return False, "", errors
 
     def allowed(self, user: User, attrs: Attributes) -> bool:
         return self._decide(user, attrs)[0]
 
     def reason(self, user: User, attrs: Attributes) -> str:
-        """The RBAC authorizer's reason for a denial ("" or "RBAC: <errors>"), for forbidden_status."""
-        allowed, errors = self._decide(user, attrs)
+        """The authorizer's reason: for a denial "" or "RBAC: <errors>" (what forbidden_status appends);
+        for an allowed request what allowed it, as a SubjectAccessReview reports it."""
+        allowed, source, errors = self._decide(user, attrs)
         if allowed or not errors:
-            return ""
+            return source
         # utilerrors.NewAggregate: one error alone, several as [a, b]
         return "RBAC: " + (errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]")
+
+
+def self_subject_access_review(authorizer: Authorizer, user: User, body: dict) -> dict:
+    """The answer to POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews (`kubectl auth can-i`):
+    the request's spec echoed, status.allowed and the authorizer's reason."""
+    spec = (body or {}).get("spec") or {}
+    resource = spec.get("resourceAttributes")
+    if resource is not None:
+        attrs = Attributes(verb=resource.get("verb", ""), path="", is_resource_request=True,
+                           api_group=resource.get("group", ""), api_version=resource.get("version", ""),
+                           namespace=resource.get("namespace", ""), resource=resource.get("resource", ""),
+                           subresource=resource.get("subresource", ""), name=resource.get("name", ""))
+    else:
+        other = spec.get("nonResourceAttributes") or {}
+        attrs = Attributes(verb=other.get("verb", ""), path=other.get("path", ""))
+    status: dict = {"allowed": authorizer.allowed(user, attrs)}
+    reason = authorizer.reason(user, attrs)
+    if reason:
+        status["reason"] = reason
+    return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
 
 
 # --- Status bodies -------------------------------------------------------------------------------------

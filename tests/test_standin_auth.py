@@ -230,6 +230,36 @@ def test_a_binding_to_a_missing_role_grants_nothing_and_says_why():
     assert authz.reason(BOB, a) == ""  # bindings that do not name the user are not consulted
 
 
+def test_the_reason_names_what_allowed_a_request():
+    store = Store(role("r", "ns1", rule([""], ["pods"], ["get"])),
+                  binding("b", "ns1", "Role", "r", {"kind": "User", "name": "carol"}, sa_subject("runner")),
+                  role("c", None, rule([""], ["nodes"], ["get"]), kind="ClusterRole"),
+                  binding("cb", None, "ClusterRole", "c", {"kind": "Group", "name": "dev"}))
+    authz = sa.Authorizer(store)
+    assert authz.reason(RUNNER, attrs("GET", "/api/v1/namespaces/ns1/pods/p")) == (
+        'RBAC: allowed by RoleBinding "b/ns1" of Role "r" to ServiceAccount "runner/ns1"')
+    assert authz.reason(ALICE, attrs("GET", "/api/v1/nodes/n")) == (
+        'RBAC: allowed by ClusterRoleBinding "cb" of ClusterRole "c" to Group "dev"')
+    assert authz.reason(ALICE, attrs("GET", "/api/v1/namespaces/ns1/pods/p")) == ""
+
+
+def test_self_subject_access_review_as_kubectl_auth_can_i_asks():
+    store = Store(role("r", "ns1", rule([""], ["pods/log"], ["get"])),
+                  binding("b", "ns1", "Role", "r", sa_subject("runner", "ns1")))
+    authz = sa.Authorizer(store)
+    spec = {"resourceAttributes": {"namespace": "ns1", "verb": "get", "resource": "pods", "subresource": "log"}}
+    out = sa.self_subject_access_review(authz, RUNNER, {"apiVersion": "authorization.k8s.io/v1",
+                                                        "kind": "SelfSubjectAccessReview", "spec": spec})
+    assert out["kind"] == "SelfSubjectAccessReview" and out["spec"] == spec
+    assert out["status"] == {"allowed": True, "reason": 'RBAC: allowed by RoleBinding "b/ns1" of Role "r" to '
+                                                        'ServiceAccount "runner/ns1"'}
+    spec["resourceAttributes"]["verb"] = "list"
+    assert sa.self_subject_access_review(authz, RUNNER, {"spec": spec})["status"] == {"allowed": False}
+    other = {"nonResourceAttributes": {"path": "/version", "verb": "get"}}
+    assert sa.self_subject_access_review(sa.Authorizer(Store(*sa.BOOTSTRAP)), RUNNER,
+                                         {"spec": other})["status"]["allowed"] is True
+
+
 def test_subresources_need_their_own_rule():
     store = Store(role("r", "ns1", rule([""], ["pods"], ["get"])),
                   binding("b", "ns1", "Role", "r", {"kind": "User", "name": "alice"}))
