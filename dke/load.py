@@ -21,6 +21,9 @@ JsonPath = tuple  # of str keys and int indexes
 MAX_NODES = 20_000
 # Kubernetes objects nest ~15 levels; far deeper input is a mistake or an attack.
 MAX_DEPTH = 100
+# Environment, overlay and spec files are a few KiB; a bigger one is the wrong file
+# (or /dev/zero): stop reading there instead of parsing it.
+MAX_FILE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class Document:
     keys: dict[JsonPath, Pos] = field(default_factory=dict)
     values: dict[JsonPath, Pos] = field(default_factory=dict)
     path: Path | None = None  # on disk, to resolve relative references
+    # values written as nothing at all (`env:` and only comments below): null in YAML,
+    # but an empty mapping or list where one is expected (dke.merge.layer decides)
+    empty: set[JsonPath] = field(default_factory=set)
 
     def pos(self, path: JsonPath, prefer_key: bool = False) -> Pos:
         """Position of ``path``, or of its nearest ancestor that has one."""
@@ -83,13 +89,17 @@ def load_error(file: str, line: int, column: int, code: str, message: str) -> Dk
 def read_text(file: str, path: Path) -> str:
     """Read a UTF-8 file; every failure becomes one positioned diagnostic."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:  # a FIFO (`<(...)`) works; /dev/zero stops at the cap
+            raw = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise load_error(file, 1, 1, "DKE001", "file not found; check the path") from None
     except IsADirectoryError:
         raise load_error(file, 1, 1, "DKE001", "is a directory, expected a YAML file") from None
     except OSError as e:
         raise load_error(file, 1, 1, "DKE001", f"cannot read file: {e.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise load_error(file, 1, 1, "DKE001",
+                         f"file is larger than {MAX_FILE_BYTES // 1024} KiB; is this the right file?")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -143,10 +153,11 @@ def parse_yaml(file: str, text: str, multi: bool = False, allow_empty: bool = Fa
         raise load_error(file, 1, 1, "DKE003", _printable(f"invalid YAML: {e}".splitlines()[0])) from None
     except RecursionError:
         raise load_error(file, 1, 1, "DKE003", "YAML nesting is too deep") from None
-    nodes = [n for n in nodes if not _is_null(n)] if multi else nodes
-    if allow_empty and (not nodes or (len(nodes) == 1 and _is_null(nodes[0]))):
+    # Empty documents (a trailing or doubled `---`) are skipped, as kubectl does.
+    nodes = [n for n in nodes if not _is_null(n)]
+    if allow_empty and not nodes:
         return [Document(file, None)]
-    if not nodes or (not multi and len(nodes) == 1 and _is_null(nodes[0])):
+    if not nodes:
         raise load_error(file, 1, 1, "DKE005", "file is empty; expected a YAML mapping")
     if not multi and len(nodes) > 1:
         raise load_error(file, 1, 1, "DKE003", "expected one YAML document, found several (---)")
@@ -254,6 +265,8 @@ def _plain(node: Any, path: JsonPath, doc: Document, budget: list[int]) -> Any:
             doc.keys[child] = kpos
             _check_text(doc, key, child, prefer_key=True)
             doc.values[child] = _mark(value_node)
+            if value_node.id == "scalar" and value_node.tag == NULL_TAG and value_node.value == "":
+                doc.empty.add(child)
             out[key] = _plain(value_node, child, doc, budget)
         return out
     if node.id == "sequence":
@@ -269,20 +282,31 @@ def _plain(node: Any, path: JsonPath, doc: Document, budget: list[int]) -> Any:
     return value
 
 
-def _mapping_pairs(node: Any, doc: Document) -> list:
-    """Key/value node pairs, with YAML merge keys (`<<: *defaults`) expanded; own keys win."""
+def _mapping_pairs(node: Any, doc: Document, within: tuple = ()) -> list:
+    """Key/value node pairs, with YAML merge keys (`<<: *defaults`) expanded; own keys win.
+
+    ``within``: the mappings whose merges are being expanded, to refuse a mapping that
+    merges itself (`flow: &f {<<: *f}`) instead of recursing forever.
+    """
     own = [(k, v) for k, v in node.value if k.tag != MERGE_TAG]
     merges = [v for k, v in node.value if k.tag == MERGE_TAG]
     if not merges:
         return own
+    within = within + (id(node),)
     names = {k.value for k, _ in own if k.id == "scalar"}
     inherited = []
     for source in merges:
         for m in source.value if source.id == "sequence" else [source]:
+            p = _mark(m)
             if m.id != "mapping":
-                p = _mark(m)
                 raise load_error(doc.file, p.line, p.column, "DKE003", "'<<' merges mappings only")
-            for k, v in _mapping_pairs(m, doc):
+            if id(m) in within:
+                raise load_error(doc.file, p.line, p.column, "DKE003",
+                                 "'<<' merges a mapping into itself (its own anchor); merge another mapping")
+            if len(within) > MAX_DEPTH:
+                raise load_error(doc.file, p.line, p.column, "DKE003",
+                                 f"'<<' merges are nested too deep (over {MAX_DEPTH} levels)")
+            for k, v in _mapping_pairs(m, doc, within):
                 if k.id == "scalar" and k.value not in names:
                     names.add(k.value)
                     inherited.append((k, v))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dke.diagnostics import ERROR, Diagnostic, DkeError
-from dke.load import Document, JsonPath, Pos, json_path
+from dke.load import MAX_DEPTH, Document, JsonPath, Pos, json_path
 
 
 @dataclass
@@ -36,13 +36,56 @@ class Merged:
 
 
 def layer(documents: list[Document]) -> Merged:
-    """Merge documents left to right. The first is the base: its nulls are kept."""
+    """Merge documents left to right. The first is the base: its nulls are kept.
+
+    In the base, a key written with no value where the schema wants a mapping or a list
+    (`env:` with every entry commented out) is that collection, empty: there is nothing
+    to delete in a base, and "expected a mapping, found null" would be wrong about what
+    was written. In overlays and --set an empty value stays null, which deletes (Helm).
+    """
     base, *overlays = documents
-    merged = Merged(copy.deepcopy(base.data), {})
-    _claim(merged, (), base.data, base)
+    data = copy.deepcopy(base.data)
+    if base.empty and isinstance(data, dict):
+        from dke.validate import packaged_schema
+
+        schema = packaged_schema()
+        for path in sorted(base.empty, key=len):
+            empty = {"object": {}, "array": []}.get(_schema_type(schema, path))
+            if empty is not None:
+                _set(data, path, empty)
+    merged = Merged(data, {})
+    _claim(merged, (), data, base)
     for overlay in overlays:
         _merge_into(merged, merged.data, overlay.data, (), overlay)
     return merged
+
+
+def _schema_type(schema: dict, path: JsonPath) -> str | None:
+    """The JSON type the schema expects at ``path`` ("object", "array"...), if it says one."""
+    node: Any = schema
+    for part in (*path, None):
+        for _ in range(10):  # follow $ref and the non-null branch of "X or null"
+            if isinstance(node, dict) and "$ref" in node:
+                node = schema.get("$defs", {}).get(node["$ref"].rpartition("/")[2], {})
+            elif isinstance(node, dict) and "anyOf" in node:
+                node = next((b for b in node["anyOf"] if b.get("type") != "null"), {})
+            else:
+                break
+        if part is None:
+            return node.get("type") if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            return None
+        props = node.get("properties", {})
+        node = props[part] if part in props else node.get("additionalProperties")
+
+
+def _set(data: Any, path: JsonPath, value: Any) -> None:
+    for part in path[:-1]:
+        if not isinstance(data, dict) or not isinstance(data.get(part), dict):
+            return
+        data = data[part]
+    if isinstance(data, dict) and data.get(path[-1]) is None:
+        data[path[-1]] = value
 
 
 def _claim(merged: Merged, path: JsonPath, value: Any, doc: Document) -> None:
@@ -92,6 +135,8 @@ def parse_set(index: int, arg: str) -> Document:
     parts = [p.replace("\0", ".") for p in key.replace("\\.", "\0").split(".")]
     if any(not p for p in parts):
         raise DkeError(f"--set {arg!r}: empty key in {key!r}", 2)
+    if len(parts) > MAX_DEPTH:  # every later stage recurses per level
+        raise DkeError(f"--set {_short(arg)}: the key path has {len(parts)} levels, more than {MAX_DEPTH}", 2)
     column = len(key) + 2
     if raw.strip() == "":
         value: Any = ""
@@ -101,6 +146,8 @@ def parse_set(index: int, arg: str) -> Document:
         except DkeError as e:
             problem = e.diagnostics[0].message.removeprefix("invalid YAML: ")
             raise DkeError(f"--set {arg!r}: value is not valid YAML: {problem}", 2) from None
+    if len(parts) + _depth(value) > MAX_DEPTH:
+        raise DkeError(f"--set {_short(arg)}: nested more than {MAX_DEPTH} levels deep (key path and value)", 2)
     data: Any = value
     for part in reversed(parts):
         data = {part: data}
@@ -112,6 +159,18 @@ def parse_set(index: int, arg: str) -> Document:
         doc.keys[path] = Pos(index + 1, 1)
     _fill_positions(doc, path, value, pos)
     return doc
+
+
+def _short(arg: str, limit: int = 60) -> str:
+    return repr(arg if len(arg) <= limit else arg[:limit] + "...")
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 def _fill_positions(doc: Document, path: JsonPath, value: Any, pos: Pos) -> None:

@@ -25,12 +25,28 @@ ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Kubernetes label/annotation keys: optional DNS prefix, then a name segment.
 LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
-IMAGE = r"^[^\s]+$"
+# The image reference grammar of distribution/reference (what the container runtime parses):
+# [host[:port]/]path[:tag][@algorithm:hex], path components in lowercase. Explicit character
+# classes, not \w: Python's and Rust's \w match any Unicode letter. The separator is `-+`
+# rather than the grammar's `-*`, which only adds ambiguity (and exponential backtracking).
+_DOMAIN_PART = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE = (
+    rf"^(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?/)?{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
+# The environment's name prefixes the Dask scheduler's Service name: a DNS-1035 label
+# (a letter first), stricter than the DNS-1123 labels other object names may be.
+DNS_1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+# Kubernetes integer fields the values become (JobSpec, DaskWorkerGroup replicas).
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 SCHEDULER_ADDRESS = r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s]+$"
 
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL, min_length=1, max_length=63)]
 # Field(max_length=...) does not tighten a max_length already inside Annotated: own type.
-EnvironmentName = Annotated[str, StringConstraints(pattern=DNS_LABEL, min_length=1, max_length=NAME_MAX)]
+EnvironmentName = Annotated[str, StringConstraints(pattern=DNS_1035_LABEL, min_length=1, max_length=NAME_MAX)]
 SecretName = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN, min_length=1, max_length=253)]
 EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME)]
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY, max_length=317)]
@@ -69,17 +85,20 @@ class Job(_Strict):
         examples=["etl-runner"],
     )
     backoff_limit: int = Field(
-        default=0, ge=0, description="Retries of a failed runner pod (Job backoffLimit).", examples=[0]
+        default=0, ge=0, le=INT32_MAX, description="Retries of a failed runner pod (Job backoffLimit).",
+        examples=[0],
     )
     ttl_seconds_after_finished: int | None = Field(
         default=86400,
         ge=0,
+        le=INT32_MAX,  # JobSpec.ttlSecondsAfterFinished is an int32
         description="Delete the finished Job (and its cluster) after this many seconds; null keeps it.",
         examples=[86400],
     )
     active_deadline_seconds: int | None = Field(
         default=None,
         ge=1,
+        le=INT64_MAX,  # JobSpec.activeDeadlineSeconds is an int64
         description="Kill the run (and tear down its cluster) after this many seconds.",
         examples=[3600],
     )
@@ -95,32 +114,36 @@ class Environment(_Strict):
     """One Prefect flow on an ephemeral, autoscaling Dask cluster."""
 
     name: EnvironmentName = Field(
-        description="Name of the environment: a DNS-1123 label (lowercase letters, digits, '-') of at most "
-        f"{NAME_MAX} characters. It prefixes the name of every object dke creates.",
+        description="Name of the environment: lowercase letters, digits and '-', starting with a letter "
+        f"(a DNS-1035 label, as Service names must be) and ending with a letter or digit, at most {NAME_MAX} "
+        "characters. It prefixes the name of every object dke creates.",
         examples=["etl-nightly"],
     )
     namespace: DnsLabel | None = Field(
         default=None,
-        description="Kubernetes namespace. Default: `--namespace`, else the kubeconfig context's, "
-        "else `default`.",
+        description="Kubernetes namespace (a DNS-1123 label). `-n/--namespace` wins over it; without "
+        "either, the kubeconfig context's namespace, else `default` (`dke render` reads no kubeconfig: "
+        "`default`).",
         examples=["data"],
     )
     image: str = Field(
         min_length=1,
         pattern=IMAGE,
         description="The flow image. Every container (runner, scheduler, workers) runs it; pin a tag "
-        "or digest.",
+        "or digest. An image reference as the container runtime reads it: `[registry[:port]/]repository"
+        "[:tag][@algorithm:digest]`, the repository in lowercase.",
         examples=["ghcr.io/acme/etl-flow:0.1.0"],
     )
     flow: Flow = Field(description="The Prefect flow to run.", examples=[{"entrypoint": "flows/etl.py:etl"}])
     min_workers: int = Field(
         default=1,
         ge=0,
+        le=INT32_MAX,  # the worker group's replicas, the DaskAutoscaler's minimum
         description="Fewest Dask workers. Equal to `max_workers` means a fixed-size cluster.",
         examples=[1],
     )
     max_workers: int = Field(
-        default=2, ge=1, description="Most Dask workers the cluster adapts up to.", examples=[2]
+        default=2, ge=1, le=INT32_MAX, description="Most Dask workers the cluster adapts up to.", examples=[2]
     )
     private_registry: bool = Field(
         default=False,
@@ -145,15 +168,19 @@ class Environment(_Strict):
     scheduler_spec_file: str | None = Field(
         default=None,
         min_length=1,
-        description="A Pod manifest or bare PodSpec (YAML) merged over the default scheduler pod; "
-        "relative to this file.",
+        description="A Pod manifest or bare PodSpec (YAML) merged over the default scheduler pod. "
+        "Relative to the file that names it (environment or overlay) and inside its directory tree, "
+        "symlinks resolved: absolute paths, `..` or symlinks leading out, directories, devices and FIFOs "
+        "are refused, and so are files over 1 MiB.",
         examples=["specs/scheduler.yaml"],
     )
     worker_spec_file: str | None = Field(
         default=None,
         min_length=1,
-        description="A Pod manifest or bare PodSpec (YAML) merged over the default worker pod; "
-        "relative to this file.",
+        description="A Pod manifest or bare PodSpec (YAML) merged over the default worker pod. "
+        "Relative to the file that names it (environment or overlay) and inside its directory tree, "
+        "symlinks resolved: absolute paths, `..` or symlinks leading out, directories, devices and FIFOs "
+        "are refused, and so are files over 1 MiB.",
         examples=["specs/worker.yaml"],
     )
     env: dict[EnvName, str] = Field(
@@ -206,6 +233,16 @@ class Environment(_Strict):
         if not self.private_registry:
             return None
         return self.image_pull_secret or f"{self.name}-registry"
+
+
+def namespace_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a namespace (a DNS-1123 label), or None (for --namespace)."""
+    import re
+
+    if len(value) > 63 or not re.match(DNS_LABEL.replace("$", r"\Z"), value):
+        return (f"{value!r} is not a valid namespace: at most 63 lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit")
+    return None
 
 
 def from_validated(data: dict) -> Environment:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 from typing import Any, Iterable, Protocol
 
 from dke import model
@@ -31,7 +32,10 @@ PATTERN_HELP = {
     "letters, digits, '-', '_' or '.'",
     model.LABEL_VALUE: "is not a valid label value: at most 63 letters, digits, '-', '_' or '.', "
     "starting and ending with a letter or digit",
-    model.IMAGE: "must be an image reference without spaces, e.g. ghcr.io/acme/flow:1.0",
+    model.IMAGE: "is not an image reference: [registry[:port]/]repository[:tag][@sha256:digest], the "
+    "repository in lowercase, no spaces or invisible characters, e.g. ghcr.io/acme/flow:1.0",
+    model.DNS_1035_LABEL: "must start with a letter (the scheduler's Service name is a DNS-1035 label), "
+    "then lowercase letters, digits and '-', ending with a letter or digit",
     model.SCHEDULER_ADDRESS: "must be a Dask scheduler address such as tcp://host:8786",
 }
 
@@ -86,7 +90,24 @@ def packaged_schema() -> dict:
 
 
 def validate_environment(data: Any, where: Locator) -> list[Diagnostic]:
-    return schema_diagnostics(environment_validator().iter_errors(data), where)
+    out = schema_diagnostics(environment_validator().iter_errors(data), where)
+    flow = data.get("flow") if isinstance(data, dict) else None
+    if isinstance(flow, dict) and isinstance(flow.get("parameters"), dict):
+        out.extend(_not_json(flow["parameters"], ("flow", "parameters"), where))
+    return out
+
+
+def _not_json(value: Any, path: tuple, where: Locator) -> list[Diagnostic]:
+    """Parameters travel as JSON (the run spec, Prefect's API): .nan and .inf have no JSON form."""
+    if isinstance(value, float) and not math.isfinite(value):
+        word = "NaN" if math.isnan(value) else "infinity"
+        return [where.diagnostic(path, BAD_VALUE, f"{word} cannot be a parameter value (parameters are sent "
+                                 "as JSON, which has no NaN or infinity); quote it as a string or use null")]
+    if isinstance(value, dict):
+        return [d for k, v in value.items() for d in _not_json(v, path + (k,), where)]
+    if isinstance(value, list):
+        return [d for i, v in enumerate(value) for d in _not_json(v, path + (i,), where)]
+    return []
 
 
 def schema_diagnostics(errors: Iterable[Any], where: Locator, prefix: tuple = ()) -> list[Diagnostic]:
@@ -130,6 +151,12 @@ def _diagnose(error: Any, where: Locator, prefix: tuple) -> list[Diagnostic]:
     kind = error.validator
     if kind == "additionalProperties" and isinstance(error.instance, dict):
         known = list(error.schema.get("properties", {}))
+        if path == prefix and known and not any(key in known for key in error.instance):
+            # Not a file of this kind at all (a spec path naming some other file): its keys
+            # may be anyone's data (a credentials file's first line), so none is quoted.
+            shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+            return [where.diagnostic(path, UNKNOWN_KEY, f"none of the {len(error.instance)} top-level keys is a "
+                                     f"known field (keys not shown); is this the right file? Expected: {shown}")]
         out = []
         for key in error.instance:
             if key in known:

@@ -123,3 +123,43 @@ def test_provenance_follows_the_winning_side():
     assert origins[("containers", 0, "env", 1, "value")] == dke  # B kept from the default
     assert origins[("containers", 0, "image")] == dke
     assert len(plain["containers"]) == 1  # names compared by value, not by wrapper
+
+
+# --- layering (Helm's rules) and --set: bad input found by probing -----------------------
+
+import pytest  # noqa: E402
+
+from dke.diagnostics import DkeError  # noqa: E402
+from dke.load import MAX_DEPTH, parse_yaml  # noqa: E402
+from dke.merge import layer, parse_set  # noqa: E402
+
+
+def test_a_set_path_hundreds_of_levels_deep_is_a_usage_error():
+    with pytest.raises(DkeError) as info:
+        parse_set(0, ".".join(["a"] * 500) + "=1")
+    assert info.value.exit_code == 2 and "500 levels" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_deep_set_path_plus_a_deep_value_is_a_usage_error():
+    key = ".".join(["a"] * (MAX_DEPTH - 5))
+    with pytest.raises(DkeError) as info:
+        parse_set(0, f"{key}=" + "[" * 10 + "]" * 10)
+    assert info.value.exit_code == 2 and "nested more than" in str(info.value)
+    assert parse_set(0, f"{key}=[[1]]").data  # within the limit
+
+
+BASE = "name: etl\nimage: x:1\nflow:\n  entrypoint: f.py:f\n  parameters:\nenv:\n  # A: b\nsecrets:\nnamespace:\n"
+
+
+def test_empty_collections_in_the_base_are_empty_not_null():
+    merged = layer([parse_yaml("env.yaml", BASE)[0]])
+    assert merged.data["env"] == {} and merged.data["secrets"] == [] and merged.data["flow"]["parameters"] == {}
+    assert merged.data["namespace"] is None  # a string or null: stays null
+
+
+def test_empty_values_in_overlays_still_delete():
+    base = parse_yaml("env.yaml", "name: etl\nimage: x:1\nflow: {entrypoint: f.py:f}\nenv: {A: b}\n")[0]
+    overlay = parse_yaml("o.yaml", "env:\n  # nothing\n")[0]
+    merged = layer([base, overlay])
+    assert "env" not in merged.data and ("env",) in merged.deleted
+    assert "env" not in layer([base, parse_set(0, "env=null")]).data

@@ -55,6 +55,23 @@ def test_core_vocabulary_is_all_there():
         {"executor": "threads"},
         {"scheduler_address": "host:8786"},
         {"job": {"backoff_limit": -1}},
+        # the scheduler Service is named after it: a DNS-1035 label, a letter first
+        {"name": "1probe"},
+        # image references as the container runtime parses them
+        {"image": "ghcr.io/Acme/flow:1.0"},
+        {"image": "ghcr.io/acme/flow:1.0\u200b"},
+        {"image": "ghcr.io/acme/fl\u00f6w:1.0"},
+        {"image": "ghcr.io/acme/flow:-1"},
+        {"image": "ghcr.io/acme/flow:" + "a" * 129},
+        {"image": "ghcr.io/acme/flow@sha256:abc"},
+        {"image": "ghcr.io/acme/flow:1.0\n"},
+        {"image": "ghcr.io//flow"},
+        # integers that do not fit the Kubernetes field they become
+        {"min_workers": 2**31, "max_workers": 2**31},
+        {"max_workers": 2**31},
+        {"job": {"backoff_limit": 2**31}},
+        {"job": {"ttl_seconds_after_finished": 2**31}},
+        {"job": {"active_deadline_seconds": 2**63}},
     ],
 )
 def test_invalid_environments_are_rejected(changes):
@@ -67,6 +84,28 @@ def test_invalid_environments_are_rejected(changes):
 )
 def test_entrypoint_forms(entrypoint):
     assert env(flow={"entrypoint": entrypoint}).flow.entrypoint == entrypoint
+
+
+@pytest.mark.parametrize("image", [
+    "busybox", "flow:1.0", "localhost:5000/flow", "registry.example.com:5000/a/b/c:v1_2.3-rc",
+    "ghcr.io/acme/etl-flow@sha256:" + "0" * 64, "ghcr.io/acme/etl-flow:1.0@sha256:" + "a" * 64,
+    "a__b/c---d.e", "Registry.Example.com/acme/flow", "ghcr.io/acme/flow:" + "a" * 128,
+])
+def test_image_references_the_runtime_accepts(image):
+    assert env(image=image).image == image
+
+
+def test_integers_up_to_the_kubernetes_field_limits():
+    e = env(min_workers=2**31 - 1, max_workers=2**31 - 1,
+            job={"backoff_limit": 2**31 - 1, "ttl_seconds_after_finished": 2**31 - 1,
+                 "active_deadline_seconds": 2**63 - 1})
+    assert e.job.active_deadline_seconds == 2**63 - 1 and e.max_workers == 2**31 - 1
+
+
+@pytest.mark.parametrize("value, ok", [("data", True), ("a-1", True), ("Bad_NS!", False), ("-a", False),
+                                       ("a" * 64, False), ("data\n", False), ("", False)])
+def test_namespace_problem(value, ok):
+    assert (model.namespace_problem(value) is None) is ok
 
 
 def test_name_may_be_exactly_the_maximum():
@@ -110,8 +149,9 @@ def test_every_field_has_a_description_and_an_example_for_editor_hovers():
 
 def test_schema_encodes_what_editors_can_check():
     props = model.json_schema()["properties"]
-    assert props["name"]["pattern"] == model.DNS_LABEL and props["name"]["maxLength"] == model.NAME_MAX
-    assert props["image"]["minLength"] == 1
+    assert props["name"]["pattern"] == model.DNS_1035_LABEL and props["name"]["maxLength"] == model.NAME_MAX
+    assert props["image"]["minLength"] == 1 and props["image"]["pattern"] == model.IMAGE
+    assert props["max_workers"]["maximum"] == 2**31 - 1
     assert props["env"]["propertyNames"] == {"pattern": model.ENV_NAME}
     assert "patternProperties" not in props["env"]
     assert props["min_workers"]["minimum"] == 0 and props["max_workers"]["minimum"] == 1

@@ -109,3 +109,39 @@ def test_patterns_match_the_whole_value_like_editors_do():
 def test_too_long_name():
     ((code, line, col, path, message),) = check(HEAD.replace("name: etl", "name: " + "a" * 41))
     assert (code, line, col, path) == (BAD_VALUE, 1, 7, "$.name") and "at most 40" in message
+
+
+def test_a_file_with_no_known_key_is_reported_without_quoting_its_keys():
+    # A spec path pointing at someone's credentials must not print them in a "did you mean".
+    doc = parse_yaml("shadow", "root:*:20200:0:99999:7:::\ndaemon:*:20200:0:99999:7:::\n")[0]
+    (d,) = [d for d in validate_environment(doc.data, doc) if d.code == UNKNOWN_KEY]
+    assert (d.line, d.column, d.path) == (1, 1, "$")
+    assert "root" not in d.message and "20200" not in d.message and "right file" in d.message
+
+
+def test_one_known_key_makes_it_an_environment_with_typos_that_are_named():
+    found = check("name: etl\nimgae: x:1\n")
+    assert any(code == UNKNOWN_KEY and "'imgae'" in message and "did you mean 'image'" in message
+               for code, *_, message in found)
+
+
+@pytest.mark.parametrize("value, word", [(".nan", "NaN"), (".inf", "infinity"), ("[1, {a: -.inf}]", "infinity")])
+def test_parameters_that_json_cannot_hold_are_refused(value, word):
+    ((code, line, _, path, message),) = check(HEAD + f"  parameters:\n    p: {value}\n")
+    assert (code, line) == (BAD_VALUE, 6) and path.startswith("$.flow.parameters.p") and word in message
+
+
+@pytest.mark.parametrize("extra, path", [
+    ("image: ghcr.io/Acme/flow:1.0\n", "$.image"),
+    ('image: "ghcr.io/acme/flow:1.0\\u200b"\n', "$.image"),
+    ("name: 1probe\n", "$.name"),
+    ("max_workers: 2147483648\n", "$.max_workers"),
+    ("job: {ttl_seconds_after_finished: 2147483648}\n", "$.job.ttl_seconds_after_finished"),
+    ("job: {active_deadline_seconds: 9223372036854775808}\n", "$.job.active_deadline_seconds"),
+])
+def test_values_kubernetes_would_refuse_are_refused_here(extra, path):
+    key = extra.split(":")[0]
+    text = "".join(line + "\n" for line in HEAD.splitlines() if not line.startswith(key + ":")) + extra
+    found = check(text)
+    assert [(code, p) for code, _, _, p, _ in found] == [(BAD_VALUE, path)], found
+    assert "\u200b" not in found[0][4]  # an invisible character is shown escaped, never raw

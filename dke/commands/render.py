@@ -15,7 +15,8 @@ from dke.diagnostics import DkeError, format_all, has_errors, sort_key
 @click.option("-o", "--output", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
               help="yaml: a stream of documents; json: a list of objects.")
 @click.option("--run-id", help="The run id in the Job's name and labels (default: a stable placeholder).")
-@click.option("-n", "--namespace", help="Namespace (wins over the environment's namespace; default: default).")
+@click.option("-n", "--namespace", callback=lambda ctx, param, value: check_namespace(value),
+              help="Namespace; wins over the environment's `namespace` (neither: `default`).")
 @click.option("--explain", is_flag=True,
               help="Annotate every value with where it came from (YAML only); show the DaskCluster too.")
 @click.option("--validate", "validate", is_flag=True,
@@ -46,6 +47,16 @@ def render(file, overlays, sets, kube_version, fmt, run_id, namespace, explain, 
         click.echo(json.dumps(compiled.objects, indent=2))
     else:
         click.echo(yaml_stream(compiled, loaded.env, explain), nl=False)
+
+
+def check_namespace(value: str | None) -> str | None:
+    """--namespace as a click callback: a bad one is a usage error (exit 2) before anything is read."""
+    from dke.model import namespace_problem
+
+    problem = None if value is None else namespace_problem(value)
+    if problem:
+        raise click.BadParameter(problem)
+    return value
 
 
 def yaml_stream(compiled, env, explain: bool = False) -> str:

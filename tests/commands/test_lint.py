@@ -163,3 +163,51 @@ def test_console_script_exit_codes_and_no_traceback(case, args, code):
 def test_console_script_good_file(tmp_path):
     result = run_dke("lint", str(GOOD / "full" / "environment.yaml"), cwd=tmp_path)
     assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+
+
+def test_a_spec_path_at_a_file_that_is_no_spec_never_prints_its_content(monkeypatch):
+    monkeypatch.chdir(BAD / "spec-not-a-spec")
+    result = lint("environment.yaml")
+    assert result.exit_code == 1
+    assert "root" not in result.output and "daemon" not in result.output and "20200" not in result.output
+
+
+def test_spec_paths_outside_the_tree_are_never_read(tmp_path, monkeypatch):
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("password-of-root: hunter2\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "environment.yaml").write_text(
+        f"name: etl\nimage: x:1\nflow: {{entrypoint: a.b:f}}\nworker_spec_file: {secret}\n"
+        "scheduler_spec_file: ../secret.yaml\n")
+    monkeypatch.chdir(project)
+    result = lint("environment.yaml")
+    assert result.exit_code == 1 and "hunter2" not in result.output and "password" not in result.output
+    assert reported(result.output) == ["DKE200 environment.yaml:4:19", "DKE200 environment.yaml:5:22"]
+
+
+def test_trailing_document_separators_and_commented_out_mappings_are_clean(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "environment.yaml").write_text(
+        "name: etl\nimage: ghcr.io/acme/flow:1.0\nflow:\n  entrypoint: acme.flows:etl\n  parameters:\n"
+        "env:\n  # LOG_LEVEL: debug\nlabels:\n  # team: data\nsecrets:\njob:\n---\n")
+    result = lint("--strict", "environment.yaml")
+    assert result.exit_code == 0, result.output
+
+
+def test_an_overlay_whose_mapping_is_commented_out_still_deletes(tmp_path, monkeypatch):
+    # Helm's rule: in an overlay an empty value is null, and null deletes the key.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "environment.yaml").write_text("name: etl\nimage: ghcr.io/acme/flow:1.0\nflow:\n"
+                                               "  entrypoint: acme.flows:etl\n")
+    (tmp_path / "prod.yaml").write_text("flow:\n  # entrypoint: x\n")
+    result = lint("environment.yaml", "-f", "prod.yaml")
+    assert result.exit_code == 1 and "DKE101" in result.output
+
+
+def test_render_refuses_what_lint_refuses_in_the_environment(monkeypatch):
+    # The same problem fails both: lint with its "problems found" (1), render with "invalid environment" (4).
+    monkeypatch.chdir(BAD / "name-digit-first")
+    assert lint("environment.yaml").exit_code == 1
+    result = CliRunner().invoke(cli, ["render", "environment.yaml"])
+    assert result.exit_code == 4 and "environment.yaml:2:7: error[DKE103]" in result.stderr

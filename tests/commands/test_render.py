@@ -171,14 +171,30 @@ def test_invalid_environment_exits_4_with_diagnostics_on_stderr(tmp_path):
 
 
 def test_validate_stops_on_invalid_objects(tmp_path):
-    # A digit-first name is a valid environment name but not a valid Dask scheduler Service name.
+    # A spec file's Pod labels: valid YAML and PodSpec, but the API server would refuse the key.
     env = tmp_path / "environment.yaml"
-    env.write_text("name: 1etl\nimage: x:1\nflow: {entrypoint: pkg.mod:f}\n")
+    env.write_text("name: etl\nimage: x:1\nflow: {entrypoint: pkg.mod:f}\nworker_spec_file: worker.yaml\n")
+    (tmp_path / "worker.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  labels: {-bad: a}\n"
+                                          "spec:\n  nodeSelector: {pool: a}\n")
     result = render([str(env), "--validate"])
     assert result.exit_code == 1
-    assert f"{env}:1:7: error[DKE402]" in result.stderr
+    assert "worker.yaml:4:12: error[DKE400]" in result.stderr
     assert result.stdout == ""
     assert render([str(env)]).exit_code == 0  # without --validate, render still prints
+
+
+def test_a_digit_first_name_is_an_invalid_environment_as_lint_says(tmp_path):
+    env = tmp_path / "environment.yaml"
+    env.write_text("name: 1probe\nimage: x:1\nflow: {entrypoint: pkg.mod:f}\n")
+    result = render([str(env)])
+    assert result.exit_code == 4 and f"{env}:1:7: error[DKE103]" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("namespace", ["Bad_NS!", "-data", "a" * 64, "data\n"])
+def test_a_bad_namespace_is_a_usage_error(namespace):
+    result = render(["examples/quickstart/environment.yaml", "-n", namespace])
+    assert result.exit_code == 2 and "not a valid namespace" in result.output + result.stderr
+    assert "apiVersion" not in result.stdout
 
 
 def test_render_imports_nothing_heavy():
