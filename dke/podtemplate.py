@@ -36,7 +36,6 @@ TEMPLATE_FIELD = "DKE210"
 DASK_COMMAND = "DKE211"
 DASK_ENV = "DKE212"
 DASK_CONTAINER = "DKE213"
-POD_INVALID = "DKE214"
 
 OPERATOR_ENV = ("DASK_SCHEDULER_ADDRESS", "DASK_WORKER_NAME")
 # Container names that classic spec files gave the Dask container (dask-kubernetes' docs, Prefect 0.x).

@@ -65,3 +65,13 @@ def test_dke_error_is_a_clean_message_with_an_exit_code():
     e = DkeError("it broke", 4, [ERR])
     assert str(e) == "it broke" and e.exit_code == 4 and e.diagnostics == [ERR]
     assert DkeError("x").exit_code == 1
+
+
+def test_every_diagnostic_code_is_in_the_documented_table():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    used = {code for f in (root / "dke").rglob("*.py") for code in re.findall(r'"(DKE\d{3})"', f.read_text())}
+    table = set(re.findall(r"^\| (DKE\d{3}) \|", (root / "docs" / "configuration.md").read_text(), re.M))
+    assert used and used == table, (sorted(used - table), sorted(table - used))
