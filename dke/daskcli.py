@@ -60,8 +60,10 @@ MANAGED: dict[str, dict[str, str]] = {
     },
 }
 
-# Programs that run a Dask server, as they were written over the years.
-LEGACY_PROGRAMS = {"dask-worker": "worker", "dask-cuda-worker": "worker", "dask-scheduler": "scheduler"}
+# Programs that run a Dask server, as they were written over the years -> (role, what to write now).
+LEGACY_PROGRAMS = {"dask-worker": ("worker", ("dask", "worker")),
+                   "dask-cuda-worker": ("worker", ("dask", "cuda", "worker")),
+                   "dask-scheduler": ("scheduler", ("dask", "scheduler"))}
 MODULES = {"distributed.cli.dask_worker": "worker", "distributed.cli.dask_scheduler": "scheduler"}
 
 
@@ -74,6 +76,14 @@ class DaskInvocation:
     program_end: int  # index after the program's words
     legacy_program: bool  # a program current distributed does not install (dask-worker, ...)
     program: str  # the program as written, e.g. "dask-worker" or "python -m distributed.cli.dask_worker"
+    current: tuple[str, ...] = ()  # the words to run it with today, e.g. ("dask", "worker")
+    # whether its flags are distributed's own (dask-cuda's `dask cuda worker` has flags of its own,
+    # which are not checked unless they conflict with what dke sets)
+    distributed: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.current:
+            object.__setattr__(self, "current", ("dask", self.role))
 
 
 def _basename(word: str) -> str:
@@ -87,8 +97,11 @@ def find_dask(argv: list) -> DaskInvocation | None:
         name = _basename(word)
         if name == "dask" and i + 1 < len(words) and words[i + 1] in ROLES:
             return DaskInvocation(words[i + 1], i, i + 2, False, f"dask {words[i + 1]}")
+        if name == "dask" and words[i + 1:i + 3] == ["cuda", "worker"]:
+            return DaskInvocation("worker", i, i + 3, False, "dask cuda worker", ("dask", "cuda", "worker"), False)
         if name in LEGACY_PROGRAMS:
-            return DaskInvocation(LEGACY_PROGRAMS[name], i, i + 1, True, name)
+            role, current = LEGACY_PROGRAMS[name]
+            return DaskInvocation(role, i, i + 1, True, name, current, current[1] != "cuda")
         if name.startswith("python") and i + 2 < len(words) and words[i + 1] == "-m":
             module = words[i + 2]
             if module in MODULES:
@@ -198,7 +211,7 @@ def parse(argv: list, dask: DaskInvocation) -> Parsed:
         else:
             flag = Flag(i, name, None, None)
             i += 1
-        (flags if name in known else unknown).append(flag)
+        (flags if name in known or not dask.distributed else unknown).append(flag)
     return Parsed(flags, positionals, unknown)
 
 

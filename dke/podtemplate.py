@@ -138,7 +138,7 @@ def dask_command(command: list | None, args: list | None, role: str, value_of=la
     if found is None:
         if not command and plain[0].startswith("-"):
             # only flags: added to dke's program, as a user of `args` expects
-            found = daskcli.DaskInvocation(role, 0, 0, False, "")
+            found = daskcli.DaskInvocation(role, 0, 0, False, "", ("dask", role))
         else:
             shell = _basename(plain[0]) in ("sh", "bash", "ash", "dash", "zsh") and "-c" in plain
             what = "a shell command" if shell else f"{' '.join(plain)[:60]!r}"
@@ -153,8 +153,8 @@ def dask_command(command: list | None, args: list | None, role: str, value_of=la
         return DaskCommand([], default_args(role), problems)
     if found.legacy_program:
         problems.append(ArgProblem(found.start, ERROR,
-                                   f"`{found.program}` is not a program of current distributed; write "
-                                   f"`dask {role}` (as two list items: dask, {role}); `dke migrate` rewrites it"))
+                                   f"`{found.program}` is no longer installed; write `{' '.join(found.current)}` "
+                                   f"(as list items: {', '.join(found.current)}); `dke migrate` rewrites it"))
     parsed = daskcli.parse(plain, found)
     user: list = []
     given: set[str] = set()
@@ -174,7 +174,7 @@ def dask_command(command: list | None, args: list | None, role: str, value_of=la
         problems.append(ArgProblem(index, ERROR, (
             f"{value!r}: the operator gives every worker its scheduler (DASK_SCHEDULER_ADDRESS); remove it"
             if role == "worker" else f"{value!r} is not an argument of `dask scheduler`; remove it")))
-    merged = _with_dke_flags(role, given) + user
+    merged = _with_dke_flags(found.current, role, given) + user
     return DaskCommand(words[:found.start], merged, sorted(problems, key=lambda p: p.index))
 
 
@@ -189,8 +189,8 @@ _DKE_FLAGS = {
 _USER_WINS = {"--death-timeout"}  # dke's default, unless the spec file sets its own
 
 
-def _with_dke_flags(role: str, given: set[str]) -> list:
-    out: list = ["dask", role]
+def _with_dke_flags(program: tuple[str, ...], role: str, given: set[str]) -> list:
+    out: list = list(program)
     for flag, value in _DKE_FLAGS[role].items():
         if flag in _USER_WINS and flag in given:
             continue  # the user's value comes with the user's flags

@@ -181,3 +181,14 @@ def test_replace_with_a_worker_container_is_fine(tmp_path):
 def test_default_args_are_what_the_operator_needs():
     assert pt.default_args("worker")[:4] == ["dask", "worker", "--name", "$(DASK_WORKER_NAME)"]
     assert pt.dask_command(None, None, "scheduler").args == ["dask", "scheduler", "--host", "0.0.0.0"]
+
+
+def test_dask_cuda_worker_keeps_its_own_flags(tmp_path):
+    loaded = load(tmp_path, "worker", "containers:\n- name: worker\n  args: [dask, cuda, worker, --rmm-pool-size, 12GB]\n")
+    assert found(loaded) == []
+    assert container(loaded, "worker")["args"] == [
+        "dask", "cuda", "worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard", "--dashboard-address", "8788",
+        "--death-timeout", "60", "--rmm-pool-size", "12GB"]
+    loaded = load(tmp_path, "worker", "containers:\n- name: gpu\n  args: [dask-cuda-worker, --rmm-pool-size, 1GB]\n")
+    assert [(c, s) for c, s, *_ in found(loaded)] == [("DKE211", "error"), ("DKE213", "warning")]
+    assert "write `dask cuda worker`" in loaded.diagnostics[0].message
