@@ -187,3 +187,38 @@ def test_apply_itself_masks_the_credentials_an_api_error_echoes(cluster, tmp_pat
     assert 'Secret "etl-registry" is invalid: data[.dockerconfigjson]: Invalid value: "******"' in err
     assert value not in out + err + caplog.text
     assert cluster.emulator.stored("jobs") == []
+
+
+def test_status_logs_and_delete_select_what_apply_labelled_by_the_literal_keys(cluster, tmp_path, capsys,
+                                                                               monkeypatch):
+    """The label keys spelled out, not through dke's constants: compile (labels) and kube (selectors)
+    each keep their own copy, and a rename in one of them must fail here, not only in a golden file."""
+    monkeypatch.setenv("DOCKER_REGISTRY_CREDENTIALS", CREDENTIALS)
+    cluster.emulator.simulation = RunSimulation(logs=["from r1"], delay=0.05)
+    env = write_environment(tmp_path, "private_registry: true\nnamespace: data\n")
+    code, _, err = run_dke(capsys, "apply", env, "--kubeconfig", cluster.config, "--run-id", "r1", "--wait")
+    assert code == 0, err
+    for plural in ("secrets", "serviceaccounts", "roles", "rolebindings", "jobs"):
+        for obj in cluster.emulator.stored(plural, "data"):
+            labels = obj["metadata"]["labels"]
+            assert (labels["app.kubernetes.io/managed-by"], labels["dke.dev/environment"]) == ("dke", "etl"), plural
+    (job,) = cluster.emulator.stored("jobs", "data")
+    assert job["metadata"]["labels"]["dke.dev/run-id"] == "r1"
+
+    def selectors_of(*argv):
+        start = len(cluster.emulator.journal)
+        code, out, err = run_dke(capsys, *argv, "--kubeconfig", cluster.config)
+        assert code == 0, err
+        return out, [q["labelSelector"] for _, path, q in cluster.emulator.journal[start:]
+                     if "labelSelector" in q and "/pods" not in path]
+
+    everything = "app.kubernetes.io/managed-by=dke,dke.dev/environment=etl"
+    out, sent = selectors_of("status", env)
+    assert out.splitlines()[1].split()[:2] == ["r1", "Succeeded"]
+    assert sent == [everything, everything]  # jobs, daskclusters
+    out, sent = selectors_of("logs", env, "--run", "r1")
+    assert out == "from r1\n" and sent == [f"{everything},dke.dev/run-id=r1"]
+    out, sent = selectors_of("delete", env, "--run", "r1")
+    assert out == "job/etl-r1 deleted\n" and sent == [f"{everything},dke.dev/run-id=r1"]
+    out, sent = selectors_of("delete", env, "--all")
+    assert sent == [everything] * 5 and "secret/etl-registry deleted" in out
