@@ -198,7 +198,10 @@ def parse(argv: list, dask: DaskInvocation) -> Parsed:
             continue
         name, eq, inline = word.partition("=")
         takes = known.get(name)
-        if takes is None:
+        if takes is None and not dask.distributed:
+            # flags of another CLI (dask-cuda): a following word that is not a flag is its value
+            takes = i + 1 < len(words) and not words[i + 1].startswith("-")
+        elif takes is None:
             # an old flag took a value if its successor does (or it did: --bokeh-port)
             successor = renamed.get(name)
             takes = known.get(successor, False) if successor else name.endswith(("-port", "-prefix", "-whitelist"))
