@@ -190,5 +190,5 @@ def test_dask_cuda_worker_keeps_its_own_flags(tmp_path):
         "dask", "cuda", "worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard", "--dashboard-address", "8788",
         "--death-timeout", "60", "--rmm-pool-size", "12GB"]
     loaded = load(tmp_path, "worker", "containers:\n- name: gpu\n  args: [dask-cuda-worker, --rmm-pool-size, 1GB]\n")
-    assert [(c, s) for c, s, *_ in found(loaded)] == [("DKE211", "error"), ("DKE213", "warning")]
-    assert "write `dask cuda worker`" in loaded.diagnostics[0].message
+    assert [(c, s) for c, s, *_ in found(loaded)] == [("DKE213", "warning"), ("DKE211", "error")]
+    assert "write `dask cuda worker`" in loaded.diagnostics[1].message
