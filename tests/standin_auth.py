@@ -482,23 +482,18 @@ def forbidden_message(user: User, attrs: Attributes) -> str:
             f"{q(attrs.api_group)} at the cluster scope")
 
 
-def forbidden_status(user: User, attrs: Attributes, reason: str = "") -> dict:
-    """The 403 body: responsewriters.Forbidden -> apierrors.NewForbidden(groupResource, name, err)."""
-    msg = forbidden_message(user, attrs)
-    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):  # the API server's HTML sanitizer
-        msg = msg.replace(a, b)
-    err = f"{msg}: {reason}" if reason else msg
-    group, resource = attrs.api_group, attrs.resource
+def _forbidden(group: str, resource: str, name: str, err: str) -> dict:
+    """apierrors.NewForbidden(schema.GroupResource{group, resource}, name, err) as JSON."""
     qualified = f"{resource}.{group}" if group else resource
     if not group and not resource:
         message = f"forbidden: {err}"
-    elif not attrs.name:
+    elif not name:
         message = f"{qualified} is forbidden: {err}"
     else:
-        message = f"{qualified} {_go_quote(attrs.name)} is forbidden: {err}"
+        message = f"{qualified} {_go_quote(name)} is forbidden: {err}"
     details: dict = {}
-    if attrs.name:
-        details["name"] = attrs.name
+    if name:
+        details["name"] = name
     if group:
         details["group"] = group
     if resource:
@@ -507,10 +502,66 @@ def forbidden_status(user: User, attrs: Attributes, reason: str = "") -> dict:
             "reason": "Forbidden", "details": details, "code": 403}
 
 
+def forbidden_status(user: User, attrs: Attributes, reason: str = "") -> dict:
+    """The 403 body: responsewriters.Forbidden -> apierrors.NewForbidden(groupResource, name, err)."""
+    msg = forbidden_message(user, attrs)
+    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):  # the API server's HTML sanitizer
+        msg = msg.replace(a, b)
+    return _forbidden(attrs.api_group, attrs.resource, attrs.name, f"{msg}: {reason}" if reason else msg)
+
+
 def unauthorized_status() -> dict:
     """The 401 body of a request without valid credentials."""
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+
+
+# --- OwnerReferencesPermissionEnforcement ------------------------------------------------------------------
+
+def owner_references_problem(authorizer: Authorizer, user: User, attrs: Attributes, obj: dict, old: dict | None,
+                             resource_of: Callable[[str, str], str | None]) -> dict | None:
+    """The 403 body the OwnerReferencesPermissionEnforcement admission plugin
+    (plugin/pkg/admission/gc/gc_admission.go) answers a create or update with, or None.
+
+    Changing ownerReferences needs delete on the object itself; a new blockOwnerDeletion: true
+    reference needs update on the owner's `finalizers` subresource. The plugin is off by default in
+    kube-apiserver (OpenShift and hardened clusters turn it on); dke's runner Role is written for it.
+    `resource_of(apiVersion, kind)` maps an owner's kind to its plural (None: unknown kind)."""
+    if not attrs.is_resource_request or attrs.verb not in ("create", "update", "patch"):
+        return None
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    old_refs = ((old or {}).get("metadata") or {}).get("ownerReferences") or []
+    if (not refs) if old is None else refs == old_refs:
+        return None
+    name = attrs.name or _meta(obj, "name")
+
+    def forbidden(err: str) -> dict:
+        return _forbidden(attrs.api_group, attrs.resource, name, err)
+
+    delete = Attributes(verb="delete", path="", is_resource_request=True, api_group=attrs.api_group,
+                        api_version=attrs.api_version, namespace=attrs.namespace, resource=attrs.resource,
+                        subresource=attrs.subresource, name=name)
+    if not authorizer.allowed(user, delete):
+        return forbidden(f"cannot set an ownerRef on a resource you can't delete: "
+                         f"{authorizer.reason(user, delete)}, <nil>")
+    was_blocking = {r.get("uid") for r in old_refs if r.get("blockOwnerDeletion")}
+    for ref in refs:
+        if not ref.get("blockOwnerDeletion") or ref.get("uid") in was_blocking:
+            continue
+        api_version, kind = ref.get("apiVersion", ""), ref.get("kind", "")
+        plural = resource_of(api_version, kind)
+        group, _, version = api_version.rpartition("/")
+        if plural is None:
+            return forbidden(f"cannot set blockOwnerDeletion in this case because cannot find RESTMapping for "
+                             f"APIVersion {api_version} Kind {kind}: no matches for kind {_go_quote(kind)} in "
+                             f"version {_go_quote(api_version)}")
+        finalizers = Attributes(verb="update", path="", is_resource_request=True, api_group=group,
+                                api_version=version, namespace=attrs.namespace, resource=plural,
+                                subresource="finalizers", name=ref.get("name", ""))
+        if not authorizer.allowed(user, finalizers):
+            return forbidden(f"cannot set blockOwnerDeletion if an ownerReference refers to a resource you can't "
+                             f"set finalizers on: {authorizer.reason(user, finalizers)}, <nil>")
+    return None
 
 
 # --- bootstrap policy ------------------------------------------------------------------------------------
