@@ -77,3 +77,13 @@ def test_every_renamed_flag_points_at_a_flag_that_exists():
         for old, new in table.items():
             assert old not in known, old  # still a flag: then it is not renamed
             assert new is None or new in known, (old, new)
+
+
+def test_another_distributed_version_is_read_from_its_source(monkeypatch):
+    daskcli._options.cache_clear()
+    monkeypatch.setattr(daskcli, "_installed_version", lambda: "1999.1.0")
+    monkeypatch.setattr(daskcli, "flags_from_source", lambda text: {"--only-in-source": True})
+    try:
+        assert daskcli.options("worker") == {"--only-in-source": True}
+    finally:
+        daskcli._options.cache_clear()
