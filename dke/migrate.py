@@ -347,12 +347,13 @@ class _Plan:
         actions: dict[int, list[str]] = {}
         lines: list[tuple[int, str]] = []
         program = argv[dask.start:dask.program_end]
-        if program != ["dask", role]:
-            actions[dask.start] = ["dask", role]
+        current = list(getattr(dask, "current", ()) or ("dask", role))
+        if program != current:
+            actions[dask.start] = current
             for i in range(dask.start + 1, dask.program_end):
                 actions[i] = []
-            lines.append((self.line_of(at(dask.start)), f"{' '.join(program)} -> dask {role} (the program "
-                          "current distributed installs)"))
+            lines.append((self.line_of(at(dask.start)), f"{' '.join(program)} -> {' '.join(current)} (the "
+                          "program as current releases install it)"))
         renamed = daskcli.RENAMED.get(role, {})
         managed = daskcli.MANAGED.get(role, {})
         unknown_refused = False
@@ -360,10 +361,8 @@ class _Plan:
             if flag.flag not in renamed:
                 close = _close(flag.flag, daskcli.options(role))
                 hint = f" (did you mean {close}?)" if close else ""
-                extra = (" dask-cuda-worker's own flags have no `dask worker` equivalent;" if
-                         dask.program.endswith("dask-cuda-worker") else "")
                 self.refuse(at(flag.index), f"{flag.flag} is not a flag of `dask {role}` in the installed "
-                            f"distributed{hint};{extra} remove it or replace it by hand")
+                            f"distributed{hint}; remove it or replace it by hand")
                 unknown_refused = True
         if unknown_refused:
             return
@@ -407,8 +406,9 @@ class _Plan:
         elif "args" in c and isinstance(c["args"], list):
             texts = []
             for i in range(len(command)):
+                item = self.node(path + ("command", i))
                 for w in actions.get(i, [None]):
-                    texts.append(self.source(path + ("command", i)) if w is None else w)
+                    texts.append(self.source(path + ("command", i)) if w is None else self.scalar_text(item, w))
             shifted = {i - len(command): a for i, a in actions.items() if i >= len(command)}
             self.rewrite_seq(path + ("args",), shifted, texts)
             self.delete_entry(path, "command")
@@ -548,6 +548,14 @@ class _Plan:
     def delete_entry(self, path: tuple, key: str) -> None:
         node = self.node(path)
         i = _key_index(node, key)
+        if len(node.value) == 1 and not node.flow_style:
+            # the last entry: the mapping stays a mapping (`spec: {}`), not null
+            if not path or not isinstance(path[-1], str):
+                raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1, "unusual YAML layout "
+                               "here; make the changes by hand")
+            k = _key(self.node(path[:-1]), path[-1])
+            colon = self.text.index(":", k.end_mark.index)
+            self.op(colon + 1, colon + 1, " {}")
         self.delete_items(node, [i])
         del _get(self.data, path)[key]
 

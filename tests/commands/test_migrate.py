@@ -1,0 +1,146 @@
+"""`dke migrate` acceptance: the classic corpus through click's CliRunner, in place, then `dke lint`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from ruamel.yaml import YAML
+
+from dke.cli import cli
+
+CLASSIC = Path(__file__).resolve().parents[1] / "data" / "classic"
+EXPECTED = YAML(typ="safe").load((CLASSIC / "expected.yaml").read_text())
+TRANSLATABLE = sorted(n for n, e in EXPECTED.items() if e["translatable"])
+REFUSED = sorted(n for n, e in EXPECTED.items() if not e["translatable"])
+FLOW_IMAGE = "ghcr.io/acme/flow:1.0"
+
+
+def dke(*args: str, cwd: Path | None = None):
+    runner = CliRunner(mix_stderr=False) if "mix_stderr" in CliRunner.__init__.__code__.co_varnames else CliRunner()
+    if cwd is None:
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def copy(tmp_path: Path, name: str) -> Path:
+    target = tmp_path / name
+    shutil.copyfile(CLASSIC / name, target)
+    return target
+
+
+def environment(tmp_path: Path, spec: str, role: str, image: str) -> Path:
+    (tmp_path / "flow.py").write_text("from prefect import flow\n\n\n@flow\ndef f():\n    pass\n")
+    env = tmp_path / "environment.yaml"
+    env.write_text(f"name: classic\nimage: {image}\nflow:\n  entrypoint: flow.py:f\n{role}_spec_file: {spec}\n")
+    return env
+
+
+@pytest.mark.parametrize("name", TRANSLATABLE)
+def test_a_migrated_file_passes_strict_lint_with_image(tmp_path, name):
+    spec = copy(tmp_path, name)
+    env = environment(tmp_path, name, EXPECTED[name]["role"], FLOW_IMAGE)
+    before = dke("lint", "--strict", str(env))
+    assert before.exit_code == 1, before.output  # the classic file as it was: not acceptable
+
+    result = dke("migrate", "--image", FLOW_IMAGE, str(spec))
+    assert result.exit_code == 0, result.output + result.stderr
+    changes = result.stdout.splitlines()
+    assert changes and all(line.startswith(f"{spec}:") and line.split(":")[1].isdigit() for line in changes)
+    assert spec.read_text() != (CLASSIC / name).read_text()
+
+    after = dke("lint", "--strict", str(env))
+    assert after.exit_code == 0, after.output
+
+
+@pytest.mark.parametrize("name", TRANSLATABLE)
+def test_a_migrated_file_passes_lint_with_the_image_it_names(tmp_path, name):
+    spec = copy(tmp_path, name)
+    env = environment(tmp_path, name, EXPECTED[name]["role"], EXPECTED[name]["image"])
+    result = dke("migrate", str(spec))
+    assert result.exit_code == 0, result.stderr
+    assert f"{spec}:" in result.stdout and "note: image" in result.stdout
+    after = dke("lint", str(env))
+    assert after.exit_code == 0, after.output
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_an_untranslatable_file_is_refused_and_untouched(tmp_path, name):
+    spec = copy(tmp_path, name)
+    before = spec.read_bytes()
+    result = dke("migrate", str(spec))
+    assert result.exit_code == 1
+    line = EXPECTED[name]["line"]
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"{spec}:{line}:") and EXPECTED[name]["word"] in first and "left unchanged" in first
+    assert spec.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temp file left
+
+
+def test_check_writes_nothing_and_says_whether_files_would_change(tmp_path):
+    spec = copy(tmp_path, "prefect-worker.yaml")
+    before = spec.read_bytes()
+    check = dke("migrate", "--check", str(spec))
+    assert check.exit_code == 1 and f"{spec}:8: removed restartPolicy" in check.stdout
+    assert "would change" in check.stderr and spec.read_bytes() == before
+    assert dke("migrate", str(spec)).exit_code == 0
+    again = dke("migrate", "--check", str(spec))
+    assert again.exit_code == 0 and "1 unchanged" in again.stderr
+
+
+def test_several_files_each_written_or_refused_on_their_own(tmp_path):
+    good, bad = copy(tmp_path, "daskdev-worker.yaml"), copy(tmp_path, "deployment.yaml")
+    result = dke("migrate", str(good), str(bad))
+    assert result.exit_code == 1
+    assert "apiVersion: v1" in good.read_text()
+    assert bad.read_text() == (CLASSIC / "deployment.yaml").read_text()
+    assert "1 changed, 0 unchanged, 1 refused" in result.stderr
+
+
+def test_invalid_yaml_is_one_positioned_line_and_exit_4(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("kind: Pod\nspec:\n  containers: [\n")
+    result = dke("migrate", str(spec))
+    assert result.exit_code == 4
+    errors = [line for line in result.stderr.splitlines() if ": error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"{spec}:4:")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_file_is_exit_4(tmp_path):
+    result = dke("migrate", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 4 and f"{tmp_path / 'nope.yaml'}:1:1: error:" in result.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["--role", "driver", "x.yaml"], ["--image", " ", "x.yaml"]])
+def test_usage_errors_are_exit_2(args):
+    assert dke("migrate", *args).exit_code == 2
+
+
+def test_role_for_a_container_that_names_no_program(tmp_path):
+    spec = tmp_path / "w.yaml"
+    spec.write_text("containers:\n- name: dask-worker\n  resources: {limits: {cpu: '1'}}\n")
+    assert dke("migrate", str(spec)).exit_code == 1
+    result = dke("migrate", "--role", "worker", str(spec))
+    assert result.exit_code == 0 and "- name: worker\n" in spec.read_text()
+
+
+def test_mode_symlink_and_byte_order_mark_are_kept(tmp_path):
+    real = tmp_path / "real.yaml"
+    real.write_bytes(b"\xef\xbb\xbfkind: Pod\nspec:\n  restartPolicy: Never\n")
+    real.chmod(0o640)
+    link = tmp_path / "link.yaml"
+    link.symlink_to(real)
+    assert dke("migrate", str(link)).exit_code == 0
+    assert link.is_symlink()
+    assert real.read_bytes() == b"\xef\xbb\xbfapiVersion: v1\nkind: Pod\nspec: {}\n"
+    assert real.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.yaml", "real.yaml"]

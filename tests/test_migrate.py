@@ -1,0 +1,248 @@
+"""dke.migrate: classic spec files in, dke-shaped spec files out, everything else kept."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from dke import daskcli
+from dke.diagnostics import DkeError
+from dke.migrate import migrate
+
+CLASSIC = Path(__file__).resolve().parent / "data" / "classic"
+EXPECTED = YAML(typ="safe").load((CLASSIC / "expected.yaml").read_text())
+TRANSLATABLE = sorted(n for n, e in EXPECTED.items() if e["translatable"])
+REFUSED = sorted(n for n, e in EXPECTED.items() if not e["translatable"])
+FLOW_IMAGE = "ghcr.io/acme/flow:1.0"
+
+
+def load(text: str):
+    return YAML(typ="safe", pure=True).load(text)
+
+
+def comments(text: str) -> list[str]:
+    """Every comment of a file (they never hold '#' inside a value in this corpus)."""
+    return [m.group(0).rstrip() for m in re.finditer(r"(?:^|(?<=\s))#.*$", text, re.M)]
+
+
+def pod_spec(data: dict) -> dict:
+    return data["spec"] if "kind" in data else data
+
+
+def test_the_corpus_is_big_enough_and_matches_its_folder():
+    files = {p.name for p in CLASSIC.glob("*.yaml")} - {"expected.yaml"}
+    assert files == set(EXPECTED)
+    assert len(TRANSLATABLE) >= 6 and len(REFUSED) >= 5
+
+
+@pytest.mark.parametrize("name", TRANSLATABLE)
+@pytest.mark.parametrize("image", [None, FLOW_IMAGE])
+def test_translatable_files_become_dke_shaped_and_keep_everything_else(name, image):
+    text = (CLASSIC / name).read_text()
+    expected = EXPECTED[name]
+    role = expected["role"]
+    result = migrate(text, name, image=image)
+    assert not result.refusals, result.refusals
+    assert result.changed and result.changes
+    lines = text.count("\n") + 1
+    assert all(1 <= c.line <= lines for c in result.changes)
+
+    before, after = load(text), load(result.text)
+    if "kind" in before:
+        assert after["apiVersion"] == "v1" and after["kind"] == "Pod"
+        assert after.get("metadata") == before.get("metadata")
+    spec = pod_spec(after)
+    assert spec.get("restartPolicy", "Always") == "Always"
+    dask = [c for c in spec["containers"] if daskcli.find_dask(c.get("command", []) + c.get("args", []))]
+    assert len(dask) == 1
+    container = dask[0]
+    assert container["name"] == role and "command" not in container
+    args = container["args"]
+    found = daskcli.find_dask(args)
+    assert found.role == role and found.start == 0 and not found.legacy_program
+    assert args[:found.program_end] == list(getattr(found, "current", ("dask", role)))
+    parsed = daskcli.parse(args, found)
+    assert not parsed.unknown and not parsed.positionals
+    assert not {f.flag for f in parsed.flags} & set(daskcli.MANAGED[role])
+    for c in spec["containers"]:
+        assert not {e["name"] for e in c.get("env", [])} & {"DASK_SCHEDULER_ADDRESS", "DASK_WORKER_NAME"}
+        if image is None:
+            assert c["image"] == expected["image"]
+        else:
+            assert "image" not in c
+
+    # the user's placement, resources, GPUs, tolerations, affinity, volumes, pull secrets: all kept
+    old_spec = pod_spec(before)
+    for key in set(old_spec) | set(spec):
+        if key not in ("restartPolicy", "containers"):
+            assert spec.get(key) == old_spec.get(key), key
+    for old, new in zip(old_spec["containers"], spec["containers"], strict=True):
+        for key in set(old) | set(new):
+            if key in ("name", "command", "args", "image"):
+                continue
+            if key == "env":
+                kept = [e for e in old["env"] if e["name"] not in ("DASK_SCHEDULER_ADDRESS", "DASK_WORKER_NAME")]
+                assert new.get("env", []) == kept
+            else:
+                assert new.get(key) == old.get(key), key
+
+    # comments kept, but those on the lines migrate removes
+    dropped = set(expected.get("drops", []))
+    for comment in comments(text):
+        assert (comment in result.text) != (comment in dropped), comment
+
+
+@pytest.mark.parametrize("name", TRANSLATABLE)
+@pytest.mark.parametrize("image", [None, FLOW_IMAGE])
+def test_migrating_twice_changes_nothing_the_second_time(name, image):
+    first = migrate((CLASSIC / name).read_text(), name, image=image)
+    second = migrate(first.text, name, image=image)
+    assert not second.refusals and not second.changes and second.text == first.text
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_untranslatable_files_are_refused_at_their_line_and_left_alone(name):
+    text = (CLASSIC / name).read_text()
+    result = migrate(text, name)
+    assert result.text == text and not result.changed
+    assert result.refusals
+    refusal = result.refusals[0]
+    assert refusal.line == EXPECTED[name]["line"]
+    assert EXPECTED[name]["word"] in refusal.message
+
+
+def test_a_job_says_where_its_parts_go():
+    result = migrate((CLASSIC / "prefect-scheduler-job.yaml").read_text(), "job.yaml")
+    message = result.refusals[0].message
+    assert "job:" in message and "scheduler spec" in message
+
+
+def test_images_are_noted_without_image_and_kept_when_they_are_the_flow_image():
+    text = (CLASSIC / "scheduler-sidecar.yaml").read_text()
+    noted = migrate(text, "s.yaml")
+    assert [n.line for n in noted.notes] == [10, 13]
+    kept = migrate(text, "s.yaml", image="ghcr.io/acme/flow:1.4.2")
+    assert not kept.notes and all(c["image"] == "ghcr.io/acme/flow:1.4.2" for c in load(kept.text)["spec"]["containers"])
+
+
+def test_a_file_already_in_dke_form_is_untouched():
+    text = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: worker\n    args: [dask, worker, --nthreads, '2']\n"
+    result = migrate(text, "w.yaml")
+    assert not result.changes and not result.refusals and result.text == text
+
+
+def test_a_bare_podspec_with_only_placement_is_untouched():
+    text = "nodeSelector: {pool: dask}\ntolerations: [{key: dask, operator: Exists}]\n"
+    assert migrate(text, "w.yaml").text == text
+
+
+def test_the_first_key_of_a_container_can_go():
+    # `- image: x` first, as dask-kubernetes wrote it: the next key moves beside the dash
+    text = "containers:\n- image: daskdev/dask:2021.3.0   # old\n  name: dask\n  args: [dask-worker]\n"
+    result = migrate(text, "w.yaml", image=FLOW_IMAGE)
+    assert result.text == "containers:\n- name: worker\n  args: [dask, worker]\n"
+
+
+def test_removing_the_only_env_entry_removes_env():
+    text = ("containers:\n- name: worker\n  args: [dask, worker]\n  env:\n  - name: DASK_WORKER_NAME\n"
+            "    value: w\n  resources: {}\n")
+    result = migrate(text, "w.yaml")
+    assert result.text == "containers:\n- name: worker\n  args: [dask, worker]\n  resources: {}\n"
+    assert [c.line for c in result.changes] == [5]
+
+
+def test_a_command_without_args_becomes_args():
+    text = 'containers:\n- name: worker\n  command: ["dask-worker", "--nprocs", "2"]\n'
+    result = migrate(text, "w.yaml")
+    assert result.text == 'containers:\n- name: worker\n  args: ["dask", "worker", "--nworkers", "2"]\n'
+
+
+def test_a_command_naming_the_program_is_folded_into_block_args_keeping_quotes():
+    text = ("containers:\n- name: worker\n  command:\n  - 'dask-worker'\n  args:\n  # sizing\n"
+            "  - --nthreads\n  - '2'\n")
+    result = migrate(text, "w.yaml")
+    assert result.text == ("containers:\n- name: worker\n  args:\n  - 'dask'\n  - 'worker'\n  # sizing\n"
+                           "  - --nthreads\n  - '2'\n")
+
+
+def test_an_end_of_line_comment_keeps_its_column():
+    text = "containers:\n- name: worker\n  args:\n  - dask-worker\n  - --nprocs     # processes\n  - '2'\n"
+    result = migrate(text, "w.yaml")
+    assert "  - --nworkers   # processes\n" in result.text
+
+
+def test_windows_line_endings_stay():
+    text = "kind: Pod\r\nspec:\r\n  restartPolicy: Never\r\n  containers:\r\n  - name: dask\r\n    args: [dask-worker]\r\n"
+    result = migrate(text, "w.yaml")
+    assert result.text == ("apiVersion: v1\r\nkind: Pod\r\nspec:\r\n  containers:\r\n  - name: worker\r\n"
+                           "    args: [dask, worker]\r\n")
+
+
+def test_a_sole_container_without_a_program_needs_the_role():
+    text = "containers:\n- name: dask-worker\n  resources: {limits: {cpu: '1'}}\n"
+    refused = migrate(text, "w.yaml")
+    assert refused.text == text and "--role" in refused.refusals[0].message
+    assert refused.refusals[0].line == 2
+    result = migrate(text, "w.yaml", role="worker")
+    assert result.text == text.replace("dask-worker", "worker")
+
+
+def test_a_container_without_a_name_gets_one():
+    text = "containers:\n- args: [dask-scheduler]\n  image: x:1\n"
+    result = migrate(text, "s.yaml", image="x:1")
+    assert load(result.text)["containers"][0] == {"args": ["dask", "scheduler"], "name": "scheduler", "image": "x:1"}
+
+
+def test_the_role_given_must_match_the_program():
+    text = "containers:\n- name: dask\n  args: [dask-scheduler]\n"
+    result = migrate(text, "s.yaml", role="worker")
+    assert "--role" in result.refusals[0].message and result.text == text
+
+
+def test_another_container_holding_the_dask_name_is_refused():
+    text = "containers:\n- name: worker\n  args: [tail, -f, /dev/null]\n- name: dask\n  args: [dask-worker]\n"
+    result = migrate(text, "w.yaml")
+    assert result.refusals[0].line == 2 and result.text == text
+
+
+def test_a_wrapper_before_the_program_is_refused():
+    text = "containers:\n- name: worker\n  command: [tini, -g, --]\n  args: [dask-worker]\n"
+    result = migrate(text, "w.yaml")
+    assert "tini" in result.refusals[0].message and result.refusals[0].line == 3
+
+
+def test_a_second_positional_argument_is_refused():
+    text = "containers:\n- name: worker\n  args: [dask-worker, tcp://s:8786, extra]\n"
+    assert "'extra'" in migrate(text, "w.yaml").refusals[0].message
+
+
+def test_aliases_are_refused_rather_than_edited_twice():
+    text = "containers:\n- name: dask\n  args: &a [dask-worker]\ninitContainers:\n- name: x\n  args: *a\n"
+    result = migrate(text, "w.yaml")
+    assert result.refusals and result.text == text
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just text\n", "kind: Service\napiVersion: v1\n"])
+def test_what_is_not_a_pod_spec_is_refused(text):
+    result = migrate(text, "x.yaml")
+    assert result.refusals and result.text == text
+
+
+def test_a_pod_with_the_wrong_api_version_gets_v1():
+    text = "apiVersion: apps/v1\nkind: Pod\nspec: {}\n"
+    assert migrate(text, "x.yaml").text == "apiVersion: v1\nkind: Pod\nspec: {}\n"
+
+
+def test_invalid_yaml_raises_with_its_position():
+    with pytest.raises(DkeError) as e:
+        migrate("kind: Pod\nspec: [\n", "bad.yaml")
+    d = e.value.diagnostics[0]
+    assert (d.file, d.line) == ("bad.yaml", 3)
+
+
+def test_removing_the_last_entry_leaves_an_empty_mapping():
+    text = "kind: Pod\nspec:\n  restartPolicy: Never   # classic\n"
+    assert migrate(text, "w.yaml").text == "apiVersion: v1\nkind: Pod\nspec: {}\n"
