@@ -636,6 +636,12 @@ def _json_type(v: Any) -> tuple[str, str]:
     return "null", ""
 
 
+# apiextensions-apiserver's supportedFormats: any other format is stripped before validating
+_CRD_FORMATS = {"bsonobjectid", "uri", "email", "hostname", "ipv4", "ipv6", "cidr", "mac", "uuid", "uuid3", "uuid4",
+                "uuid5", "isbn", "isbn10", "isbn13", "creditcard", "ssn", "hexcolor", "rgbcolor", "byte", "password",
+                "date", "duration", "datetime"}
+
+
 def _crd_errors(value: Any, schema: dict, path: list[Any], causes: list[dict], unknown: list[str]) -> None:
     """Structural-schema validation as apiextensions-apiserver does (kube-openapi messages)."""
     name = _path_str(path)
@@ -648,11 +654,13 @@ def _crd_errors(value: Any, schema: dict, path: list[Any], causes: list[dict], u
         return
     t = schema.get("type")
     fmt = schema.get("format", "")
+    if fmt.replace("-", "") not in _CRD_FORMATS:
+        fmt = ""  # StripUnsupportedFormatsPostProcess: e.g. int32, int64 and int-or-string are dropped
     if t and not schema.get("x-kubernetes-int-or-string"):
         vt, vfmt = _json_type(value)
         ok = vt == t or (t == "number" and vt == "integer")
-        if vt not in ("string", "array") and fmt and not (ok or vfmt == fmt or (fmt == "int64" and vfmt == "int32")):
-            causes.append(_cause("FieldValueTypeInvalid", name, vt if False else _type_value(value), f"{name} in body must be of type {fmt}: {_go_quote(vfmt)}"))
+        if vt not in ("string", "array") and fmt and not (ok or vfmt == fmt):
+            causes.append(_cause("FieldValueTypeInvalid", name, _type_value(value), f"{name} in body must be of type {fmt}: {_go_quote(vfmt)}"))
             return
         if not ok:
             causes.append(_cause("FieldValueTypeInvalid", name, _type_value(value), f"{name} in body must be of type {t}: {_go_quote(vt)}"))
@@ -1258,10 +1266,19 @@ def _workload(obj: dict, kind: str, causes: list[dict], kube_version: str) -> No
         elif rp not in ("OnFailure", "Never"):
             causes.append(not_supported("spec.template.spec.restartPolicy", rp, ["OnFailure", "Never"]))
         if spec.get("manualSelector") is not True and isinstance(sel, dict):
-            uid = (obj.get("metadata") or {}).get("uid") or ""
+            # validateGeneratedSelector (RequirePrefixedLabels: the batch.kubernetes.io/ labels too)
+            meta = obj.get("metadata") or {}
+            uid, name = meta.get("uid") or "", meta.get("name") or ""
             if not uid:
                 causes.append(required("metadata.uid"))
-            expected = {"batch.kubernetes.io/controller-uid": uid, "controller-uid": uid}
+            expected = {}
+            for key in ("controller-uid", "job-name", "batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name"):
+                want = uid if key.endswith("controller-uid") else name
+                expected[key] = want
+                if key not in tlabels:
+                    causes.append(required(f"spec.template.metadata.labels[{key}]", want))
+                elif tlabels[key] != want:
+                    causes.append(invalid(f"spec.template.metadata.labels[{key}]", GoRepr(_go_map(tlabels)), f"must be '{want}'"))
             if _selector_matches(sel, expected) is False:
                 causes.append(invalid("spec.selector", _go_label_selector(sel), "`selector` not auto-generated"))
 
@@ -1310,9 +1327,12 @@ def _service(obj: dict, causes: list[dict]) -> None:
 
 def _service_update(new: dict, old: dict, causes: list[dict]) -> None:
     ns, os_ = new.get("spec") or {}, old.get("spec") or {}
+    # validateServiceClusterIPsRelatedFields; an omitted clusterIP is copied from the old Service first
     old_ip, new_ip = os_.get("clusterIP"), ns.get("clusterIP")
     if old_ip and new_ip and old_ip != new_ip and "ExternalName" not in (ns.get("type"), os_.get("type")):
-        causes.append(invalid("spec.clusterIPs[0]", GoRepr("[]string{" + _go_quote(new_ip) + "}"), "may not change once set"))
+        ips = ns.get("clusterIPs") or [new_ip]
+        rendered = "[]string{" + ", ".join(_go_quote(str(i)) for i in ips) + "}"
+        causes.append(invalid("spec.clusterIPs[0]", GoRepr(rendered), "may not change once set"))
 
 
 def _go_template(template: Any) -> GoRepr:
@@ -1715,7 +1735,8 @@ def server_side_apply(live: dict | None, applied: dict, manager: str, force: boo
     placed = False
     for e in entries:
         if e.get("manager") == manager and e.get("operation") == "Apply" and not e.get("subresource"):
-            new_entries.append(_entry(manager, "Apply", api_version, now, mine))
+            # the managedFields updater only moves the time when the manager's set changed
+            new_entries.append(_entry(manager, "Apply", api_version, e.get("time", now) if previous == mine else now, mine))
             placed = True
             continue
         owned = from_fields_v1(e.get("fieldsV1")) - taken
@@ -1763,9 +1784,10 @@ def record_write(old: dict | None, new: dict, manager: str, now: str, kube_versi
         same = (e.get("manager") == manager and e.get("operation") == "Update"
                 and e.get("apiVersion") == api_version and (e.get("subresource") or "") == subresource)
         if same:
+            if not changed <= owned:
+                e["time"] = now  # only when the manager's set changes
             owned |= changed
             found = True
-            e["time"] = now
         else:
             owned -= _leaves(changed)
         if owned:
