@@ -107,6 +107,8 @@ _PLAIN = re.compile(r"^(--?)?[A-Za-z_/][A-Za-z0-9_./@+=-]*(:[A-Za-z0-9_./@+=-]+)
 # written as escapes inside double quotes, and never in literal blocks.
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _BLOCK_SAFE = re.compile(r"^[^\s][^\r]*$", re.S)
+# YAML 1.1 and 1.2 allow an implicit (`key: value`) key of at most 1024 characters.
+_IMPLICIT_KEY_MAX = 1000
 _RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
 
 
@@ -124,7 +126,8 @@ def scalar(value: Any) -> str:
         mantissa, e, exponent = text.partition("e")
         return (mantissa if "." in mantissa else mantissa + ".0") + e + exponent
     text = str(value)
-    if _PLAIN.match(text) and text.lower() not in _RESERVED:
+    # fullmatch: `$` would also match before a final newline, and "A\n" is no plain scalar
+    if _PLAIN.fullmatch(text) and text.lower() not in _RESERVED:
         return text
     quoted = json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
     return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
@@ -140,7 +143,9 @@ def _lines(node: Any, indent: int, path: JsonPath) -> Iterator[tuple[str, JsonPa
     if isinstance(node, dict):
         for k, v in node.items():
             child = path + (k,)
-            if isinstance(v, dict) and v:
+            if len(_key(k)) > _IMPLICIT_KEY_MAX:
+                yield from _explicit_entry(k, v, indent, child)
+            elif isinstance(v, dict) and v:
                 yield f"{pad}{_key(k)}:", None
                 yield from _lines(v, indent + 2, child)
             elif isinstance(v, list) and v:
@@ -164,6 +169,21 @@ def _lines(node: Any, indent: int, path: JsonPath) -> Iterator[tuple[str, JsonPa
                     yield line, leaf
             else:
                 yield f"{pad}- {_inline(v)}", child
+
+
+def _explicit_entry(key: Any, value: Any, indent: int, path: JsonPath) -> Iterator[tuple[str, JsonPath | None]]:
+    """`? key` / `: value`: the form for keys too long to be implicit (YAML caps those at 1024)."""
+    pad = " " * indent
+    yield f"{pad}? {_key(key)}", None
+    if isinstance(value, (dict, list)) and value:
+        yield f"{pad}:", None
+        yield from _lines(value, indent + 2, path)
+    elif (block := _block(value)) is not None:
+        yield f"{pad}: {block[0]}", path
+        for text in block[1:]:
+            yield (f"{pad}  {text}" if text else ""), None
+    else:
+        yield f"{pad}: {_inline(value)}", path
 
 
 def _inline(value: Any) -> str:

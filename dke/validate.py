@@ -11,6 +11,7 @@ import difflib
 import functools
 import json
 import math
+import re
 from typing import Any, Iterable, Protocol
 
 from dke import model
@@ -51,8 +52,6 @@ class Locator(Protocol):
 
 @functools.lru_cache(maxsize=None)
 def _ecma_regex(pattern: str):
-    import re
-
     # JSON Schema patterns are ECMA-262: `$` is the end of the text. Python's `$` also
     # matches before a final newline, which would let "name\n" through the schema
     # (and then fail in pydantic with a raw message).
@@ -119,6 +118,10 @@ def schema_diagnostics(errors: Iterable[Any], where: Locator, prefix: tuple = ()
     return out
 
 
+# What a misspelt field name looks like; anything else in a file with no known key is data.
+_FIELD_LIKE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.-]{0,62}\Z")
+
+
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
@@ -151,9 +154,11 @@ def _diagnose(error: Any, where: Locator, prefix: tuple) -> list[Diagnostic]:
     kind = error.validator
     if kind == "additionalProperties" and isinstance(error.instance, dict):
         known = list(error.schema.get("properties", {}))
-        if path == prefix and known and not any(key in known for key in error.instance):
-            # Not a file of this kind at all (a spec path naming some other file): its keys
-            # may be anyone's data (a credentials file's first line), so none is quoted.
+        if (path == prefix and known and not any(key in known for key in error.instance)
+                and not all(_FIELD_LIKE.match(str(key)) for key in error.instance)):
+            # No known key, and keys no schema would have (`root:*:19000:0:...`): not a file
+            # of this kind at all (a spec path naming some other file). Its keys may be
+            # anyone's data, a credentials file's lines, so none is quoted.
             shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
             return [where.diagnostic(path, UNKNOWN_KEY, f"none of the {len(error.instance)} top-level keys is a "
                                      f"known field (keys not shown); is this the right file? Expected: {shown}")]

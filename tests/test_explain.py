@@ -73,3 +73,40 @@ def test_scalar_quotes_only_when_needed():
     assert scalar("dask") == "dask" and scalar("--death-timeout") == "--death-timeout"
     assert scalar("yes") == '"yes"' and scalar("8788") == '"8788"' and scalar(8788) == "8788"
     assert as_comment("a\n\nb") == "# a\n#\n# b\n"
+
+
+# Strings a Kubernetes object can hold (any Unicode text but surrogates), biased towards
+# what YAML readers take for something else: YAML 1.1 booleans, numbers, syntax, breaks.
+AWKWARD = st.sampled_from([
+    "on", "On", "no", "NO", "y", "Y", "n", "yes", "off", "true", "null", "Null", "~", "", " ", "  x ", "x ",
+    "1", "-1", "0x1F", "0o7", "012", "1e3", "1_0", "1:20", ".5", ".inf", "-.Inf", ".NaN", "2024-01-01",
+    "a: b", "a:", ": a", "a #b", "#", "- ", "-", "--", "---", "...", "? x", "'", '"', "\\", "%TAG", "!x", "&a",
+    "*a", "|", ">", "<<", "=", "{", "}", "[", "]", ",", "`", "@", "\t", "\r", "\n", "\r\n", "\x85", "\u2028",
+    "\u2029", "\ufeff", "\u200b", "\x00", "\x7f", "\x1b", "é", "名", "😀", "a" * 1100,
+])
+K8S_TEXT = (st.text(max_size=40) | AWKWARD
+            | st.lists(AWKWARD | st.text(max_size=6), min_size=1, max_size=5).map("".join))
+K8S_LEAF = (st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
+            | st.floats(allow_nan=False, allow_infinity=False) | K8S_TEXT)
+K8S_DATA = st.recursive(K8S_LEAF, lambda inner: st.lists(inner, max_size=4)
+                        | st.dictionaries(K8S_TEXT, inner, max_size=4), max_leaves=20)
+
+
+@settings(deadline=None)
+@given(data=st.dictionaries(K8S_TEXT, K8S_DATA, max_size=5))
+def test_any_kubernetes_data_round_trips_through_yaml_1_2_and_1_1(data):
+    # ruamel (YAML 1.2) and PyYAML (YAML 1.1, as kubectl-like tools read it) give back the data.
+    text = to_yaml(data)
+    one_two, one_one = load_both(text)
+    assert one_two == data or (not data and one_two is None), text
+    assert one_one == data or (not data and one_one is None), text
+    _, origins = strip(data)  # the --explain comments change nothing
+    explained = to_yaml(data, {p: Origin("spec", "", "w.yaml", 3) for p in origins})
+    assert load_both(explained) == (one_two, one_one), explained
+
+
+@pytest.mark.parametrize("key", ["A\n", "a\n", "x\r", "k\u2028", "a" * 1100, "é" * 1025, "a\nb: c"])
+def test_keys_found_to_break_the_output_round_trip(key):
+    data = {key: {"nested": [key, {key: key}]}, "after": key}
+    one_two, one_one = load_both(to_yaml(data))
+    assert one_two == data and one_one == data

@@ -119,6 +119,13 @@ def test_a_file_with_no_known_key_is_reported_without_quoting_its_keys():
     assert "root" not in d.message and "20200" not in d.message and "right file" in d.message
 
 
+def test_unknown_keys_that_look_like_field_names_are_still_named():
+    doc = parse_yaml("w.yaml", "replicas: 3\nnodeSelectr: {a: b}\n")[0]
+    messages = [d.message for d in validate_environment(doc.data, doc) if d.code == UNKNOWN_KEY]
+    assert len(messages) == 2 and "'replicas'" in messages[0] and "'nodeSelectr'" in messages[1]
+    assert "3" not in messages[0]  # values are never quoted in an unknown-key message
+
+
 def test_one_known_key_makes_it_an_environment_with_typos_that_are_named():
     found = check("name: etl\nimgae: x:1\n")
     assert any(code == UNKNOWN_KEY and "'imgae'" in message and "did you mean 'image'" in message
