@@ -209,13 +209,12 @@ def parse(argv: list, dask: DaskInvocation) -> Parsed:
             continue
         name, eq, inline = word.partition("=")
         takes = known.get(name)
-        if takes is None and not dask.distributed:
-            # flags of another CLI (dask-cuda): a following word that is not a flag is its value
-            takes = i + 1 < len(words) and not words[i + 1].startswith("-")
-        elif takes is None:
-            # an old flag took a value if its successor does (or it did: --bokeh-port)
+        if takes is None:
+            # an old flag took a value if its successor does; a flag of another CLI (dask-cuda)
+            # or a misspelt one: a following word that is not a flag is taken as its value
             successor = renamed.get(name)
-            takes = known.get(successor, False) if successor else name.endswith(("-port", "-prefix", "-whitelist"))
+            takes = known.get(successor, False) if successor else (
+                i + 1 < len(words) and not words[i + 1].startswith("-"))
         if eq:
             flag = Flag(i, name, inline, i)
             i += 1

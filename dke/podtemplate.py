@@ -12,8 +12,8 @@ template, and its Dask container's command line against the installed `distribut
 - `ephemeralContainers` cannot be in a template: an error;
 - a Pod manifest's name, namespace and status are the operator's to set: ignored, warned;
 - the container that runs Dask is the one named like dke's (`worker` / `scheduler`), or
-  else the only one whose command runs Dask (or is named `dask-worker`...): taken as dke's
-  container, renamed, with a warning. Two Dask containers in one pod are an error;
+  else the only one whose command runs Dask (or else one named `dask-worker`, `dask`...):
+  taken as dke's container, renamed, with a warning. Two Dask containers in one pod are an error;
 - its command line must run `dask worker` / `dask scheduler` with flags the installed
   distributed has; dke merges its own needs in (`--name $(DASK_WORKER_NAME)`, the
   dashboard port the pod declares, ...) and refuses user flags that would break them;
@@ -41,6 +41,7 @@ OPERATOR_ENV = ("DASK_SCHEDULER_ADDRESS", "DASK_WORKER_NAME")
 # Container names that classic spec files gave the Dask container (dask-kubernetes' docs, Prefect 0.x).
 CLASSIC_NAMES = {"worker": ("dask-worker", "dask-cuda-worker", "dask"), "scheduler": ("dask-scheduler", "dask")}
 
+SHELLS = ("sh", "bash", "ash", "dash", "zsh")
 WORKER_DASHBOARD_PORT = 8788
 SCHEDULER_PORT = 8786
 SCHEDULER_DASHBOARD_PORT = 8787
@@ -86,8 +87,8 @@ def find_container(containers: list, role: str) -> DaskContainer:
             named = i
         elif runs_dask(c, role):
             running.append(i)
-        elif c.get("name") in CLASSIC_NAMES[role] and not c.get("command") and not c.get("args"):
-            classic.append(i)
+        elif c.get("name") in CLASSIC_NAMES[role]:
+            classic.append(i)  # named as classic files named it: its command is checked as Dask's
     if named is not None:
         return DaskContainer(named, None, tuple(running))
     candidates = running or classic
@@ -98,7 +99,18 @@ def find_container(containers: list, role: str) -> DaskContainer:
 
 
 def runs_dask(container: dict, role: str) -> bool:
-    found = daskcli.find_dask(_argv(container))
+    """Whether the container runs a Dask ``role``, also inside a `sh -c "..."` script."""
+    argv = [str(w) for w in _argv(container)]
+    found = daskcli.find_dask(argv)
+    if found is None and "-c" in argv and _basename(argv[0]) in SHELLS:
+        import shlex
+
+        script = argv[argv.index("-c") + 1] if argv.index("-c") + 1 < len(argv) else ""
+        try:
+            words = shlex.split(script.replace(";", " ; ").replace("&&", " && "))
+        except ValueError:
+            words = script.split()
+        found = daskcli.find_dask(words)
     return found is not None and found.role == role
 
 
@@ -140,7 +152,7 @@ def dask_command(command: list | None, args: list | None, role: str, value_of=la
             # only flags: added to dke's program, as a user of `args` expects
             found = daskcli.DaskInvocation(role, 0, 0, False, "", ("dask", role))
         else:
-            shell = _basename(plain[0]) in ("sh", "bash", "ash", "dash", "zsh") and "-c" in plain
+            shell = _basename(plain[0]) in SHELLS and "-c" in plain
             what = "a shell command" if shell else f"{' '.join(plain)[:60]!r}"
             return DaskCommand([], default_args(role), [ArgProblem(0, ERROR,
                 f"the {role} container must run `dask {role}`, but its command/args run {what}; "
@@ -207,7 +219,11 @@ def _unknown_flag(flag: str, role: str) -> str:
         return f"{head}; write {successor} instead (`dke migrate` rewrites it)"
     if successor is None:
         return f"{head}; remove it: dke serves the dashboard on the port the pod declares"
-    return f"{head}; see `dask {role} --help` for the flags it has"
+    import difflib
+
+    close = difflib.get_close_matches(flag, list(daskcli.options(role)), n=1, cutoff=0.7)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"{head}; {hint}see `dask {role} --help` for the flags it has"
 
 
 def _port_of(address: str) -> str:

@@ -192,3 +192,17 @@ def test_dask_cuda_worker_keeps_its_own_flags(tmp_path):
     loaded = load(tmp_path, "worker", "containers:\n- name: gpu\n  args: [dask-cuda-worker, --rmm-pool-size, 1GB]\n")
     assert [(c, s) for c, s, *_ in found(loaded)] == [("DKE213", "warning"), ("DKE211", "error")]
     assert "write `dask cuda worker`" in loaded.diagnostics[1].message
+
+
+def test_a_dask_worker_inside_a_shell_script_is_seen(tmp_path):
+    spec = "containers:\n- name: helper\n  command: [sh, -c, 'pip install x && exec dask-worker --nthreads 2']\n"
+    loaded = load(tmp_path, "worker", spec)
+    assert [(c, s, line) for c, s, _, line, _, _ in found(loaded)] == [
+        ("DKE213", "warning", 2), ("DKE211", "error", 3)]
+    assert "a shell command" in loaded.diagnostics[1].message
+
+
+def test_a_misspelt_flag_gets_a_suggestion_and_keeps_its_value(tmp_path):
+    loaded = load(tmp_path, "worker", "containers:\n- name: worker\n  args: [dask, worker, --threads, '4']\n")
+    (d,) = loaded.diagnostics
+    assert d.path == "$.containers[0].args[2]" and "did you mean --nthreads?" in d.message
