@@ -281,6 +281,11 @@ class _Plan:
             self.container_name(path, containers, index)
             self.dask_args(path + (index,), containers[index], dask)
             return
+        if self.role is None:
+            # a container already named as one of dke's is dke-shaped: its name says the role
+            named = {c.get("name") for c in containers} & set(daskcli.ROLES)
+            if len(named) == 1:
+                self.role = named.pop()
         role_named = [i for i, c in enumerate(containers) if self.role and c.get("name") == self.role]
         index = role_named[0] if role_named else (0 if len(containers) == 1 else None)
         if index is None:
@@ -578,8 +583,14 @@ class _Plan:
                     runs.append([i])
             for run in runs:
                 a, b = run[0], run[-1]
-                if b < n - 1:
-                    self.op(head(a).start_mark.index, head(b + 1).start_mark.index, "")
+                after = (head(a).start_mark.index, head(b + 1).start_mark.index) if b < n - 1 else None
+                before = (self.end(tail(a - 1)), self.end(tail(b))) if a > 0 else None
+                # take the comma after the run, unless that joins two lines and the one before does not
+                if after and before and "\n" in self.text[after[0]:after[1]] \
+                        and "\n" not in self.text[before[0]:before[1]]:
+                    self.op(*before, "")
+                elif after:
+                    self.op(*after, "")
                 elif a > 0:
                     self.op(self.end(tail(a - 1)), self.end(tail(b)), "")
                 else:

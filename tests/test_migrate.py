@@ -246,3 +246,26 @@ def test_invalid_yaml_raises_with_its_position():
 def test_removing_the_last_entry_leaves_an_empty_mapping():
     text = "kind: Pod\nspec:\n  restartPolicy: Never   # classic\n"
     assert migrate(text, "w.yaml").text == "apiVersion: v1\nkind: Pod\nspec: {}\n"
+
+
+def test_a_flow_sequence_over_two_lines_keeps_its_line_break():
+    text = "containers:\n- name: worker\n  args: [dask-worker, --no-bokeh,\n         --nthreads, '2', --no-bokeh]\n"
+    assert migrate(text, "w.yaml").text == (
+        "containers:\n- name: worker\n  args: [dask, worker,\n         --nthreads, '2']\n")
+
+
+@pytest.mark.parametrize("name", ["worker", "scheduler"])
+def test_a_dke_shaped_container_says_its_role_by_its_name(name):
+    text = f"kind: Pod\nspec:\n  restartPolicy: Never\n  containers:\n  - name: {name}\n    resources: {{}}\n"
+    result = migrate(text, "x.yaml")
+    assert not result.refusals and "restartPolicy" not in result.text
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*/specs/*.yaml"))
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=lambda p: str(p.parent.parent.name + "/" + p.name))
+def test_the_examples_spec_files_need_no_migration(spec):
+    text = spec.read_text()
+    result = migrate(text, str(spec))
+    assert not result.refusals and result.text == text
