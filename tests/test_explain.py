@@ -5,7 +5,7 @@ import io
 
 import pytest
 import yaml as pyyaml  # YAML 1.1: "yes", "on", "0x1F", "1:20" are not strings there
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
@@ -35,7 +35,6 @@ json_data = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=4) |
                          st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=25)
 
 
-@settings(max_examples=100, deadline=None)
 @given(data=st.dictionaries(st.text(max_size=8), json_data, max_size=5))
 def test_any_json_data_round_trips_with_and_without_comments(data):
     plain = to_yaml(data)
@@ -92,7 +91,6 @@ K8S_DATA = st.recursive(K8S_LEAF, lambda inner: st.lists(inner, max_size=4)
                         | st.dictionaries(K8S_TEXT, inner, max_size=4), max_leaves=20)
 
 
-@settings(deadline=None)
 @given(data=st.dictionaries(K8S_TEXT, K8S_DATA, max_size=5))
 def test_any_kubernetes_data_round_trips_through_yaml_1_2_and_1_1(data):
     # ruamel (YAML 1.2) and PyYAML (YAML 1.1, as kubectl-like tools read it) give back the data.

@@ -89,19 +89,19 @@ def test_the_unmutated_file_is_clean(project):
     assert result.exit_code == 0, result.output
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # counts: the profile
 @given(data=mutated())
 def test_mutated_files_never_crash(project, data):
     assert_clean_outcome(run_lint(project, data))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # counts: the profile
 @given(data=st.binary(max_size=200))
 def test_random_bytes_never_crash(project, data):
     assert_clean_outcome(run_lint(project, data))
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # counts: the profile
 @given(key=st.sampled_from(["name", "image", "flow", "flow.entrypoint", "flow.parameters", "min_workers",
                             "max_workers", "env", "env.X", "secrets", "labels", "job", "job.backoff_limit",
                             "worker_spec_file", "nope", "flow.parameters.deep.er"]),
