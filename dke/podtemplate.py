@@ -338,6 +338,11 @@ def _command_problems(doc, path: JsonPath, container: dict, role: str) -> list[D
 def _directive_problems(doc, base: JsonPath, pod: dict, role: str) -> list[Diagnostic]:
     """`$patch: replace|delete` that leave the pod without containers or without the Dask container."""
     containers = pod.get("containers")
+    if "containers" in pod and containers is None:
+        return [doc.diagnostic(base + ("containers",), DASK_CONTAINER,
+                               f"`containers:` with no value deletes every container, dke's {role!r} too (null "
+                               "deletes, as in Helm); list the containers to change, or remove the key",
+                               prefer_key=True)]
     if isinstance(containers, dict) and containers.get("$patch") == "delete":
         return [doc.diagnostic(base + ("containers", "$patch"), DASK_CONTAINER,
                                f"$patch: delete removes every container, dke's {role!r} too; a pod needs its Dask "

@@ -206,3 +206,39 @@ def test_a_misspelt_flag_gets_a_suggestion_and_keeps_its_value(tmp_path):
     loaded = load(tmp_path, "worker", "containers:\n- name: worker\n  args: [dask, worker, --threads, '4']\n")
     (d,) = loaded.diagnostics
     assert d.path == "$.containers[0].args[2]" and "did you mean --nthreads?" in d.message
+
+
+# --- never a traceback, whatever the spec file holds ------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+WORDS = st.sampled_from(["dask", "worker", "scheduler", "dask-worker", "dask-scheduler", "cuda", "--name",
+                         "$(DASK_WORKER_NAME)", "--nprocs", "--no-bokeh", "--port", "8786", "--dashboard-address",
+                         ":8788", "--nthreads", "2", "--", "-c", "sh", "python", "-m", "distributed.cli.dask_worker",
+                         "tcp://s:8786", "--host", "=", "--memory-limit=4GB", ""])
+ARGV = st.one_of(st.lists(WORDS, max_size=8), st.lists(st.one_of(st.integers(), st.none(), WORDS), max_size=4),
+                 st.none(), st.text(max_size=5))
+CONTAINER = st.fixed_dictionaries(
+    {"name": st.sampled_from(["worker", "scheduler", "dask", "dask-worker", "side", 5])},
+    optional={"command": ARGV, "args": ARGV, "$patch": st.sampled_from(["delete", "replace"]),
+              "env": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["A", "DASK_WORKER_NAME", 3])}),
+                              max_size=2)})
+POD = st.fixed_dictionaries({}, optional={
+    "containers": st.one_of(st.lists(st.one_of(CONTAINER, st.just({"$patch": "replace"})), max_size=3),
+                            st.none(), st.just("x")),
+    "restartPolicy": st.sampled_from(["Never", "Always", "OnFailure", 1]),
+    "activeDeadlineSeconds": st.integers(-1, 5)})
+
+
+@settings(max_examples=150)
+@given(pod=POD, role=st.sampled_from(["worker", "scheduler"]), manifest=st.booleans())
+def test_any_spec_file_gives_diagnostics_not_a_traceback(tmp_path_factory, pod, role, manifest):
+    tmp_path = tmp_path_factory.mktemp("spec")
+    data = {"kind": "Pod", "spec": pod} if manifest else pod
+    loaded = load(tmp_path, role, json.dumps(data))
+    if loaded.ok():
+        cluster = dc.compile_traced(loaded).cluster
+        containers = cluster["spec"][role]["spec"]["containers"]
+        assert [c["name"] for c in containers].count(role) == 1
+        assert dc.validate_objects(loaded, "1.31") is not None
