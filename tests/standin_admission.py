@@ -709,7 +709,7 @@ def schema_causes(obj: dict, kube_version: str, field_validation: str = "Strict"
     else:
         causes, unknown = _builtin_schema_causes(obj, kube_version)
     if field_validation == "Strict":
-        causes += [invalid_unknown(f) for f in unknown]
+        causes += [invalid_unknown(f) for f in prune_unknown(obj, kube_version)[1]]  # in document order
     return causes
 
 
@@ -719,15 +719,40 @@ def invalid_unknown(field: str) -> dict:
 
 def unknown_fields(obj: dict, kube_version: str = DEFAULT_KUBE_VERSION) -> list[str]:
     """Paths of fields obj's schema does not declare (what Warn drops and Strict refuses)."""
-    group, kind = _group_kind(obj)
-    if group == DASK_GROUP:
-        schema = crd_schema(kind)
-        if schema is None:
-            return []
-        unknown: list[str] = []
-        _crd_errors({k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}, schema, [], [], unknown)
-        return unknown
-    return _builtin_schema_causes(obj, kube_version)[1]
+    return prune_unknown(obj, kube_version)[1]
+
+
+def prune_unknown(obj: dict, kube_version: str = DEFAULT_KUBE_VERSION) -> tuple[dict, list[str]]:
+    """(a copy of obj without the fields its schema does not declare, their paths): what the API server
+    stores under fieldValidation Warn/Ignore (and what it always does to a custom resource: pruning)."""
+    schema, defs = _root_schema(obj, kube_version)
+    removed: list[str] = []
+
+    def walk(value: Any, node: dict, path: list[Any]) -> Any:
+        s = _resolve(node, defs)
+        if isinstance(value, dict):
+            if s.get("x-kubernetes-preserve-unknown-fields") or not (s.get("properties") or isinstance(s.get("additionalProperties"), dict)):
+                return value
+            props = s.get("properties") or {}
+            addl = s.get("additionalProperties")
+            out = {}
+            for k, v in value.items():
+                if k in props:
+                    out[k] = walk(v, props[k], path + [k])
+                elif isinstance(addl, dict):
+                    out[k] = walk(v, addl, path + [_Key(k)])
+                elif not path and k in ("apiVersion", "kind"):
+                    out[k] = v
+                else:
+                    removed.append(_path_str(path + [k]))
+            return out
+        if isinstance(value, list) and isinstance(s.get("items"), dict):
+            return [walk(v, s["items"], path + [i]) for i, v in enumerate(value)]
+        return value
+
+    if not schema:
+        return copy.deepcopy(obj), []
+    return walk(copy.deepcopy(obj), schema, []), removed
 
 
 def _builtin_schema_causes(obj: dict, kube_version: str) -> tuple[list[dict], list[str]]:
@@ -1727,10 +1752,18 @@ def server_side_apply(live: dict | None, applied: dict, manager: str, force: boo
             result["metadata"][k] = live["metadata"][k]
     # fields this manager applied before and no longer applies: removed unless someone else owns them
     still_owned = set().union(*[o - taken for _, o in others]) if others else set()
-    for p in sorted(previous - mine, key=len, reverse=True):
-        if p in still_owned or any(q[: len(p)] == p for q in mine):
+    kept = mine | still_owned
+    deleted: list[tuple] = []
+    for p in sorted(previous - mine, key=len):  # an item before its fields: its key finds it
+        if any(p[: len(d)] == d for d in deleted) or any(q[: len(p)] == p for q in kept):
             continue
         _delete(result, p)
+        deleted.append(p)
+        # a map or list emptied by the removal goes too, unless someone owns it
+        parent = p[:-1]
+        while parent and _get(result, parent) in ({}, []) and not any(q[: len(parent)] == parent for q in kept):
+            _delete(result, parent)
+            parent = parent[:-1]
     new_entries: list[dict] = []
     placed = False
     for e in entries:
