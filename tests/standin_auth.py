@@ -25,6 +25,7 @@ as with --anonymous-auth=false).
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import json
@@ -416,6 +417,24 @@ class Authorizer:
     def allowed(self, user: User, attrs: Attributes) -> bool:
         return self._decide(user, attrs)[0]
 
+    def rules_for(self, user: User, namespace: str) -> tuple[list[dict], list[str]]:
+        """Every rule the user holds in namespace ("" = cluster-wide only) and the resolution errors
+        (rule.go's RulesFor), for the escalation check."""
+        rules: list[dict] = []
+        errors: list[str] = []
+        scopes = [("clusterrolebindings", None, "")]
+        if namespace:
+            scopes.append(("rolebindings", namespace, namespace))
+        for plural, where, binding_namespace in scopes:
+            for binding in self._objects(plural, where):
+                if _applies_to(user, binding.get("subjects"), binding_namespace) is None:
+                    continue
+                found, error = self._role_rules(binding.get("roleRef") or {}, binding_namespace)
+                rules += found
+                if error:
+                    errors.append(error)
+        return rules, errors
+
     def reason(self, user: User, attrs: Attributes) -> str:
         """The authorizer's reason: for a denial "" or "RBAC: <errors>" (what forbidden_status appends);
         for an allowed request what allowed it, as a SubjectAccessReview reports it."""
@@ -514,6 +533,148 @@ def unauthorized_status() -> dict:
     """The 401 body of a request without valid credentials."""
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+
+
+# --- RBAC escalation prevention ---------------------------------------------------------------------------
+# pkg/registry/rbac/{role,clusterrole,rolebinding,clusterrolebinding}/policybased/storage.go and
+# pkg/registry/rbac/validation/policy_comparator.go: a Role may only grant what its writer holds (or the
+# writer has `escalate` on it), a binding only bind a role whose rules its writer holds (or `bind` on it).
+
+def _breakdown(rule: dict) -> list[dict]:
+    """validation.BreakdownRule: one group, resource, verb (and name) per rule."""
+    out = []
+    for group in rule.get("apiGroups") or []:
+        for resource in rule.get("resources") or []:
+            for verb in rule.get("verbs") or []:
+                for name in rule.get("resourceNames") or [None]:
+                    sub = {"apiGroups": [group], "resources": [resource], "verbs": [verb]}
+                    if name is not None:
+                        sub["resourceNames"] = [name]
+                    out.append(sub)
+    for url in rule.get("nonResourceURLs") or []:
+        for verb in rule.get("verbs") or []:
+            out.append({"nonResourceURLs": [url], "verbs": [verb]})
+    return out
+
+
+def _resources_cover(owner: list[str], wanted: list[str]) -> bool:
+    if "*" in owner or all(w in owner for w in wanted):
+        return True
+    for path in wanted:
+        if path in owner:
+            continue
+        if "/" not in path or "*/" + path.split("/", 1)[1] not in owner:
+            return False
+    return True
+
+
+def _urls_cover(owner: list[str], wanted: list[str]) -> bool:
+    return all(any(o == w or (o.endswith("*") and w.startswith(o.rstrip("*"))) for o in owner) for w in wanted)
+
+
+def _rule_covers(owner: dict, sub: dict) -> bool:
+    """validation.ruleCovers."""
+    def all_in(key: str, wildcard: str | None) -> bool:
+        have = owner.get(key) or []
+        return (wildcard is not None and wildcard in have) or all(x in have for x in sub.get(key) or [])
+
+    names = owner.get("resourceNames") or []
+    wanted_names = sub.get("resourceNames") or []
+    names_match = not names or (bool(wanted_names) and all(n in names for n in wanted_names))
+    return (all_in("verbs", "*") and all_in("apiGroups", "*")
+            and _resources_cover(owner.get("resources") or [], sub.get("resources") or [])
+            and _urls_cover(owner.get("nonResourceURLs") or [], sub.get("nonResourceURLs") or [])
+            and names_match)
+
+
+def _compact(rules: list[dict]) -> list[dict]:
+    """validation.CompactRules: simple single-group single-resource rules merged, verbs appended."""
+    simple: dict[tuple, dict] = {}
+    out = []
+    for r in rules:
+        names = r.get("resourceNames") or []
+        if (len(names) <= 1 and not r.get("nonResourceURLs") and len(r.get("apiGroups") or []) == 1
+                and len(r.get("resources") or []) == 1):
+            key = (r["apiGroups"][0], r["resources"][0], tuple(names))
+            if key in simple:
+                simple[key]["verbs"] = simple[key]["verbs"] + list(r.get("verbs") or [])
+            else:
+                simple[key] = copy.deepcopy(r)
+        else:
+            out.append(r)
+    return out + list(simple.values())
+
+
+def _go_strings(values: list[str]) -> str:
+    return "[" + " ".join(_go_quote(v) for v in values) + "]"
+
+
+def _compact_string(rule: dict) -> str:
+    """PolicyRule.CompactString."""
+    parts = []
+    for field, key in (("APIGroups", "apiGroups"), ("Resources", "resources"),
+                       ("NonResourceURLs", "nonResourceURLs"), ("ResourceNames", "resourceNames"),
+                       ("Verbs", "verbs")):
+        if rule.get(key):
+            parts.append(f"{field}:{_go_strings(rule[key])}")
+    return "{" + ", ".join(parts) + "}"
+
+
+_GC_ONLY_FIELDS = ("ownerReferences", "finalizers", "managedFields", "resourceVersion", "generation")
+
+
+def _only_gc_fields_change(obj: dict, old: dict) -> bool:
+    def strip(o: dict) -> dict:
+        o = copy.deepcopy(o)
+        for key in _GC_ONLY_FIELDS:
+            (o.get("metadata") or {}).pop(key, None)
+        return o
+    return strip(obj) == strip(old)
+
+
+def escalation_problem(authorizer: Authorizer, user: User, attrs: Attributes, obj: dict,
+                       old: dict | None) -> dict | None:
+    """The error Status the API server answers a create/update of a Role, ClusterRole, RoleBinding or
+    ClusterRoleBinding with when it would grant its writer more than the writer holds; else None."""
+    kinds = {"roles", "clusterroles", "rolebindings", "clusterrolebindings"}
+    if (not attrs.is_resource_request or attrs.api_group != RBAC_GROUP or attrs.resource not in kinds
+            or attrs.subresource or attrs.verb not in ("create", "update", "patch")):
+        return None
+    if MASTERS in user.groups:  # rbacregistry.EscalationAllowed
+        return None
+    if old is not None and _only_gc_fields_change(obj, old):
+        return None
+    name = attrs.name or _meta(obj, "name")
+    namespace = attrs.namespace
+    if attrs.resource in ("roles", "clusterroles"):
+        escalate = Attributes(verb="escalate", path="", is_resource_request=True, api_group=RBAC_GROUP,
+                              api_version="*", namespace=namespace, resource=attrs.resource, name=name)
+        if authorizer.allowed(user, escalate):
+            return None
+        wanted = obj.get("rules") or []
+    else:
+        ref = obj.get("roleRef") or {}
+        bind = Attributes(verb="bind", path="", is_resource_request=True, api_group=RBAC_GROUP, api_version="*",
+                          namespace=namespace, resource="clusterroles" if ref.get("kind") == "ClusterRole" else "roles",
+                          name=ref.get("name", ""))
+        if authorizer.allowed(user, bind):
+            return None
+        wanted, error = authorizer._role_rules(ref, namespace)
+        if error:  # GetRoleReferenceRules' NotFound, returned as it is
+            kind = "clusterrole" if ref.get("kind") == "ClusterRole" else "role"
+            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": error,
+                    "reason": "NotFound", "details": {"name": ref.get("name", ""), "group": RBAC_GROUP, "kind": kind},
+                    "code": 404}
+    held, errors = authorizer.rules_for(user, namespace)
+    missing = [sub for rule in wanted for sub in _breakdown(rule) if not any(_rule_covers(h, sub) for h in held)]
+    if not missing:
+        return None
+    lines = sorted({_compact_string(r) for r in _compact(missing)})
+    msg = (f"user {_go_quote(user.name)} (groups={_go_strings(list(user.groups))}) is attempting to grant RBAC "
+           f"permissions not currently held:\n" + "\n".join(lines))
+    if errors:
+        msg += f"; resolution errors: [{' '.join(errors)}]"
+    return _forbidden(RBAC_GROUP, attrs.resource, name, msg)
 
 
 # --- OwnerReferencesPermissionEnforcement ------------------------------------------------------------------

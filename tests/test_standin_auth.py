@@ -527,6 +527,7 @@ def test_dke_runner_role_allows_exactly_what_kubecluster_does():
         *(("", r, v) for r in ("pods", "services") for v in ("get", "list", "watch")),
         ("", "pods/log", "get"),
         ("batch", "jobs", "get"),
+        ("batch", "jobs", "list"),
         ("batch", "jobs/finalizers", "update"),
     }
     touched = [(DASK, r) for r in DASK_RESOURCES] + [
@@ -571,8 +572,6 @@ def test_kr8s_get_by_name_is_a_named_list_to_rbac():
                                          fieldSelector="metadata.name=c,metadata.name=c"))
 
 
-@pytest.mark.xfail(strict=True, reason="dke/compile.py grants get on jobs, but dke.incluster.resolve_job's "
-                   "kr8s Job.get(name) is a list: a real API server answers 403 (reported, not this file's to fix)")
 def test_dke_runner_role_lets_resolve_job_read_its_job_through_kr8s():
     user, _, rbac = compiled_runner()
     assert sa.Authorizer(bootstrapped(*rbac)).allowed(user, sa.request_attributes(*KR8S_GET_JOB))
@@ -596,6 +595,106 @@ def test_dke_runner_role_under_a_token_and_the_403_it_gets():
     logs = attrs("GET", "/api/v1/namespaces/ns1/pods/p/log", follow="true")
     assert sa.Authorizer(bootstrapped(*rbac)).allowed(user, logs)
     assert not sa.Authorizer(bootstrapped(*trimmed)).allowed(user, logs)
+
+
+# --- escalation prevention ---------------------------------------------------------------------------------
+
+def write(method, plural, namespace, name=None):
+    base = f"/apis/{sa.RBAC_GROUP}/v1" + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}"
+    return attrs(method, base + (f"/{name}" if name else ""))
+
+
+def test_a_role_may_only_grant_what_its_writer_holds():
+    store = Store(role("writer", "ns1", rule([sa.RBAC_GROUP], ["roles"], ["create", "update"]),
+                       rule([""], ["pods"], ["get", "list"]), rule([""], ["pods/log", "*/status"], ["get"])),
+                  binding("b", "ns1", "Role", "writer", {"kind": "User", "name": "bob"}))
+    authz = sa.Authorizer(store)
+    ok = role("r", "ns1", rule([""], ["pods"], ["get"]), rule([""], ["pods/log", "services/status"], ["get"]))
+    assert sa.escalation_problem(authz, BOB, write("POST", "roles", "ns1"), ok, None) is None
+    too_much = role("r", "ns1", rule([""], ["pods", "secrets"], ["get", "delete"]),
+                    rule(["apps"], ["deployments"], ["get"]))
+    status = sa.escalation_problem(authz, BOB, write("POST", "roles", "ns1"), too_much, None)
+    assert status["message"] == (
+        'roles.rbac.authorization.k8s.io "r" is forbidden: user "bob" (groups=["system:authenticated"]) is '
+        "attempting to grant RBAC permissions not currently held:\n"
+        '{APIGroups:[""], Resources:["pods"], Verbs:["delete"]}\n'
+        '{APIGroups:[""], Resources:["secrets"], Verbs:["get" "delete"]}\n'
+        '{APIGroups:["apps"], Resources:["deployments"], Verbs:["get"]}')
+    assert (status["code"], status["details"]) == (403, {"name": "r", "group": sa.RBAC_GROUP, "kind": "roles"})
+    # rights held in another namespace do not count
+    assert sa.escalation_problem(authz, BOB, write("POST", "roles", "ns2"), {**ok, "metadata": {"name": "r"}}, None)
+    # masters, and holders of `escalate`, may grant anything
+    assert sa.escalation_problem(authz, sa.User("root", ("system:masters",)), write("POST", "roles", "ns1"),
+                                 too_much, None) is None
+    store.objects[0]["rules"].append(rule([sa.RBAC_GROUP], ["roles"], ["escalate"], names=["r"]))
+    assert sa.escalation_problem(authz, BOB, write("POST", "roles", "ns1"), too_much, None) is None
+
+
+def test_escalation_wildcards_and_names():
+    store = Store(role("c", None, rule(["*"], ["*/scale"], ["*"]), rule([""], ["configmaps"], ["get"], names=["a"]),
+                       {"nonResourceURLs": ["/logs/*"], "verbs": ["get"]}, kind="ClusterRole"),
+                  binding("b", None, "ClusterRole", "c", {"kind": "User", "name": "bob"}))
+    authz = sa.Authorizer(store)
+
+    def problem(*rules):
+        return sa.escalation_problem(authz, BOB, write("POST", "clusterroles", None),
+                                     role("x", None, *rules, kind="ClusterRole"), None)
+
+    assert problem(rule(["apps"], ["deployments/scale"], ["patch", "update"])) is None
+    assert problem(rule(["apps"], ["deployments"], ["patch"]))
+    assert problem(rule([""], ["configmaps"], ["get"], names=["a"])) is None
+    assert problem(rule([""], ["configmaps"], ["get"], names=["b"]))
+    assert problem(rule([""], ["configmaps"], ["get"]))  # all names is more than one name
+    assert problem({"nonResourceURLs": ["/logs/kube"], "verbs": ["get"]}) is None
+    assert problem({"nonResourceURLs": ["/logs"], "verbs": ["get"]})
+
+
+def test_a_binding_may_only_bind_rules_its_writer_holds_or_may_bind():
+    store = Store(role("writer", "ns1", rule([sa.RBAC_GROUP], ["rolebindings"], ["create"]),
+                       rule([""], ["pods"], ["get"])),
+                  binding("b", "ns1", "Role", "writer", {"kind": "User", "name": "bob"}),
+                  role("small", "ns1", rule([""], ["pods"], ["get"])),
+                  role("big", "ns1", rule([""], ["secrets"], ["get"])),
+                  role("view", None, rule([""], ["pods"], ["get"]), kind="ClusterRole"))
+    authz = sa.Authorizer(store)
+    subject = {"kind": "User", "name": "carol"}
+    create = write("POST", "rolebindings", "ns1")
+    assert sa.escalation_problem(authz, BOB, create, binding("x", "ns1", "Role", "small", subject), None) is None
+    assert sa.escalation_problem(authz, BOB, create, binding("x", "ns1", "ClusterRole", "view", subject), None) is None
+    status = sa.escalation_problem(authz, BOB, create, binding("x", "ns1", "Role", "big", subject), None)
+    assert status["code"] == 403 and status["message"].startswith(
+        'rolebindings.rbac.authorization.k8s.io "x" is forbidden: user "bob"')
+    missing = sa.escalation_problem(authz, BOB, create, binding("x", "ns1", "Role", "gone", subject), None)
+    assert (missing["code"], missing["message"]) == (404, 'role.rbac.authorization.k8s.io "gone" not found')
+    store.objects[0]["rules"].append(rule([sa.RBAC_GROUP], ["roles"], ["bind"], names=["big"]))
+    assert sa.escalation_problem(authz, BOB, create, binding("x", "ns1", "Role", "big", subject), None) is None
+    # a metadata-only change by garbage collection is not re-checked; any other change is
+    old = binding("y", "ns1", "ClusterRole", "cluster-admin", subject)
+    new = copy.deepcopy(old)
+    new["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u"}]
+    update = write("PUT", "rolebindings", "ns1", "y")
+    assert sa.escalation_problem(authz, BOB, update, new, old) is None
+    new["metadata"]["labels"] = {"a": "b"}
+    assert sa.escalation_problem(authz, BOB, update, new, old)["code"] == 404  # no cluster-admin in this store
+    # other writes are not its business
+    assert sa.escalation_problem(authz, BOB, attrs("POST", "/api/v1/namespaces/ns1/pods"), {}, None) is None
+
+
+def test_dke_apply_as_a_namespace_admin_may_create_the_runner_role():
+    """What `dke apply` creates (the runner Role and its binding) passes the escalation check for a user
+    who holds those rights in the namespace, and fails for one who only may write RBAC objects."""
+    user, _, rbac = compiled_runner()
+    role_obj = next(o for o in rbac if o["kind"] == "Role")
+    binding_obj = next(o for o in rbac if o["kind"] == "RoleBinding")
+    rbac_writer = rule([sa.RBAC_GROUP], ["roles", "rolebindings"], ["create"])
+    bob_deploys = binding("d", "ns1", "Role", "deployer", {"kind": "User", "name": "bob"})
+    limited = Store(role("deployer", "ns1", rbac_writer), bob_deploys)
+    assert sa.escalation_problem(sa.Authorizer(limited), BOB, write("POST", "roles", "ns1"), role_obj, None)
+    admin_rules = role("deployer", "ns1", rbac_writer, *role_obj["rules"])
+    enough = Store(admin_rules, bob_deploys, role_obj)
+    authz = sa.Authorizer(enough)
+    assert sa.escalation_problem(authz, BOB, write("POST", "roles", "ns1"), role_obj, None) is None
+    assert sa.escalation_problem(authz, BOB, write("POST", "rolebindings", "ns1"), binding_obj, None) is None
 
 
 # --- OwnerReferencesPermissionEnforcement -----------------------------------------------------------------
