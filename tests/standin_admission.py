@@ -980,10 +980,13 @@ def _object_meta(obj: dict, namespaced: bool, rule: str, causes: list[dict]) -> 
     _labels(meta.get("labels"), "metadata.labels", causes)
     _annotations(meta.get("annotations"), "metadata.annotations", causes)
     _owner_refs(meta.get("ownerReferences"), causes)
-    for i, f in enumerate(meta.get("finalizers") or []):
-        if isinstance(f, str):
-            for msg in is_qualified_name(f):
-                causes.append(invalid(f"metadata.finalizers[{i}]", f, msg))
+    finalizers = [f for f in meta.get("finalizers") or [] if isinstance(f, str)]
+    for f in finalizers:  # ValidateFinalizers reports at metadata.finalizers, without an index
+        for msg in is_qualified_name(f):
+            causes.append(invalid("metadata.finalizers", f, msg))
+    if "orphan" in finalizers and "foregroundDeletion" in finalizers:
+        causes.append(invalid("metadata.finalizers", GoRepr("[]string{" + ", ".join(_go_quote(f) for f in finalizers) + "}"),
+                              "finalizer orphan and foregroundDeletion cannot be both set"))
 
 
 def _object_meta_update(new: dict, old: dict, causes: list[dict]) -> None:
@@ -1270,6 +1273,9 @@ def _workload(obj: dict, kind: str, causes: list[dict], kube_version: str) -> No
             causes.append(forbidden("spec.template.spec.activeDeadlineSeconds", "activeDeadlineSeconds in ReplicaSet is not Supported"))
         if kind == "StatefulSet" and tspec.get("activeDeadlineSeconds") is not None:
             causes.append(forbidden("spec.template.spec.activeDeadlineSeconds", "activeDeadlineSeconds in StatefulSet is not Supported"))
+        if kind == "DaemonSet" and tspec.get("activeDeadlineSeconds") is not None:
+            causes.append(invalid("spec.template.spec.activeDeadlineSeconds", tspec["activeDeadlineSeconds"],
+                                  "activeDeadlineSeconds must be nil for daemons"))
     elif kind == "Job":
         if sel is None:
             causes.append(required("spec.selector"))
@@ -1360,6 +1366,48 @@ def _service_update(new: dict, old: dict, causes: list[dict]) -> None:
         causes.append(invalid("spec.clusterIPs[0]", GoRepr(rendered), "may not change once set"))
 
 
+POD_UPDATABLE = ("`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+                 "`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
+                 "(allow it to be set to 1 if it was previously negative)")
+
+
+def _pod_update(new: dict, old: dict, causes: list[dict]) -> None:
+    """ValidatePodUpdate: a Pod's spec is immutable but for images, a shorter deadline, added tolerations."""
+    ns = copy.deepcopy(new.get("spec") if isinstance(new.get("spec"), dict) else {})
+    os_ = old.get("spec") if isinstance(old.get("spec"), dict) else {}
+    nads, oads = ns.get("activeDeadlineSeconds"), os_.get("activeDeadlineSeconds")
+    if nads is not None:
+        if not isinstance(nads, int) or nads < 0 or nads > 2147483647:
+            causes.append(invalid("spec.activeDeadlineSeconds", nads, "must be between 0 and 2147483647, inclusive"))
+            return
+        if oads is not None and oads < nads:
+            causes.append(invalid("spec.activeDeadlineSeconds", nads, "must be less than or equal to previous value"))
+            return
+    elif oads is not None:
+        causes.append(invalid("spec.activeDeadlineSeconds", None, "must not update from a positive integer to nil value"))
+    # mungedPodSpec: the updatable fields take the old values, then the rest must be equal
+    for group in ("containers", "initContainers"):
+        olds = os_.get(group) or []
+        for i, c in enumerate(ns.get(group) or []):
+            if isinstance(c, dict) and i < len(olds) and isinstance(olds[i], dict):
+                if "image" in olds[i]:
+                    c["image"] = olds[i]["image"]
+                else:
+                    c.pop("image", None)
+    ns.pop("activeDeadlineSeconds", None)
+    otol, ntol = os_.get("tolerations") or [], ns.get("tolerations") or []
+    if all(t in ntol for t in otol):
+        ns["tolerations"] = copy.deepcopy(otol)
+    ogp, ngp = os_.get("terminationGracePeriodSeconds"), ns.get("terminationGracePeriodSeconds")
+    if isinstance(ogp, int) and ogp < 0 and ngp == 1:
+        ns["terminationGracePeriodSeconds"] = ogp
+    compare_old = {k: v for k, v in os_.items() if k != "activeDeadlineSeconds"}
+    if _normalize(ns) != _normalize(compare_old):
+        changed = sorted(k for k in set(ns) | set(compare_old) if _normalize(ns.get(k)) != _normalize(compare_old.get(k)))
+        diff = "".join(f"\n  \t{k[:1].upper() + k[1:]}: ... // changed" for k in changed)
+        causes.append(forbidden("spec", f"pod updates may not change fields other than {POD_UPDATABLE}\n  core.PodSpec{{{diff}\n  }}\n"))
+
+
 def _go_template(template: Any) -> GoRepr:
     return GoRepr("core.PodTemplateSpec{" + json.dumps(template, sort_keys=True, separators=(",", ":")) + "}")
 
@@ -1428,6 +1476,8 @@ def admit(operation: str, obj: dict, old: dict | None, kube_version: str = DEFAU
             _immutable(spec.get("selector"), ospec.get("selector"), "spec.selector", _go_label_selector, causes)
         elif (group, kind) == ("", "Service"):
             _service_update(obj, old, causes)
+        elif (group, kind) == ("", "Pod"):
+            _pod_update(obj, old, causes)
     if object_size(obj) > ETCD_MAX_REQUEST_BYTES:
         causes.append(too_long("", ETCD_MAX_REQUEST_BYTES))
     return causes

@@ -596,3 +596,46 @@ def test_record_write_on_create_owns_everything_and_marks_maps():
     assert entry["operation"] == "Update" and entry["manager"] == "kr8s"
     assert entry["fieldsV1"]["f:spec"]["f:template"]["f:metadata"] == {"f:labels": {".": {}, "f:app": {}}}
     json.dumps(created)  # stays JSON
+
+
+def test_a_pods_spec_is_immutable_but_for_images_a_shorter_deadline_and_added_tolerations():
+    old = sa.default_object(pod(activeDeadlineSeconds=60, tolerations=[{"key": "a", "operator": "Exists"}]))
+    new = copy.deepcopy(old)
+    new["spec"]["containers"][0]["image"] = "busybox:2"
+    new["spec"]["activeDeadlineSeconds"] = 30
+    new["spec"]["tolerations"].append({"key": "b", "operator": "Exists"})
+    new["metadata"]["labels"] = {"phase": "two"}
+    assert sa.admit("UPDATE", new, old) == []
+    longer = copy.deepcopy(old)
+    longer["spec"]["activeDeadlineSeconds"] = 90
+    assert message(longer, old, "UPDATE") == (
+        'Pod "p" is invalid: spec.activeDeadlineSeconds: Invalid value: 90: must be less than or equal to previous value')
+    ports = copy.deepcopy(old)
+    ports["spec"]["containers"][0]["ports"] = [{"containerPort": 80}]
+    causes = sa.admit("UPDATE", ports, old)
+    assert [c["field"] for c in causes] == ["spec"]
+    assert causes[0]["message"].startswith(
+        "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
+        "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),"
+        "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)\n  core.PodSpec{")
+
+
+def test_finalizers_are_qualified_names_reported_without_an_index():
+    obj = deployment()
+    obj["metadata"]["finalizers"] = ["kopf.zalando.org/KopfFinalizerMarker", "foregroundDeletion"]
+    assert sa.admit("CREATE", obj, None) == []
+    obj["metadata"]["finalizers"] = ["bad finalizer"]
+    assert fields(obj) == ["metadata.finalizers"]
+    obj["metadata"]["finalizers"] = ["orphan", "foregroundDeletion"]
+    assert message(obj).endswith("finalizer orphan and foregroundDeletion cannot be both set")
+
+
+def test_daemonsets_and_statefulsets_take_only_always_and_no_deadline():
+    ds = deployment(activeDeadlineSeconds=5)
+    ds["kind"] = "DaemonSet"
+    assert message(ds) == ('DaemonSet.apps "web" is invalid: spec.template.spec.activeDeadlineSeconds: Invalid value: 5: '
+                           "activeDeadlineSeconds must be nil for daemons")
+    ss = deployment(restartPolicy="Never")
+    ss["kind"] = "StatefulSet"
+    ss["spec"]["serviceName"] = "web"
+    assert fields(ss) == ["spec.template.spec.restartPolicy"]
