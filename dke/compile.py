@@ -49,7 +49,6 @@ DASK_GROUP = "kubernetes.dask.org"
 
 OBJECT_INVALID = "DKE400"
 CLUSTER_INVALID = "DKE401"
-NAME_INVALID = "DKE402"
 
 
 def new_run_id() -> str:
@@ -362,7 +361,7 @@ class _Compiler:
         # get/list pods and services to wait for the scheduler, and read pod logs.
         # The DaskCluster is owned by the run's Job (blockOwnerDeletion): with the
         # OwnerReferencesPermissionEnforcement admission plugin that needs update on
-        # jobs/finalizers; get on jobs finds the Job's uid when the downward API has none.
+        # jobs/finalizers; reading the Job finds its uid when the downward API has none.
         rules = [
             {
                 "apiGroups": [DASK_GROUP],
@@ -371,7 +370,8 @@ class _Compiler:
             },
             {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},
+            # kr8s' Job.get(name) lists with a fieldSelector: `list` as well as `get`
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list"]},
             {"apiGroups": ["batch"], "resources": ["jobs/finalizers"], "verbs": ["update"]},
         ]
         objects.append(
@@ -526,7 +526,6 @@ def validate_objects(loaded, kube_version: str, compiled: Compiled | None = None
             autoscaler = autoscaler_for(cluster["metadata"]["name"], env.min_workers, env.max_workers)
             found = crd_validator("daskautoscaler", kube_version).iter_errors(autoscaler)
             out.extend(schema_diagnostics(found, _Locator(loaded, autoscaler, {}, CLUSTER_INVALID)))
-        out.extend(_name_problems(loaded, cluster))
         out.extend(_pod_metadata_problems(loaded))
     return out
 
@@ -584,17 +583,6 @@ def diagnostic_at(loaded, origin: Origin, code: str, message: str, severity: str
     if origin.kind == "default":
         return Diagnostic(severity, code, f"{message} (from the default of {origin.key})", loaded.file, 1, 1, "$")
     return loaded.merged.diagnostic(("name",), code, message, severity)
-
-
-def _name_problems(loaded, cluster: dict) -> list[Diagnostic]:
-    # The operator names the scheduler's Service <cluster>-scheduler: a DNS-1035 label.
-    service = f"{cluster['metadata']['name']}-scheduler"
-    if re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", service) and len(service) <= 63:
-        return []
-    return [loaded.merged.diagnostic(
-        ("name",), NAME_INVALID,
-        f"the Dask scheduler Service would be named {service!r}, which is not a valid Service name "
-        "(a DNS-1035 label: starts with a letter, at most 63 characters); start the name with a letter")]
 
 
 # --- the DaskCluster / DaskAutoscaler CRD schemas (vendored in dke/data) ---------------------

@@ -132,6 +132,14 @@ def test_token_request_as_kubectl_create_token_sees_it():
     assert out["spec"]["expirationSeconds"] == 3600
     assert out["status"]["expirationTimestamp"] == "2027-01-15T09:00:00Z"
     assert tokens.user(out["status"]["token"]) == RUNNER
+    # kubectl create token --duration 20m sends nulls for what it leaves to the server
+    kubectl = {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1", "metadata": {"creationTimestamp": None},
+               "spec": {"audiences": None, "expirationSeconds": 1200, "boundObjectRef": None},
+               "status": {"token": "", "expirationTimestamp": None}}
+    assert sa.token_request_problem(kubectl) is None
+    out = sa.token_request_response(tokens, "ns1", "runner", kubectl)
+    assert out["spec"]["audiences"] == ["https://kubernetes.default.svc.cluster.local"]
+    assert out["status"]["expirationTimestamp"] == "2027-01-15T08:20:00Z"
 
 
 # --- request attributes -------------------------------------------------------------------------------
