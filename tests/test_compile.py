@@ -1,7 +1,6 @@
 """dke.compile: objects, the DaskCluster in the RunSpec, provenance, offline validation."""
 
 import json
-import re
 import string
 from pathlib import Path
 
