@@ -210,7 +210,7 @@ def test_a_misspelt_flag_gets_a_suggestion_and_keeps_its_value(tmp_path):
 
 # --- never a traceback, whatever the spec file holds ------------------------------------------------
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 WORDS = st.sampled_from(["dask", "worker", "scheduler", "dask-worker", "dask-scheduler", "cuda", "--name",
@@ -231,7 +231,6 @@ POD = st.fixed_dictionaries({}, optional={
     "activeDeadlineSeconds": st.integers(-1, 5)})
 
 
-@settings(max_examples=150)
 @given(pod=POD, role=st.sampled_from(["worker", "scheduler"]), manifest=st.booleans())
 def test_any_spec_file_gives_diagnostics_not_a_traceback(tmp_path_factory, pod, role, manifest):
     tmp_path = tmp_path_factory.mktemp("spec")
