@@ -646,12 +646,7 @@ def _crd_errors(value: Any, schema: dict, path: list[Any], causes: list[dict], u
     """Structural-schema validation as apiextensions-apiserver does (kube-openapi messages)."""
     name = _path_str(path)
     if value is None:
-        if schema.get("nullable"):
-            return
-        t = schema.get("type")
-        if t:
-            causes.append(_cause("FieldValueTypeInvalid", name, "null", f"{name} in body must be of type {t}: \"null\""))
-        return
+        return  # nullable, or pruned before validation ("null values for fields without nullable are pruned")
     t = schema.get("type")
     fmt = schema.get("format", "")
     if fmt.replace("-", "") not in _CRD_FORMATS:
@@ -674,7 +669,7 @@ def _crd_errors(value: Any, schema: dict, path: list[Any], causes: list[dict], u
     if isinstance(value, dict):
         props = schema.get("properties") or {}
         for req in schema.get("required") or []:
-            if req not in value:
+            if req not in value or (value[req] is None and not (props.get(req) or {}).get("nullable")):
                 causes.append(required(_path_str(path + [req])))
         addl = schema.get("additionalProperties")
         for k, v in value.items():
@@ -1615,10 +1610,8 @@ def _fieldset(value: Any, schema: dict, defs: dict, prefix: tuple, out: set, upd
             keys = s.get("x-kubernetes-list-map-keys") or []
             for item in value:
                 p = prefix + (_item_key(item, keys, items, defs),)
-                out.add(p)
+                out.add(p)  # the item itself: its "." marker
                 _fieldset(item, items, defs, p, out, update)
-                out.discard(p + ())  # keep the marker
-                out.add(p)
             return
         if lt == "set":
             for item in value:

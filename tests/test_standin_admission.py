@@ -639,3 +639,11 @@ def test_daemonsets_and_statefulsets_take_only_always_and_no_deadline():
     ss["kind"] = "StatefulSet"
     ss["spec"]["serviceName"] = "web"
     assert fields(ss) == ["spec.template.spec.restartPolicy"]
+
+
+def test_null_fields_of_a_custom_resource_are_pruned_unless_required():
+    obj = dask_cluster()
+    obj["spec"]["idleTimeout"] = None
+    assert sa.admit("CREATE", obj, None) == []
+    obj["spec"]["worker"]["spec"] = None
+    assert fields(obj) == ["spec.worker.spec"]
