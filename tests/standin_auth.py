@@ -156,7 +156,7 @@ def token_request_response(tokens: Tokens, namespace: str, service_account: str,
     spec = dict((body or {}).get("spec") or {})
     seconds = spec.get("expirationSeconds") or 3600
     spec["expirationSeconds"] = seconds
-    spec.setdefault("audiences", [tokens._issuer])
+    spec["audiences"] = spec.get("audiences") or [tokens._issuer]  # kubectl sends null: the server's default
     spec.setdefault("boundObjectRef", None)
     token, expires = tokens.issue(namespace, service_account, seconds)
     return {

@@ -133,7 +133,8 @@ def test_token_request_as_kubectl_create_token_sees_it():
     assert out["status"]["expirationTimestamp"] == "2027-01-15T09:00:00Z"
     assert tokens.user(out["status"]["token"]) == RUNNER
     # kubectl create token --duration 20m sends nulls for what it leaves to the server
-    kubectl = {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1", "metadata": {"creationTimestamp": None},
+    kubectl = {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+               "metadata": {"creationTimestamp": None},
                "spec": {"audiences": None, "expirationSeconds": 1200, "boundObjectRef": None},
                "status": {"token": "", "expirationTimestamp": None}}
     assert sa.token_request_problem(kubectl) is None
