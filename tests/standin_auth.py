@@ -16,10 +16,14 @@ Pure functions and small classes, no I/O: tests/standin.py calls them for every 
 - BOOTSTRAP: plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go (cluster-admin, system:discovery,
   system:basic-user, system:public-info-viewer) and the Dask operator's helm chart RBAC
   (tests/data/standin/dask-operator-rbac.yaml).
+- Tokens / token_request_*: the admin token and TokenRequest (serviceaccounts/<sa>/token) tokens.
+- escalation_problem: RBAC escalation prevention on writes of Roles and bindings (the RBAC storage).
+- owner_references_problem: the OwnerReferencesPermissionEnforcement admission plugin (off by default
+  in kube-apiserver; see its docstring).
+- self_subject_access_review: what `kubectl auth can-i` asks.
 
-Not modelled: RBAC escalation prevention on writes of Roles/bindings (the `escalate`/`bind` verbs, a
-storage-layer check), impersonation, the Node authorizer, anonymous requests (they answer 401 here,
-as with --anonymous-auth=false).
+Not modelled: impersonation, the Node authorizer, anonymous requests (they answer 401 here, as with
+--anonymous-auth=false), token binding to a Pod or Secret (boundObjectRef).
 """
 
 from __future__ import annotations
