@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dke import daskcli
+from dke.diagnostics import DkeError
 from dke.load import parse_yaml
 
 # Set by the Dask operator on every scheduler/worker container; a static value breaks it.
@@ -80,15 +81,20 @@ def migrate(text: str, file: str, role: str | None = None, image: str | None = N
     if plan.refusals:
         result.refusals = plan.refusals
         return result
-    if not plan.ops:
+    if not plan.ops and not plan.deletes:
         return result
-    new_text = plan.render()
-    # The text edits must mean exactly the planned data edits, or nothing is written.
-    again = parse_yaml(file, new_text)[0].data
+    try:
+        new_text = plan.render()
+        # The text edits must mean exactly the planned data edits, or nothing is written.
+        again = parse_yaml(file, new_text)[0].data
+    except _Refused as e:
+        result.refusals.append(e.refusal)
+        return result
+    except DkeError:
+        again = None
     if again != plan.data:
         result.refusals.append(Refusal(1, 1, "dke migrate could not rewrite this file safely (its YAML layout "
-                                              "is unusual); make the changes listed above by hand"))
-        result.changes = plan.changes
+                                              "is unusual); make the changes by hand"))
         return result
     result.text = new_text
     result.changes = plan.changes
@@ -165,6 +171,7 @@ class _Plan:
         self.refusals: list[Refusal] = []
         self.ops: list[tuple[int, int, int, str]] = []  # (start, end, order, replacement)
         self.newline = "\r\n" if "\r\n" in text else "\n"
+        self.deletes: dict[tuple, list[int]] = {}  # mapping path -> indexes of entries to remove
 
     # positions
 
@@ -551,18 +558,23 @@ class _Plan:
         parent.update(items)
 
     def delete_entry(self, path: tuple, key: str) -> None:
-        node = self.node(path)
-        i = _key_index(node, key)
-        if len(node.value) == 1 and not node.flow_style:
-            # the last entry: the mapping stays a mapping (`spec: {}`), not null
-            if not path or not isinstance(path[-1], str):
-                raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1, "unusual YAML layout "
-                               "here; make the changes by hand")
-            k = _key(self.node(path[:-1]), path[-1])
-            colon = self.text.index(":", k.end_mark.index)
-            self.op(colon + 1, colon + 1, " {}")
-        self.delete_items(node, [i])
+        # Text edits wait for render(): entries of one mapping go together (see flush_deletes).
+        self.deletes.setdefault(path, []).append(_key_index(self.node(path), key))
         del _get(self.data, path)[key]
+
+    def flush_deletes(self) -> None:
+        for path, indexes in self.deletes.items():
+            node = self.node(path)
+            if len(indexes) == len(node.value) and not node.flow_style:
+                # every entry goes: the mapping stays a mapping (`spec: {}`), not null
+                if not path or not isinstance(path[-1], str):
+                    raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1, "unusual YAML layout "
+                                   "here; make the changes by hand")
+                k = _key(self.node(path[:-1]), path[-1])
+                colon = self.text.index(":", k.end_mark.index)
+                self.op(colon + 1, colon + 1, " {}")
+            self.delete_items(node, sorted(indexes))
+        self.deletes = {}
 
     def delete_items(self, node: Any, indexes: list[int]) -> None:
         """Text edits that remove entries (mapping) or items (sequence) ``indexes`` of ``node``."""
@@ -596,15 +608,20 @@ class _Plan:
                 else:
                     self.op(head(a).start_mark.index, self.end(tail(b)), "")
             return
+        pulled: set[int] = set()
         for i in indexes:
+            if i in pulled:
+                continue
             h = head(i)
             start = h.start_mark.index if node.id == "mapping" else self.dash(h)
             end = self.line_end(self.end(tail(i)))
+            survivor = next((j for j in range(i + 1, n) if j not in indexes), None)
             if self.blank_before(start):
                 self.op(self.line_start(start), end, "")
-            elif node.id == "mapping" and i + 1 < n and i + 1 not in indexes:
-                # the first key of a sequence item (`- image: x`): the next key moves up beside the dash
-                self.op(start, head(i + 1).start_mark.index, "")
+            elif node.id == "mapping" and survivor is not None:
+                # the first key of a sequence item (`- image: x`): the next key left moves up beside the dash
+                self.op(start, head(survivor).start_mark.index, "")
+                pulled.update(range(i + 1, survivor))
             else:
                 raise _Refused(h.start_mark.line + 1, h.start_mark.column + 1, "unusual YAML layout here; "
                                "make the changes by hand")
@@ -652,6 +669,7 @@ class _Plan:
         return k.end_mark.index
 
     def render(self) -> str:
+        self.flush_deletes()
         text = self.text
         last_start = None
         for start, end, _, replacement in sorted(self.ops, reverse=True):

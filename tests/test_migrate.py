@@ -269,3 +269,25 @@ def test_the_examples_spec_files_need_no_migration(spec):
     text = spec.read_text()
     result = migrate(text, str(spec))
     assert not result.refusals and result.text == text
+
+
+LAYOUTS = [(2, 2, 0, False), (2, 4, 2, False), (4, 4, 2, None), (3, 3, 1, True)]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda lay: "m{}s{}o{}-flow{}".format(*lay))
+def test_the_same_file_in_any_layout_migrates_to_the_same_data(layout):
+    import io
+
+    mapping, sequence, offset, flow = layout
+    yaml = YAML(typ="rt")
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+    yaml.default_flow_style, yaml.width = flow, 40  # narrow: flow sequences span lines
+    for name in TRANSLATABLE:
+        buffer = io.StringIO()
+        yaml.dump(load((CLASSIC / name).read_text()), buffer)
+        for image in (None, FLOW_IMAGE):
+            expected = load(migrate((CLASSIC / name).read_text(), name, image=image).text)
+            result = migrate(buffer.getvalue(), name, image=image)
+            assert not result.refusals, (name, result.refusals)
+            assert load(result.text) == expected, name
+            assert migrate(result.text, name, image=image).text == result.text
