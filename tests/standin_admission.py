@@ -33,7 +33,7 @@ Approximations (deliberate, so the module stays small):
   '<field>: field not declared in schema' (the server's SSA wording). ``field_validation="Warn"`` or
   "Ignore" skips unknown fields (``unknown_fields``/``prune_unknown`` let the caller drop them).
 - Go's ``%#v`` of structs (immutable selector, template, ownerReferences) is rendered close to Go's
-  syntax for LabelSelector and map[string]string; a PodTemplateSpec is rendered as ``core.PodTemplateSpec{...}``.
+  syntax for LabelSelector and map[string]string; a PodTemplateSpec is rendered as ``core.PodTemplateSpec`` + its JSON.
 - Resource quantities are compared exactly (fractions) and printed in a canonical form close to
   resource.Quantity.String() (largest suffix with an integer mantissa, binary suffixes kept).
 - Object size: etcd's default request limit (--max-request-bytes 1.5 MiB = 1572864) applies to the
@@ -94,8 +94,10 @@ def go_value(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value) if isinstance(value, float) and not value.is_integer() else str(int(value)) if isinstance(value, int) or value.is_integer() else str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):  # Go's %v of a float64
+        return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
     if isinstance(value, str):
         return _go_quote(value)
     if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
@@ -1404,7 +1406,7 @@ def _pod_update(new: dict, old: dict, causes: list[dict]) -> None:
 
 
 def _go_template(template: Any) -> GoRepr:
-    return GoRepr("core.PodTemplateSpec{" + json.dumps(template, sort_keys=True, separators=(",", ":")) + "}")
+    return GoRepr("core.PodTemplateSpec" + json.dumps(template, sort_keys=True, separators=(",", ":")))
 
 
 def _immutable(new: Any, old: Any, field: str, render, causes: list[dict]) -> None:
