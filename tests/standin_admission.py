@@ -489,6 +489,8 @@ def default_object(obj: dict) -> dict:
     is set (as the server does); it is idempotent.
     """
     group, kind = _group_kind(obj)
+    if group == RBAC_GROUP and kind in ("RoleBinding", "ClusterRoleBinding"):
+        _default_rbac(obj)
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return obj
@@ -1405,6 +1407,163 @@ def _pod_update(new: dict, old: dict, causes: list[dict]) -> None:
         causes.append(forbidden("spec", f"pod updates may not change fields other than {POD_UPDATABLE}\n  core.PodSpec{{{diff}\n  }}\n"))
 
 
+# --- RBAC (pkg/apis/rbac/validation/validation.go) ------------------------------------------------
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _go_strings(values: Any) -> GoRepr:
+    if values is None:
+        return GoRepr("[]string(nil)")
+    return GoRepr("[]string{" + ", ".join(_go_quote(str(v)) for v in values) + "}")
+
+
+def _policy_rules(rules: Any, namespaced: bool, causes: list[dict]) -> None:
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(rule, dict):
+            continue
+        p = f"rules[{i}]"
+        if not rule.get("verbs"):
+            causes.append(required(p + ".verbs", "verbs must contain at least one value"))
+        urls = rule.get("nonResourceURLs") or []
+        if urls:
+            if namespaced:
+                causes.append(invalid(p + ".nonResourceURLs", _go_strings(urls), "namespaced rules cannot apply to non-resource URLs"))
+            if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
+                causes.append(invalid(p + ".nonResourceURLs", _go_strings(urls),
+                                      "rules cannot apply to both regular resources and non-resource URLs"))
+            continue
+        if not rule.get("apiGroups"):
+            causes.append(required(p + ".apiGroups", "resource rules must supply at least one api group"))
+        if not rule.get("resources"):
+            causes.append(required(p + ".resources", "resource rules must supply at least one resource"))
+
+
+def _role_binding(obj: dict, namespaced: bool, causes: list[dict]) -> None:
+    ref = obj.get("roleRef") if isinstance(obj.get("roleRef"), dict) else {}
+    if ref.get("apiGroup") != RBAC_GROUP:
+        causes.append(not_supported("roleRef.apiGroup", ref.get("apiGroup") or "", [RBAC_GROUP]))
+    kinds = ["Role", "ClusterRole"] if namespaced else ["ClusterRole"]
+    if ref.get("kind") not in kinds:
+        causes.append(not_supported("roleRef.kind", ref.get("kind") or "", kinds))
+    if not ref.get("name"):
+        causes.append(required("roleRef.name"))
+    else:
+        causes += [invalid("roleRef.name", ref["name"], m) for m in _is_path_segment_name(ref["name"], False)]
+    for i, sub in enumerate(obj.get("subjects") or []):
+        if not isinstance(sub, dict):
+            continue
+        p = f"subjects[{i}]"
+        name, kind, group = sub.get("name") or "", sub.get("kind"), sub.get("apiGroup") or ""
+        if not name:
+            causes.append(required(p + ".name"))
+        if kind == "ServiceAccount":
+            if name:
+                causes += [invalid(p + ".name", name, m) for m in is_dns1123_subdomain(name)]
+            if group:
+                causes.append(not_supported(p + ".apiGroup", group, [""]))
+            if not namespaced and not sub.get("namespace"):
+                causes.append(required(p + ".namespace"))
+        elif kind in ("User", "Group"):
+            if group != RBAC_GROUP:
+                causes.append(not_supported(p + ".apiGroup", group, [RBAC_GROUP]))
+        else:
+            causes.append(not_supported(p + ".kind", kind or "", ["ServiceAccount", "User", "Group"]))
+
+
+def _go_role_ref(ref: Any) -> GoRepr:
+    ref = ref if isinstance(ref, dict) else {}
+    return GoRepr("rbac.RoleRef{APIGroup:%s, Kind:%s, Name:%s}" % tuple(
+        _go_quote(str(ref.get(k) or "")) for k in ("apiGroup", "kind", "name")))
+
+
+def _default_rbac(obj: dict) -> None:
+    """SetDefaults_Subject: a User's or Group's empty apiGroup is rbac.authorization.k8s.io."""
+    for sub in obj.get("subjects") or []:
+        if isinstance(sub, dict) and sub.get("kind") in ("User", "Group") and not sub.get("apiGroup"):
+            sub["apiGroup"] = RBAC_GROUP
+
+
+# --- ConfigMaps and Secrets (ValidateConfigMap, ValidateSecret) ----------------------------------------
+
+MAX_SECRET_SIZE = 1024 * 1024
+_CONFIG_KEY_FMT = "[-._a-zA-Z0-9]+"
+
+
+def is_config_map_key(key: str) -> list[str]:
+    errs = [_max_len(253)] if len(key) > 253 else []
+    if not _full(_CONFIG_KEY_FMT).match(key):
+        errs.append(_regex_error("a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+                                 _CONFIG_KEY_FMT, "key.name", "KEY_NAME", "key-name"))
+    return errs + _ch_dir_prefix(key)
+
+
+def _b64(value: Any) -> bytes | None:
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _config_map(obj: dict, causes: list[dict]) -> None:
+    data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+    binary = obj.get("binaryData") if isinstance(obj.get("binaryData"), dict) else {}
+    total = 0
+    for key, value in data.items():
+        causes += [invalid(f"data[{key}]", key, m) for m in is_config_map_key(key)]
+        if key in binary:
+            causes.append(invalid(f"data[{key}]", key, "duplicate of key present in binaryData"))
+        total += len(str(value).encode())
+    for key, value in binary.items():
+        causes += [invalid(f"binaryData[{key}]", key, m) for m in is_config_map_key(key)]
+        total += len(_b64(value) or b"")
+    if total > MAX_SECRET_SIZE:
+        causes.append(too_long("[]", MAX_SECRET_SIZE))  # field.NewPath("") prints as []
+
+
+def _secret(obj: dict, causes: list[dict]) -> None:
+    data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+    total = 0
+    decoded: dict[str, bytes] = {}
+    for key, value in data.items():
+        causes += [invalid(f"data[{key}]", key, m) for m in is_config_map_key(key)]
+        raw = _b64(value)
+        if raw is None:  # the real server fails decoding the body (400); here the field is named
+            causes.append(invalid(f"data[{key}]", "<secret contents redacted>", "illegal base64 data"))
+            continue
+        decoded[key] = raw
+        total += len(raw)
+    if total > MAX_SECRET_SIZE:
+        causes.append(too_long("data", MAX_SECRET_SIZE))
+    stype = obj.get("type") or "Opaque"
+    if stype == "kubernetes.io/dockerconfigjson":
+        key = ".dockerconfigjson"
+        if key not in data:
+            causes.append(required(f"data[{key}]"))
+        elif key in decoded:
+            try:
+                if not isinstance(json.loads(decoded[key] or b"null"), dict):
+                    raise ValueError("json: cannot unmarshal into Go value of type map[string]interface {}")
+            except ValueError as e:
+                causes.append(invalid(f"data[{key}]", "<secret contents redacted>", str(e)))
+    elif stype == "kubernetes.io/service-account-token":
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        if not annotations.get("kubernetes.io/service-account.name"):
+            causes.append(required("metadata.annotations[kubernetes.io/service-account.name]"))
+
+
+def _immutable_data(new: dict, old: dict, keys: tuple[str, ...], causes: list[dict]) -> None:
+    if old.get("immutable") is True:
+        if new.get("immutable") is not True:
+            causes.append(forbidden("immutable", "field is immutable when `immutable` is set"))
+        for key in keys:
+            if _normalize(new.get(key)) != _normalize(old.get(key)):
+                causes.append(forbidden(key, "field is immutable when `immutable` is set"))
+
+
 def _go_template(template: Any) -> GoRepr:
     return GoRepr("core.PodTemplateSpec" + json.dumps(template, sort_keys=True, separators=(",", ":")))
 
@@ -1460,6 +1619,14 @@ def admit(operation: str, obj: dict, old: dict | None, kube_version: str = DEFAU
         _workload(obj, kind, causes, kube_version)
     elif (group, kind) == ("", "Service"):
         _service(obj, causes)
+    elif (group, kind) == ("", "ConfigMap"):
+        _config_map(obj, causes)
+    elif (group, kind) == ("", "Secret"):
+        _secret(obj, causes)
+    elif group == RBAC_GROUP and kind in ("Role", "ClusterRole"):
+        _policy_rules(obj.get("rules"), kind == "Role", causes)
+    elif group == RBAC_GROUP and kind in ("RoleBinding", "ClusterRoleBinding"):
+        _role_binding(obj, kind == "RoleBinding", causes)
     if operation == "UPDATE" and old is not None:
         old = default_object(copy.deepcopy(old))
         _object_meta_update(obj, old, causes)
@@ -1475,6 +1642,14 @@ def admit(operation: str, obj: dict, old: dict | None, kube_version: str = DEFAU
             _service_update(obj, old, causes)
         elif (group, kind) == ("", "Pod"):
             _pod_update(obj, old, causes)
+        elif (group, kind) == ("", "Secret"):
+            _immutable_data(obj, old, ("data",), causes)
+            _immutable(obj.get("type") or "Opaque", old.get("type") or "Opaque", "type", lambda v: v, causes)
+        elif (group, kind) == ("", "ConfigMap"):
+            _immutable_data(obj, old, ("data", "binaryData"), causes)
+        elif group == RBAC_GROUP and kind in ("RoleBinding", "ClusterRoleBinding"):
+            if _normalize(obj.get("roleRef")) != _normalize(old.get("roleRef")):
+                causes.append(invalid("roleRef", _go_role_ref(obj.get("roleRef")), "cannot change roleRef"))
     if object_size(obj) > ETCD_MAX_REQUEST_BYTES:
         causes.append(too_long("", ETCD_MAX_REQUEST_BYTES))
     return causes

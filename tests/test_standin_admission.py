@@ -468,11 +468,10 @@ def test_dask_custom_resources_are_validated_against_their_crd_schema():
 
 
 def test_an_object_over_etcds_limit_is_refused():
-    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big", "namespace": NS},
-           "data": {"a": "x" * (1024 * 1024), "b": "x" * (600 * 1024)}}
+    obj = pod(containers=[{"name": "c", "image": "i", "env": [{"name": "BIG", "value": "x" * (1600 * 1024)}]}])
     assert sa.size_status(obj)["message"] == "etcdserver: request is too large"
     assert fields(obj) == [""]
-    obj["data"]["b"] = "x"
+    obj["spec"]["containers"][0]["env"][0]["value"] = "x" * (1400 * 1024)
     assert sa.size_status(obj) is None and sa.admit("CREATE", obj, None) == []
 
 
@@ -647,3 +646,87 @@ def test_null_fields_of_a_custom_resource_are_pruned_unless_required():
     assert sa.admit("CREATE", obj, None) == []
     obj["spec"]["worker"]["spec"] = None
     assert fields(obj) == ["spec.worker.spec"]
+
+
+# --- RBAC, ConfigMaps, Secrets --------------------------------------------------------------------------
+
+def role(rules) -> dict:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r", "namespace": NS},
+            "rules": rules}
+
+
+def binding(subjects, ref=None, kind="RoleBinding") -> dict:
+    obj = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": {"name": "b", "namespace": NS},
+           "roleRef": ref or {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+           "subjects": subjects}
+    if kind == "ClusterRoleBinding":
+        del obj["metadata"]["namespace"]
+    return obj
+
+
+def test_role_rules_need_verbs_api_groups_and_resources_and_no_urls_in_a_namespace():
+    assert sa.admit("CREATE", role([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]), None) == []
+    assert message(role([{"apiGroups": [""], "resources": ["pods"], "verbs": []}])) == (
+        'Role.rbac.authorization.k8s.io "r" is invalid: rules[0].verbs: Required value: verbs must contain at least one value')
+    assert message(role([{"resources": ["pods"], "verbs": ["get"]}])).endswith(
+        "rules[0].apiGroups: Required value: resource rules must supply at least one api group")
+    assert message(role([{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}])).endswith(
+        'rules[0].nonResourceURLs: Invalid value: []string{"/healthz"}: namespaced rules cannot apply to non-resource URLs')
+    cluster_role = role([{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}])
+    cluster_role["kind"] = "ClusterRole"
+    del cluster_role["metadata"]["namespace"]
+    assert sa.admit("CREATE", cluster_role, None) == []
+    assert fields(role([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]) | {"metadata": {"name": "a/b", "namespace": NS}}) == ["metadata.name"]
+
+
+def test_bindings_check_role_ref_and_subjects_and_role_ref_is_immutable():
+    sa_subject = {"kind": "ServiceAccount", "name": "runner", "namespace": NS}
+    assert sa.admit("CREATE", binding([sa_subject, {"kind": "User", "name": "me"}]), None) == []  # User's group defaulted
+    assert message(binding([sa_subject], {"apiGroup": "rbac.authorization.k8s.io", "kind": "Secret", "name": "r"})) == (
+        'RoleBinding.rbac.authorization.k8s.io "b" is invalid: roleRef.kind: Unsupported value: "Secret": '
+        'supported values: "Role", "ClusterRole"')
+    assert message(binding([{**sa_subject, "apiGroup": "v1"}])).endswith(
+        'subjects[0].apiGroup: Unsupported value: "v1": supported values: ""')
+    crb = binding([{"kind": "ServiceAccount", "name": "runner"}], {"apiGroup": "rbac.authorization.k8s.io",
+                                                                  "kind": "ClusterRole", "name": "view"}, "ClusterRoleBinding")
+    assert message(crb) == 'ClusterRoleBinding.rbac.authorization.k8s.io "b" is invalid: subjects[0].namespace: Required value'
+    old = binding([sa_subject])
+    new = binding([sa_subject], {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"})
+    assert message(new, old, "UPDATE") == (
+        'RoleBinding.rbac.authorization.k8s.io "b" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:'
+        '"rbac.authorization.k8s.io", Kind:"ClusterRole", Name:"edit"}: cannot change roleRef')
+
+
+def test_config_map_keys_and_total_size():
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": NS},
+          "data": {"flow.py": "print(1)", "A_B-c": ""}}
+    assert sa.admit("CREATE", cm, None) == []
+    bad = copy.deepcopy(cm)
+    bad["data"]["a/b"] = "x"
+    assert message(bad) == (
+        'ConfigMap "c" is invalid: data[a/b]: Invalid value: "a/b": a valid config key must consist of alphanumeric '
+        "characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation "
+        "is '[-._a-zA-Z0-9]+')")
+    big = copy.deepcopy(cm)
+    big["data"]["big"] = "x" * (1024 * 1024)
+    assert message(big) == 'ConfigMap "c" is invalid: []: Too long: must have at most 1048576 bytes'
+
+
+def test_secrets_decode_and_dockerconfigjson_needs_its_key_and_immutable_data_stays():
+    import base64
+
+    def secret(data, stype="Opaque", **extra):
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": NS}, "type": stype,
+                "data": data, **extra}
+
+    enc = base64.b64encode(b'{"auths": {}}').decode()
+    assert sa.admit("CREATE", secret({".dockerconfigjson": enc}, "kubernetes.io/dockerconfigjson"), None) == []
+    assert message(secret({"x": enc}, "kubernetes.io/dockerconfigjson")) == (
+        'Secret "s" is invalid: data[.dockerconfigjson]: Required value')
+    not_json = base64.b64encode(b"{oops").decode()
+    assert fields(secret({".dockerconfigjson": not_json}, "kubernetes.io/dockerconfigjson")) == ["data[.dockerconfigjson]"]
+    assert fields(secret({"k": "not base64!"})) == ["data[k]"]
+    old = secret({"k": enc}, immutable=True)
+    new = secret({"k": base64.b64encode(b"other").decode()}, immutable=True)
+    assert message(new, old, "UPDATE") == 'Secret "s" is invalid: data: Forbidden: field is immutable when `immutable` is set'
+    assert fields(secret({"k": enc}, "kubernetes.io/dockerconfigjson"), secret({"k": enc}), "UPDATE")[-1] == "type"
