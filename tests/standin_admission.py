@@ -616,7 +616,8 @@ def crd_schema(kind: str) -> dict | None:
         return None
     root = Path(list(spec.submodule_search_locations)[0])
     path = root / "operator" / "deployment" / "helm" / "dask-kubernetes-operator" / "crds" / f"{_DASK_KINDS[kind]}.yaml"
-    crd = yaml.safe_load(path.read_text())
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the chart CRDs are 0.3-0.5 MB of YAML
+    crd = yaml.load(path.read_text(), Loader=loader)
     for v in crd["spec"]["versions"]:
         if v["name"] == "v1":
             return v["schema"]["openAPIV3Schema"]
