@@ -491,6 +491,8 @@ def default_object(obj: dict) -> dict:
     group, kind = _group_kind(obj)
     if group == RBAC_GROUP and kind in ("RoleBinding", "ClusterRoleBinding"):
         _default_rbac(obj)
+    if group == DASK_GROUP and crd_schema(kind):
+        _crd_defaults(obj, crd_schema(kind), top=True)
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return obj
@@ -548,6 +550,28 @@ def default_object(obj: dict) -> dict:
                 if "port" in p:
                     p.setdefault("targetPort", p["port"])
     return obj
+
+
+def _crd_defaults(value: Any, schema: dict, top: bool = False) -> None:
+    """Structural defaulting of a custom resource: a missing (or pruned null) field takes its schema's
+    default, only where its parent object exists (apiextensions-apiserver's structuraldefaulting)."""
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for k, sub in props.items():
+            if top and k in ("apiVersion", "kind", "metadata"):
+                continue
+            if value.get(k) is None and "default" in sub and not (k in value and sub.get("nullable")):
+                value[k] = copy.deepcopy(sub["default"])
+            if k in value:
+                _crd_defaults(value[k], sub)
+        addl = schema.get("additionalProperties")
+        if isinstance(addl, dict):
+            for k, v in value.items():
+                if k not in props:
+                    _crd_defaults(v, addl)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for v in value:
+            _crd_defaults(v, schema["items"])
 
 
 def _minor_of_obj(obj: dict) -> int:
@@ -769,8 +793,12 @@ def _builtin_schema_causes(obj: dict, kube_version: str) -> tuple[list[dict], li
     return causes, unknown
 
 
+@functools.lru_cache(maxsize=None)
 def _schema_version(kube_version: str) -> str:
-    return f"1.{_minor(kube_version)}"
+    """The kubernetes-validate schemas of this minor version, or of the nearest one installed."""
+    minor = _minor(kube_version)
+    installed = [int(v.split(".")[1]) for v in kubeschema.supported_versions()]
+    return f"1.{min(installed, key=lambda m: (abs(m - minor), -m))}" if installed else f"1.{minor}"
 
 
 def _convert(err: Any, causes: list[dict], unknown: list[str]) -> None:

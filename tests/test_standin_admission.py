@@ -730,3 +730,12 @@ def test_secrets_decode_and_dockerconfigjson_needs_its_key_and_immutable_data_st
     new = secret({"k": base64.b64encode(b"other").decode()}, immutable=True)
     assert message(new, old, "UPDATE") == 'Secret "s" is invalid: data: Forbidden: field is immutable when `immutable` is set'
     assert fields(secret({"k": enc}, "kubernetes.io/dockerconfigjson"), secret({"k": enc}), "UPDATE")[-1] == "type"
+
+
+def test_custom_resources_take_their_crd_defaults_where_the_parent_exists():
+    obj = dask_cluster()
+    del obj["spec"]["worker"]["replicas"]
+    sa.default_object(obj)
+    assert obj["spec"]["worker"]["replicas"] == 1 and obj["spec"]["idleTimeout"] == 0
+    assert obj["spec"]["scheduler"]["service"]["ports"][0]["protocol"] == "TCP"
+    assert "status" not in obj  # no parent, no default
