@@ -4,12 +4,17 @@ Pure functions over JSON-like dicts, no I/O beyond reading installed schemas; th
 (tests/standin.py) calls them on every write:
 
 - ``default_object(obj)``: the defaults the API server fills before validation (``restartPolicy``,
-  port ``protocol``, a Job's generated selector and ``controller-uid``/``job-name`` labels, ...).
+  port ``protocol``, a Job's generated selector and ``controller-uid``/``job-name`` labels (call it
+  after ``metadata.uid`` is set), a User/Group subject's apiGroup, a Dask CRD's schema defaults, ...).
   ``admit`` applies it to its own copy, so calling it first only matters for what gets stored.
-- ``admit(operation, obj, old)``: the causes of a 422, [] when the server would accept.
+- ``admit(operation, obj, old, kube_version, field_validation="Strict")``: the causes of a 422, [] when
+  the server would accept. Kinds: Pod, Service, Namespace, ConfigMap, Secret, ServiceAccount, the apps
+  workloads, Job, RBAC, the Dask CRDs (schema + metadata); any other kind gets its schema and metadata.
 - ``invalid_status(obj, causes)``: the 422 Status body (``errors.NewInvalid``).
-- ``server_side_apply`` / ``record_write``: ``metadata.managedFields`` and the merge of an apply.
-- ``size_status(obj)``: the answer for an object too large to store.
+- ``server_side_apply`` / ``record_write``: ``metadata.managedFields`` and the merge of an apply;
+  ``Conflict.status()`` is the 409.
+- ``prune_unknown`` / ``unknown_fields``: what fieldValidation Warn/Ignore (and CR pruning) drop.
+- ``size_status(obj)`` / ``body_too_large_status()``: the answers for objects too large to store.
 
 Where the rules and wording come from (Kubernetes 1.31 sources):
   apimachinery util/validation/field/errors.go (ErrorBody: "Required value", "Invalid value: %q: detail"),
@@ -20,7 +25,8 @@ Where the rules and wording come from (Kubernetes 1.31 sources):
   restartPolicy, resources, Services), pkg/apis/apps/validation (ValidatePodTemplateSpecForReplicaSet:
   restartPolicy Always only, no activeDeadlineSeconds, selector matches template labels, immutable
   selector), pkg/apis/batch/validation (Job restartPolicy OnFailure/Never, generated selector, immutable
-  template and selector), pkg/registry/batch/job/strategy.go (generateSelector), kube-openapi validation
+  template and selector), pkg/apis/rbac/validation (rules, roleRef, subjects), pkg/registry/batch/job/
+  strategy.go (generateSelector), apiextensions-apiserver (formats it keeps, null pruning, defaulting), kube-openapi validation
   errors for custom resources ("spec.x in body must be of type integer: \"string\""), and
   structured-merge-diff / apimachinery fieldmanager (managedFields, conflict messages).
 
