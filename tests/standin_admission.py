@@ -1031,6 +1031,11 @@ def _object_meta_update(new: dict, old: dict, causes: list[dict]) -> None:
             causes.append(invalid(f"metadata.{key}", nm.get(key) or "", FIELD_IMMUTABLE))
     if nm.get("uid") and om.get("uid") and nm["uid"] != om["uid"]:  # an empty uid is copied from the old object
         causes.append(invalid("metadata.uid", nm["uid"], FIELD_IMMUTABLE))
+    if om.get("deletionTimestamp"):  # ValidateNoNewFinalizers
+        extra = sorted(set(nm.get("finalizers") or []) - set(om.get("finalizers") or []))
+        if extra:
+            causes.append(forbidden("metadata.finalizers", "no new finalizers can be added if the object is being "
+                                    f"deleted, found new finalizers {_go_strings(extra)}"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -739,3 +739,16 @@ def test_custom_resources_take_their_crd_defaults_where_the_parent_exists():
     assert obj["spec"]["worker"]["replicas"] == 1 and obj["spec"]["idleTimeout"] == 0
     assert obj["spec"]["scheduler"]["service"]["ports"][0]["protocol"] == "TCP"
     assert "status" not in obj  # no parent, no default
+
+
+def test_no_new_finalizers_on_an_object_being_deleted():
+    old = deployment()
+    old["metadata"].update(deletionTimestamp=T0, finalizers=["a.io/x"])
+    removed = copy.deepcopy(old)
+    removed["metadata"]["finalizers"] = []
+    assert sa.admit("UPDATE", removed, old) == []
+    added = copy.deepcopy(old)
+    added["metadata"]["finalizers"] = ["a.io/x", "b.io/y"]
+    assert message(added, old, "UPDATE") == (
+        'Deployment.apps "web" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the '
+        'object is being deleted, found new finalizers []string{"b.io/y"}')
