@@ -110,6 +110,131 @@ class Job(_Strict):
     )
 
 
+# --- deployment: prefect.yaml's words (Prefect 3) ------------------------------------------------
+# Cron, rrule and timezone are checked by dke.deploy.check_deployment (positioned diagnostics):
+# the parsers they need (croniter, dateutil, zoneinfo) are imported only when `schedules` is set.
+
+
+class WorkPool(_Strict):
+    """The Prefect work pool whose Kubernetes worker runs the deployment's flow runs."""
+
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The work pool's name (`dke deploy --pool` wins; default `dke`). `dke deploy` creates "
+        "it (type kubernetes, dke's base job template) when it is missing; several environments may share it.",
+        examples=["k8s-data"],
+    )
+    work_queue_name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The pool's work queue for this deployment's runs (default: the pool's default queue).",
+        examples=["nightly"],
+    )
+    job_variables: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra job variables of the deployment, merged over those dke generates "
+        "(as `work_pool.job_variables` in prefect.yaml).",
+        examples=[{"finished_job_ttl": 3600}],
+    )
+
+
+class _ScheduleCommon(_Strict):
+    timezone: str | None = Field(
+        default=None,
+        min_length=1,
+        description="IANA time zone the schedule is read in, e.g. `Europe/Berlin` (default UTC).",
+        examples=["America/New_York"],
+    )
+    active: bool = Field(default=True, description="Whether the schedule creates runs.", examples=[True])
+    slug: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A name for the schedule, unique in the deployment (Prefect keeps it across updates).",
+        examples=["nightly"],
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Parameters of this schedule's runs, merged over the deployment's.",
+        examples=[{"n": 10}],
+    )
+
+
+class CronSchedule(_ScheduleCommon):
+    """Runs at the times a cron expression names."""
+
+    cron: str = Field(min_length=1, description="A cron expression (five fields, or a nickname such as "
+                      "`@daily`).", examples=["0 2 * * *"])
+    day_or: bool = Field(
+        default=True,
+        description="With both day-of-month and day-of-week set: true runs on either (cron's rule), "
+        "false only when both match.",
+        examples=[True],
+    )
+
+
+class IntervalSchedule(_ScheduleCommon):
+    """Runs every `interval` seconds from `anchor_date`."""
+
+    interval: float = Field(gt=0, description="Seconds between runs.", examples=[3600])
+    anchor_date: str | None = Field(
+        default=None,
+        min_length=1,
+        description="An ISO 8601 date-time the intervals count from (default: when the deployment is made).",
+        examples=["2026-01-01T00:00:00"],
+    )
+
+
+class RRuleSchedule(_ScheduleCommon):
+    """Runs at the times an iCalendar recurrence rule (RFC 5545) names."""
+
+    rrule: str = Field(min_length=1, description="An RFC 5545 recurrence rule.",
+                       examples=["FREQ=WEEKLY;BYDAY=MO,WE,FR;BYHOUR=6"])
+
+
+def _schedule_items_by_key(schema: dict) -> None:
+    """The schedule kind is chosen by its key (cron, interval, rrule), so that a problem is
+    reported against that kind's fields, not against whichever anyOf branch got furthest."""
+    # pydantic lists the branches in the annotation's order: cron, interval, rrule.
+    refs = dict(zip(("cron", "interval", "rrule"), (b["$ref"] for b in schema["items"]["anyOf"])))
+    items: dict = {"$ref": refs["cron"]}  # none of the keys: report against the cron kind
+    for key in ("rrule", "interval", "cron"):
+        items = {"if": {"required": [key]}, "then": {"$ref": refs[key]}, "else": items}
+    schema["items"] = items
+
+
+class Deployment(_Strict):
+    """The Prefect deployment of this environment's flow (`dke deploy`, `dke serve`), in prefect.yaml's words."""
+
+    name: str | None = Field(default=None, min_length=1,
+                             description="The deployment's name (default: the environment's name).",
+                             examples=["nightly"])
+    description: str | None = Field(default=None, description="Shown in the Prefect UI.",
+                                    examples=["Nightly ETL"])
+    tags: list[str] = Field(default_factory=list, description="Tags of the deployment and its runs.",
+                            examples=[["etl", "nightly"]])
+    version: str | None = Field(default=None, min_length=1, description="The deployment's version.",
+                                examples=["0.1.0"])
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Default parameters of its runs, merged over `flow.parameters`.",
+        examples=[{"n": 100}],
+    )
+    paused: bool = Field(default=False, description="A paused deployment's schedules create no runs.",
+                         examples=[False])
+    concurrency_limit: int | None = Field(default=None, ge=1, le=INT32_MAX,
+                                          description="Most runs of this deployment at once.", examples=[1])
+    work_pool: WorkPool = Field(default_factory=WorkPool,
+                                description="Where `dke deploy`'s runs go: the Kubernetes work pool.",
+                                examples=[{"name": "k8s-data"}])
+    schedules: list[CronSchedule | IntervalSchedule | RRuleSchedule] = Field(
+        default_factory=list,
+        json_schema_extra=lambda schema: _schedule_items_by_key(schema),
+        description="When runs start: each item a `cron`, an `interval` or an `rrule` schedule.",
+        examples=[[{"cron": "0 2 * * *", "timezone": "Europe/Berlin"}]],
+    )
+
+
 class Environment(_Strict):
     """One Prefect flow on an ephemeral, autoscaling Dask cluster."""
 
@@ -222,6 +347,13 @@ class Environment(_Strict):
         description="Address of an existing Dask scheduler: run the flow's tasks there instead of "
         "creating a cluster (Prefect 0.x's DaskExecutor(address=...)).",
         examples=["tcp://dask-scheduler.data:8786"],
+    )
+
+    deployment: Deployment | None = Field(
+        default=None,
+        description="The Prefect deployment of the flow: name, tags, parameters, work pool and `schedules`, "
+        "in prefect.yaml's words (`dke deploy`, `dke serve`; see docs/scheduling.md).",
+        examples=[{"name": "nightly", "schedules": [{"cron": "0 2 * * *"}]}],
     )
 
     @property
