@@ -1276,6 +1276,9 @@ def _label_selector(sel: Any, field: str, causes: list[dict]) -> None:
             causes.append(invalid(ep + ".operator", op, "not a valid selector operator"))
         for msg in is_qualified_name(str(e.get("key") or "")):
             causes.append(invalid(ep + ".key", e.get("key") or "", msg))
+        for j, v in enumerate(values):
+            if isinstance(v, str):
+                causes += [invalid(f"{ep}.values[{j}]", v, m) for m in is_valid_label_value(v)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1390,7 +1393,9 @@ def _service(obj: dict, causes: list[dict]) -> None:
             causes += [invalid(ip + ".targetPort", tp, m) for m in is_valid_port_num(tp)]
         key = (p.get("port"), proto)
         if key in seen:
-            causes.append(duplicate(ip, GoRepr(f"core.ServicePort{{Name:{_go_quote(name)}, Protocol:{_go_quote(proto)}, Port:{p.get('port')}}}")))
+            causes.append(duplicate(ip, GoRepr(  # the key struct: only Protocol and Port set
+                f'core.ServicePort{{Name:"", Protocol:{_go_quote(proto)}, AppProtocol:(*string)(nil), Port:{p.get("port")}, '
+                'TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}')))
         seen.add(key)
     _labels(spec.get("selector"), "spec.selector", causes)
 

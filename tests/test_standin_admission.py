@@ -752,3 +752,13 @@ def test_no_new_finalizers_on_an_object_being_deleted():
     assert message(added, old, "UPDATE") == (
         'Deployment.apps "web" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the '
         'object is being deleted, found new finalizers []string{"b.io/y"}')
+
+
+def test_service_ports_are_unique_by_port_and_protocol_and_selector_values_are_label_values():
+    dup = service([{"name": "a", "port": 80}, {"name": "b", "port": 80}])
+    assert message(dup) == (
+        'Service "svc" is invalid: spec.ports[1]: Duplicate value: core.ServicePort{Name:"", Protocol:"TCP", '
+        'AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}')
+    obj = deployment()
+    obj["spec"]["selector"] = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "bad value"]}]}
+    assert "spec.selector.matchExpressions[0].values[1]" in fields(obj)
