@@ -296,8 +296,9 @@ _ENV_MSG = ("a valid environment variable name must consist of alphabetic charac
 _C_IDENT_FMT = "[A-Za-z_][A-Za-z0-9_]*"
 
 
+@functools.lru_cache(maxsize=None)
 def _full(fmt: str) -> re.Pattern:
-    return re.compile("^" + fmt + "$")
+    return re.compile("^(?:" + fmt + r")\Z")  # Go's $: the end of the text, not before a final newline
 
 
 def is_dns1123_label(v: str) -> list[str]:
@@ -353,7 +354,7 @@ def is_valid_label_value(v: str) -> list[str]:
 
 def is_valid_port_name(port: str) -> list[str]:
     errs = [_max_len(15)] if len(port) > 15 else []
-    if not re.match(r"^[-a-z0-9]+$", port):
+    if not re.match(r"^[-a-z0-9]+\Z", port):
         errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
     if not re.match(r"^.*[a-z].*", port):
         errs.append("must contain at least one letter (a-z)")
@@ -851,7 +852,7 @@ def parse_quantity(q: Any) -> tuple[Fraction, str] | None:
         return None
     if isinstance(q, (int, float)):
         return Fraction(q).limit_denominator(10**9), "DecimalSI"
-    if not isinstance(q, str) or not kubeschema.QUANTITY.match(q):
+    if not isinstance(q, str) or "\n" in q or not kubeschema.QUANTITY.match(q):
         return None
     m = re.match(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(.*)$", q)
     assert m

@@ -762,3 +762,9 @@ def test_service_ports_are_unique_by_port_and_protocol_and_selector_values_are_l
     obj = deployment()
     obj["spec"]["selector"] = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "bad value"]}]}
     assert "spec.selector.matchExpressions[0].values[1]" in fields(obj)
+
+
+def test_a_trailing_newline_is_not_a_valid_name_as_with_gos_regexps():
+    obj = deployment()
+    obj["metadata"]["name"] = "web\n"
+    assert fields(obj) == ["metadata.name"]
