@@ -487,7 +487,7 @@ def _default_pod_spec(spec: Any) -> None:
                     p.setdefault("protocol", "TCP")
 
 
-def default_object(obj: dict) -> dict:
+def default_object(obj: dict, kube_version: str = DEFAULT_KUBE_VERSION) -> dict:
     """Fill the defaults the API server sets on create/update before validating; returns obj (changed in place).
 
     For a Job (unless spec.manualSelector) this is the registry's generateSelector: template labels
@@ -530,7 +530,7 @@ def default_object(obj: dict) -> dict:
             spec.setdefault("backoffLimit", 6)
             spec.setdefault("completionMode", "NonIndexed")
             spec.setdefault("suspend", False)
-            if _minor_of_obj(obj) >= 29:
+            if _minor(kube_version) >= 29:  # JobPodReplacementPolicy beta (on by default) from 1.29
                 spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
             uid = meta.get("uid")
             if spec.get("manualSelector") is not True and uid and isinstance(template, dict):
@@ -579,10 +579,6 @@ def _crd_defaults(value: Any, schema: dict, top: bool = False) -> None:
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for v in value:
             _crd_defaults(v, schema["items"])
-
-
-def _minor_of_obj(obj: dict) -> int:
-    return 31
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1646,13 +1642,13 @@ def admit(operation: str, obj: dict, old: dict | None, kube_version: str = DEFAU
     """
     if not isinstance(obj, dict):
         return [invalid("", GoRepr(repr(obj)), "object must be a JSON object")]
-    obj = default_object(copy.deepcopy(obj))
+    obj = default_object(copy.deepcopy(obj), kube_version)
     group, kind = _group_kind(obj)
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     if operation == "CREATE" and kind == "Job" and group == "batch" and not meta.get("uid"):
         # the registry sets the uid before validating (and before generateSelector)
         obj.setdefault("metadata", {})["uid"] = str(uuid.uuid4())
-        default_object(obj)
+        default_object(obj, kube_version)
     if operation == "UPDATE" and old is not None and not meta.get("uid"):
         obj.setdefault("metadata", {})["uid"] = (old.get("metadata") or {}).get("uid")
     causes = schema_causes(obj, kube_version, field_validation)
@@ -1674,7 +1670,7 @@ def admit(operation: str, obj: dict, old: dict | None, kube_version: str = DEFAU
     elif group == RBAC_GROUP and kind in ("RoleBinding", "ClusterRoleBinding"):
         _role_binding(obj, kind == "RoleBinding", causes)
     if operation == "UPDATE" and old is not None:
-        old = default_object(copy.deepcopy(old))
+        old = default_object(copy.deepcopy(old), kube_version)
         _object_meta_update(obj, old, causes)
         spec, ospec = obj.get("spec") or {}, old.get("spec") or {}
         if (group, kind) == ("batch", "Job"):

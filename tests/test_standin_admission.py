@@ -768,3 +768,9 @@ def test_a_trailing_newline_is_not_a_valid_name_as_with_gos_regexps():
     obj = deployment()
     obj["metadata"]["name"] = "web\n"
     assert fields(obj) == ["metadata.name"]
+
+
+@pytest.mark.parametrize("version", ["1.25", "1.27", "1.31", "1.35", "1.37"])
+def test_every_installed_version_accepts_the_basic_objects(version):
+    for obj in (deployment(), job(), pod(), service([{"port": 80}]), dask_cluster()):
+        assert sa.admit("CREATE", obj, None, kube_version=version) == [], (version, obj["kind"])
