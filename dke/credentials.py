@@ -73,7 +73,7 @@ def registry_of(image: str) -> str:
 
 def _normalize_registry(server: str) -> str:
     server = server.split("://", 1)[-1]
-    server = server.split("/", 1)[0]
+    server = server.split("/", 1)[0].lower()  # a host name: case does not matter
     return "docker.io" if server in ("index.docker.io", "registry-1.docker.io", "docker.io") else server
 
 
@@ -106,8 +106,7 @@ def _json_type(value: Any) -> str:
         return "a boolean"
     if isinstance(value, (int, float)):
         return "a number"
-    return "an object" if isinstance(value, Mapping) else "a list" if isinstance(value, list) else (
-        f"a {type(value).__name__}")
+    return "an object" if isinstance(value, Mapping) else f"a {type(value).__name__}"  # "a list", or a Python type
 
 
 def _prefect_api_configured() -> bool:

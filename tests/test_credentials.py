@@ -230,3 +230,122 @@ def test_a_config_that_is_not_json_is_not_quoted(tmp_path):
 def test_an_unreadable_config_names_the_reason(tmp_path):
     path = tmp_path / "missing.json"
     assert _refused(str(path)) == f"--docker-config {path}: cannot read it (No such file or directory)"
+
+
+# ---------------------------------------------------------------- what mutation testing found untested
+
+
+def test_the_dockerconfigjson_and_the_values_to_mask():
+    creds = lookup("REG", IMAGE, environ={"REG": json.dumps(GOOD)}, prefect_loader=no_prefect)
+    auth = base64.b64encode(b"robot:pa55-word!").decode()
+    assert json.loads(creds.dockerconfigjson()) == {"auths": {"ghcr.io": {
+        "username": "robot", "password": "pa55-word!", "auth": auth, "email": "robot@acme.io"}}}
+    assert creds.secret_values() == ("pa55-word!", auth)
+
+
+def test_the_environment_is_read_when_none_is_given(monkeypatch):
+    monkeypatch.setenv("DKE_TEST_REG", json.dumps(GOOD))
+    assert lookup("DKE_TEST_REG", IMAGE, prefect_loader=no_prefect).source == "the environment variable DKE_TEST_REG"
+
+
+@pytest.mark.parametrize("raised, said", [
+    (LookupError("reg"), "no Prefect Secret block 'reg'; "),
+    (ImportError("prefect"), "no Prefect Secret block 'reg' looked up (Prefect is not installed); "),
+])
+def test_what_was_tried_is_listed_exactly(raised, said):
+    def loader(name):
+        raise raised
+
+    with pytest.raises(CredentialsError) as caught:
+        lookup("REG", IMAGE, environ={}, prefect_loader=loader)
+    assert caught.value.message == (
+        "private_registry is true but the registry credentials 'REG' were not found: no environment variable REG; "
+        f"{said}no --docker-config PATH. Provide JSON with the keys docker-server, docker-username, "
+        "docker-password, docker-email")
+
+
+def test_a_missing_key_message_in_full():
+    with pytest.raises(CredentialsError) as caught:
+        lookup("REG", IMAGE, environ={"REG": json.dumps({"docker-server": "ghcr.io"})}, prefect_loader=no_prefect)
+    assert caught.value.message == ("the environment variable REG lacks the key(s) docker-username, "
+                                    "docker-password, docker-email (it needs docker-server, docker-username, "
+                                    "docker-password, docker-email)")
+
+
+@pytest.mark.parametrize("url, configured", [("http://127.0.0.1:4200/api", True), ("", False)])
+def test_a_prefect_api_is_configured_by_the_variable_or_prefect_settings(monkeypatch, url, configured):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    assert credentials._prefect_api_configured() is configured
+    monkeypatch.delenv("PREFECT_API_URL")
+    with temporary_settings(updates={PREFECT_API_URL: url or None}):
+        assert credentials._prefect_api_configured() is configured
+
+
+def test_without_prefect_no_api_is_configured(monkeypatch):
+    import sys
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setitem(sys.modules, "prefect.settings", None)  # import fails as if not installed
+    assert credentials._prefect_api_configured() is False
+
+
+def test_the_prefect_secret_block_is_loaded_by_its_name(monkeypatch):
+    from prefect.blocks.system import Secret
+
+    asked = []
+
+    class Block:
+        def get(self):
+            return GOOD
+
+    def load(name, *args, **kwargs):
+        asked.append(name)
+        if name != "reg":
+            raise ValueError(f"Unable to find block document named {name}")
+        return Block()
+
+    monkeypatch.setattr(Secret, "load", load)
+    assert credentials._load_prefect_secret("reg") == GOOD and asked == ["reg"]
+    with pytest.raises(LookupError):
+        credentials._load_prefect_secret("other")
+
+
+@pytest.mark.parametrize("key, image", [
+    ("https://index.docker.io/v1/", "python:3.11"), ("index.docker.io", "acme/etl:1"),
+    ("registry-1.docker.io", "python:3.11"), ("docker.io", "library/python:3.11"),
+    ("https://ghcr.io/v2/", IMAGE), ("GHCR.io", IMAGE),
+    ("https://ghcr.io/login?next=https://example.org", IMAGE),  # only the first scheme counts
+])
+def test_a_docker_config_entry_is_found_by_its_registry_host(tmp_path, key, image):
+    path = _config(tmp_path, {key: {"auth": SECRET_AUTH}})
+    assert lookup("REG", image, path, environ={}, prefect_loader=no_prefect).server == key
+
+
+def test_a_docker_config_entry_of_another_host_is_not_taken(tmp_path):
+    for key in ("https://example.org/ghcr.io", "ghcr.io.example.org", "index.docker.io.example.org"):
+        path = _config(tmp_path, {key: {"auth": SECRET_AUTH}})
+        with pytest.raises(CredentialsError):
+            lookup("REG", "python:3.11" if "docker" in key else IMAGE, path, environ={}, prefect_loader=no_prefect)
+
+
+def test_docker_config_entries_in_every_form(tmp_path):
+    path = _config(tmp_path, {
+        "quay.io": {"auth": "eDp5"},  # another registry first: skipped, not the end of the search
+        "ghcr.io": {"username": "robot", "password": "pa:ss", "email": "robot@acme.io"},
+    })
+    creds = lookup("REG", IMAGE, path, environ={}, prefect_loader=no_prefect)
+    assert (creds.server, creds.username, creds.password, creds.email, creds.source) == (
+        "ghcr.io", "robot", "pa:ss", "robot@acme.io", f"--docker-config {path}")
+    # a username without a password: the auth gives both; a ':' in the password stays in it
+    path = _config(tmp_path, {"ghcr.io": {"username": "robot", "auth": base64.b64encode(b"robot:pa:ss").decode()}})
+    creds = lookup("REG", IMAGE, path, environ={}, prefect_loader=no_prefect)
+    assert (creds.username, creds.password, creds.email) == ("robot", "pa:ss", "")
+
+
+@pytest.mark.parametrize("content", [[], "auths", {"auths": {}}, {"auths": None}])
+def test_a_docker_config_of_another_shape_has_no_credentials(tmp_path, content):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(content))
+    assert _refused(str(path)) == f"--docker-config {path} has no credentials for the registry ghcr.io"
