@@ -61,9 +61,10 @@ import functools
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from dke import kubeschema
 
@@ -296,7 +297,7 @@ _ENV_MSG = ("a valid environment variable name must consist of alphabetic charac
 _C_IDENT_FMT = "[A-Za-z_][A-Za-z0-9_]*"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _full(fmt: str) -> re.Pattern:
     return re.compile("^(?:" + fmt + r")\Z")  # Go's $: the end of the text, not before a final newline
 
@@ -592,9 +593,7 @@ class _Key(str):
 def _path_str(path: Iterable[Any]) -> str:
     out = ""
     for p in path:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif isinstance(p, _Key):
+        if isinstance(p, int) or isinstance(p, _Key):
             out += f"[{p}]"
         else:
             out += ("." if out else "") + str(p)
@@ -627,7 +626,7 @@ def _strip_nulls(v: Any) -> Any:
     return v
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def crd_schema(kind: str) -> dict | None:
     """openAPIV3Schema of a Dask CRD (v1), from the helm chart's resolved CRDs shipped in dask_kubernetes.
 
@@ -674,7 +673,7 @@ _CRD_FORMATS = {"bsonobjectid", "uri", "email", "hostname", "ipv4", "ipv6", "cid
                 "date", "duration", "datetime"}
 
 
-def _crd_errors(value: Any, schema: dict, path: list[Any], causes: list[dict], unknown: list[str]) -> None:
+def _crd_errors(value: Any, schema: dict, path: list[Any], causes: list[dict]) -> None:
     """Structural-schema validation as apiextensions-apiserver does (kube-openapi messages)."""
     name = _path_str(path)
     if value is None:
@@ -706,16 +705,13 @@ def _crd_errors(value: Any, schema: dict, path: list[Any], causes: list[dict], u
         addl = schema.get("additionalProperties")
         for k, v in value.items():
             if k in props:
-                _crd_errors(v, props[k], path + [k], causes, unknown)
+                _crd_errors(v, props[k], path + [k], causes)
             elif isinstance(addl, dict):
-                _crd_errors(v, addl, path + [_Key(k)], causes, unknown)
-            elif not schema.get("x-kubernetes-preserve-unknown-fields") and not (addl is True) and not (not props and t != "object"):
-                if path == [] and k in ("apiVersion", "kind", "metadata"):
-                    continue
-                unknown.append(_path_str(path + [k]))
+                _crd_errors(v, addl, path + [_Key(k)], causes)
+            # fields the schema does not declare: prune_unknown
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, v in enumerate(value):
-            _crd_errors(v, schema["items"], path + [i], causes, unknown)
+            _crd_errors(v, schema["items"], path + [i], causes)
 
 
 def _type_value(v: Any) -> str:
@@ -726,15 +722,14 @@ def schema_causes(obj: dict, kube_version: str, field_validation: str = "Strict"
     """Causes from the OpenAPI schema of obj's kind (none for a kind without a schema)."""
     group, kind = _group_kind(obj)
     causes: list[dict] = []
-    unknown: list[str] = []
     if group == DASK_GROUP:
         schema = crd_schema(kind)
         if schema is None:
             return []
         top = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-        _crd_errors(top, schema, [], causes, unknown)
+        _crd_errors(top, schema, [], causes)
     else:
-        causes, unknown = _builtin_schema_causes(obj, kube_version)
+        causes = _builtin_schema_causes(obj, kube_version)
     if field_validation == "Strict":
         causes += [invalid_unknown(f) for f in prune_unknown(obj, kube_version)[1]]  # in document order
     return causes
@@ -782,21 +777,20 @@ def prune_unknown(obj: dict, kube_version: str = DEFAULT_KUBE_VERSION) -> tuple[
     return walk(copy.deepcopy(obj), schema, []), removed
 
 
-def _builtin_schema_causes(obj: dict, kube_version: str) -> tuple[list[dict], list[str]]:
+def _builtin_schema_causes(obj: dict, kube_version: str) -> list[dict]:
     try:
         validator = kubeschema.validator_for(kubeschema.schema_file_for(obj), _schema_version(kube_version))
     except kubeschema.UnsupportedKubeVersion:
-        return [], []
+        return []
     if validator is None:
-        return [], []
+        return []
     causes: list[dict] = []
-    unknown: list[str] = []
     for err in validator.iter_errors(_strip_nulls(obj)):
-        _convert(err, causes, unknown)
-    return causes, unknown
+        _convert(err, causes)
+    return causes
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _schema_version(kube_version: str) -> str:
     """The kubernetes-validate schemas of this minor version, or of the nearest one installed."""
     minor = _minor(kube_version)
@@ -804,19 +798,16 @@ def _schema_version(kube_version: str) -> str:
     return f"1.{min(installed, key=lambda m: (abs(m - minor), -m))}" if installed else f"1.{minor}"
 
 
-def _convert(err: Any, causes: list[dict], unknown: list[str]) -> None:
+def _convert(err: Any, causes: list[dict]) -> None:
     if err.context:  # oneOf/anyOf: report the branch that went deepest
         best = max(err.context, key=lambda e: len(e.absolute_path))
         if len(best.absolute_path) > len(err.absolute_path) or best.validator != "type":
-            _convert(best, causes, unknown)
+            _convert(best, causes)
             return
     path = list(err.absolute_path)
     name = _schema_path(path)
-    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        props = err.schema.get("properties") or {}
-        for k in err.instance:
-            if k not in props:
-                unknown.append(_schema_path(path + [k]))
+    if err.validator == "additionalProperties":
+        pass  # unknown fields: prune_unknown, in document order
     elif err.validator == "required":
         missing = re.match(r"^'(.*)' is a required property$", err.message)
         field = _schema_path(path + [missing.group(1)]) if missing else name

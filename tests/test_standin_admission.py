@@ -6,7 +6,6 @@ import copy
 import json
 
 import pytest
-
 import standin_admission as sa
 
 NS = "default"
