@@ -750,31 +750,35 @@ def prune_unknown(obj: dict, kube_version: str = DEFAULT_KUBE_VERSION) -> tuple[
     schema, defs = _root_schema(obj, kube_version)
     removed: list[str] = []
 
-    def walk(value: Any, node: dict, path: list[Any]) -> Any:
+    def walk(value: Any, node: dict, path: list[Any], structural: bool) -> Any:
+        structural = structural and "$ref" not in node  # a CRD's own schema, not Kubernetes' definitions
         s = _resolve(node, defs)
         if isinstance(value, dict):
-            if s.get("x-kubernetes-preserve-unknown-fields") or not (s.get("properties") or isinstance(s.get("additionalProperties"), dict)):
+            if s.get("x-kubernetes-preserve-unknown-fields"):
                 return value
+            if not (s.get("properties") or isinstance(s.get("additionalProperties"), dict)) and not (
+                    structural and s.get("type") == "object"):
+                return value  # a free-form built-in type (FieldsV1, RawExtension); a CRD's bare object prunes all
             props = s.get("properties") or {}
             addl = s.get("additionalProperties")
             out = {}
             for k, v in value.items():
                 if k in props:
-                    out[k] = walk(v, props[k], path + [k])
+                    out[k] = walk(v, props[k], path + [k], structural)
                 elif isinstance(addl, dict):
-                    out[k] = walk(v, addl, path + [_Key(k)])
+                    out[k] = walk(v, addl, path + [_Key(k)], structural)
                 elif not path and k in ("apiVersion", "kind"):
                     out[k] = v
                 else:
                     removed.append(_path_str(path + [k]))
             return out
         if isinstance(value, list) and isinstance(s.get("items"), dict):
-            return [walk(v, s["items"], path + [i]) for i, v in enumerate(value)]
+            return [walk(v, s["items"], path + [i], structural) for i, v in enumerate(value)]
         return value
 
     if not schema:
         return copy.deepcopy(obj), []
-    return walk(copy.deepcopy(obj), schema, []), removed
+    return walk(copy.deepcopy(obj), schema, [], _group_kind(obj)[0] == DASK_GROUP), removed
 
 
 def _builtin_schema_causes(obj: dict, kube_version: str) -> list[dict]:

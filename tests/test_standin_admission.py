@@ -773,3 +773,12 @@ def test_a_trailing_newline_is_not_a_valid_name_as_with_gos_regexps():
 def test_every_installed_version_accepts_the_basic_objects(version):
     for obj in (deployment(), job(), pod(), service([{"port": 80}]), dask_cluster()):
         assert sa.admit("CREATE", obj, None, kube_version=version) == [], (version, obj["kind"])
+
+
+def test_a_crds_bare_object_prunes_everything_but_kubernetes_free_form_fields_keep_theirs():
+    autoscaler = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler",
+                  "metadata": {"name": "a", "namespace": NS}, "spec": {"cluster": "c", "minimum": 1, "maximum": 3},
+                  "status": {"lastScale": 2}}
+    assert sa.unknown_fields(autoscaler) == ["status.lastScale"]
+    live = sa.server_side_apply(None, deployment(), "dke", False, T0)
+    assert sa.unknown_fields(live) == []  # managedFields' fieldsV1 is free-form
