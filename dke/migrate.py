@@ -210,6 +210,12 @@ class _Plan:
             spec_path: tuple = ("spec",)
         else:
             spec_path = ()
+            fields = _podspec_fields()
+            if data and fields and not set(data) & fields:
+                raise _Refused(1, 1, "not a spec file: none of its keys is a PodSpec field (an environment.yaml? "
+                                     "dke migrate takes the files named by worker_spec_file/scheduler_spec_file)")
+        if spec_path and data.get("spec") is None:
+            return  # a Pod with no spec adds nothing to dke's pod
         spec = _get(data, spec_path)
         if not isinstance(spec, dict):
             raise _Refused(self.line_of(spec_path), 1, "the pod spec must be a mapping")
@@ -237,6 +243,7 @@ class _Plan:
     def manifest(self) -> None:
         data = self.data
         kind, api = data.get("kind"), data.get("apiVersion")
+        kind = kind if isinstance(kind, str) or kind is None else repr(kind)
         where = ("kind",) if "kind" in data else ()
         if kind in JOB_KINDS:
             self.refuse(where, f"a {api or 'batch/v1'} {kind} is not a pod spec: dke creates the Job that runs the "
@@ -251,7 +258,7 @@ class _Plan:
                         "instead of replicas", key=bool(where))
             return
         if kind != "Pod":
-            shown = f"kind {kind!r}" if kind is not None else "no kind"
+            shown = f"kind {kind}" if kind is not None else "no kind"
             self.refuse(where, f"{shown}: a spec file is a Pod manifest (kind: Pod) or a bare PodSpec",
                         key=bool(where))
             return
@@ -290,7 +297,7 @@ class _Plan:
             return
         if self.role is None:
             # a container already named as one of dke's is dke-shaped: its name says the role
-            named = {c.get("name") for c in containers} & set(daskcli.ROLES)
+            named = {c.get("name") for c in containers if isinstance(c.get("name"), str)} & set(daskcli.ROLES)
             if len(named) == 1:
                 self.role = named.pop()
         role_named = [i for i, c in enumerate(containers) if self.role and c.get("name") == self.role]
@@ -325,6 +332,9 @@ class _Plan:
         if others:
             self.refuse(path + (others[0], "name"), f"container {role!r} does not run Dask, but the Dask container "
                         f"must be named {role!r} (dke's specs merge containers by name); rename this one")
+            return
+        if not c:
+            self.refuse(path + (index,), f"the {role} container is empty; give it `name: {role}`")
             return
         if "name" not in c:
             self.change(self.line_of(path + (index,)), f"added name: {role} to the Dask container (dke's "
@@ -410,7 +420,6 @@ class _Plan:
                           "command folded into args (dke's Dask container runs its program from args)"))
         for line, message in sorted(lines, key=lambda x: x[0]):
             self.change(line, message)
-        new = [w for i, w in enumerate(argv) for w in (actions[i] if i in actions else [w])]
         if not command and not actions:
             return
         if not command:
@@ -425,15 +434,17 @@ class _Plan:
             self.rewrite_seq(path + ("args",), shifted, texts)
             self.delete_entry(path, "command")
         else:
+            if "args" in c:  # `args: null`
+                self.delete_entry(path, "args")
             self.rewrite_seq(path + ("command",), actions, [])
             self.rename_key(path, "command", "args")
-        assert [str(w) for w in _get(self.data, path).get("args")] == new
 
     def operator_env(self, path: tuple, c: dict) -> None:
         env = c.get("env")
         if not isinstance(env, list):
             return
-        gone = [i for i, e in enumerate(env) if isinstance(e, dict) and e.get("name") in OPERATOR_ENV]
+        gone = [i for i, e in enumerate(env) if isinstance(e, dict) and isinstance(e.get("name"), str)
+                and e["name"] in OPERATOR_ENV]
         for i in gone:
             name = env[i]["name"]
             self.change(self.line_of(path + ("env", i)), f"removed env {name} ({OPERATOR_ENV[name]})")
@@ -687,6 +698,17 @@ def _get(data: Any, path: tuple) -> Any:
     for part in path:
         data = data[part]
     return data
+
+
+def _podspec_fields() -> set[str]:
+    """The keys a bare PodSpec may have (empty when the Kubernetes schemas are not installed)."""
+    from dke.kubeschema import DEFAULT_KUBE_VERSION, UnsupportedKubeVersion, validator_for
+
+    try:
+        validator = validator_for("podspec-v1.json", DEFAULT_KUBE_VERSION)
+    except UnsupportedKubeVersion:
+        return set()
+    return set(validator.schema.get("properties", {})) if validator is not None else set()
 
 
 def _argv(c: dict) -> list[str] | None:

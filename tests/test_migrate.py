@@ -225,7 +225,8 @@ def test_aliases_are_refused_rather_than_edited_twice():
     assert result.refusals and result.text == text
 
 
-@pytest.mark.parametrize("text", ["- a\n- b\n", "just text\n", "kind: Service\napiVersion: v1\n"])
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just text\n", "kind: Service\napiVersion: v1\n",
+                                  "name: etl\nimage: x:1\nflow: {entrypoint: f.py:f}\n"])
 def test_what_is_not_a_pod_spec_is_refused(text):
     result = migrate(text, "x.yaml")
     assert result.refusals and result.text == text
