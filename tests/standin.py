@@ -46,7 +46,8 @@ log = logging.getLogger("standin")
 
 NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease", auth.OPERATOR_NAMESPACE]
 OPERATOR = "dask-kubernetes-operator"
-OPERATOR_COMMAND = ["kopf", "run", "-m", "dask_kubernetes.operator.controller"]
+# dask-kubernetes' controller + the upstream fix of a race not yet released (see standin_operator.py).
+OPERATOR_COMMAND = ["kopf", "run", str(Path(__file__).parent / "standin_operator.py")]
 # The image's CMD minus --liveness (nothing probes it here) plus --standalone (no peering CRD).
 OPERATOR_ARGS = ["--all-namespaces", "--standalone"]
 

@@ -112,12 +112,22 @@ def invalid(obj: dict, causes: list[dict]) -> ApiError:
                                 {"name": name, "kind": obj.get("kind"), "causes": causes}))
 
 
-def admit(operation: str, obj: dict, old: dict | None, kube_version: str) -> None:
+def admit(operation: str, obj: dict, old: dict | None, kube_version: str, field_validation: str,
+          warnings: list[str]) -> dict:
+    """Validating admission; returns the object to store (unknown fields pruned unless Strict)."""
     if admission is None:
-        return
-    causes = admission.admit(operation, obj, old, kube_version)
+        return obj
+    causes = admission.admit(operation, obj, old, kube_version, field_validation=field_validation)
     if causes:
         raise invalid(obj, causes)
+    if field_validation != "Strict":
+        obj, removed = admission.prune_unknown(obj, kube_version)
+        if field_validation == "Warn":
+            warnings.extend(f'unknown field "{path}"' for path in removed)
+    too_large = admission.size_status(obj)
+    if too_large:
+        raise ApiError(too_large)
+    return obj
 
 
 def _crude_apply(live: dict | None, applied: dict) -> dict:
@@ -184,15 +194,15 @@ def default_object(res: Resource, obj: dict, cluster: "Cluster") -> None:
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
     elif kind in (("apps", "Deployment"), ("apps", "ReplicaSet")) and spec is not None:
         spec.setdefault("replicas", 1)
-        spec.setdefault("revisionHistoryLimit", 10)
         if res.kind == "Deployment":
+            spec.setdefault("revisionHistoryLimit", 10)
             spec.setdefault("progressDeadlineSeconds", 600)
             spec.setdefault("strategy", {"type": "RollingUpdate",
                                          "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
         template = spec.get("template")
         if isinstance(template, dict) and isinstance(template.get("spec"), dict):
             _default_pod_spec(template["spec"])
-        obj["status"] = {}
+        obj["status"] = {"replicas": 0} if res.kind == "ReplicaSet" else {}
     elif kind == ("batch", "Job") and spec is not None:
         spec.setdefault("parallelism", 1)
         spec.setdefault("completions", 1)
@@ -260,6 +270,7 @@ class Cluster:
         self.url = ""
         self.ca_data = ""  # base64 PEM of the serving certificate, for kubeconfigs
         self.request_log: list[tuple[str, str, int, str]] = []  # method, path, status, user (for tests)
+        self.warnings: list[str] = []  # of the request being handled: sent as Warning headers
 
     def _rbac_objects(self, plural: str, namespace: str | None) -> list[dict]:
         return [o for o in self.store.list(("rbac.authorization.k8s.io", plural), namespace)]
@@ -286,7 +297,7 @@ class Cluster:
     # ---- verbs (the admission pipeline; the caller authorized) ----
 
     def create(self, res: Resource, namespace: str | None, body: Any, manager: str = "",
-               dry_run: bool = False, subresource: str = "") -> dict:
+               dry_run: bool = False, subresource: str = "", field_validation: str = "Warn") -> dict:
         if not isinstance(body, dict):
             raise bad_request("the body of the request was in an unknown format")
         obj = copy.deepcopy(body)
@@ -310,11 +321,13 @@ class Cluster:
         m["creationTimestamp"] = now()
         m["generation"] = 1
         default_object(res, obj, self)
+        if admission is not None:
+            admission.default_object(obj)
         if res.kind == "Pod" and res.group == "":
             self._check_service_account(obj)
+        obj = admit("CREATE", obj, None, self.kube_version, field_validation, self.warnings)
         if manager:
             obj = record_write(None, obj, manager)
-        admit("CREATE", obj, None, self.kube_version)
         name = m.get("name") or ""
         if self.store.get(res, m.get("namespace"), name) is not None:
             raise already_exists(res, name)
@@ -360,7 +373,8 @@ class Cluster:
         return obj
 
     def replace(self, res: Resource, namespace: str | None, name: str, new: dict, old: dict, manager: str = "",
-                dry_run: bool = False, subresource: str = "", operation: str = "UPDATE") -> dict:
+                dry_run: bool = False, subresource: str = "", operation: str = "UPDATE",
+                field_validation: str = "Warn") -> dict:
         """The update path shared by PUT, every PATCH and the controllers' own writes."""
         if not isinstance(new, dict):
             raise bad_request("the body of the request was in an unknown format")
@@ -397,9 +411,11 @@ class Cluster:
                                                             "apiVersion", "kind")}
         if desired(new) != desired(old):
             m["generation"] = int(om.get("generation") or 1) + 1
+        if admission is not None:
+            admission.default_object(new)
+        new = admit("UPDATE", new, old, self.kube_version, field_validation, self.warnings)
         if manager and operation != "APPLY":
             new = record_write(old, new, manager)
-        admit("UPDATE", new, old, self.kube_version)
         if new == old or (json.dumps(new, sort_keys=True) == json.dumps(old, sort_keys=True)):
             return old
         if dry_run:
@@ -409,7 +425,8 @@ class Cluster:
         return self.store.update(res, new)
 
     def patch(self, res: Resource, namespace: str | None, name: str, body: Any, content_type: str,
-              manager: str = "", force: bool = False, dry_run: bool = False, subresource: str = "") -> tuple[dict, int]:
+              manager: str = "", force: bool = False, dry_run: bool = False, subresource: str = "",
+              field_validation: str = "Warn") -> tuple[dict, int]:
         ns = namespace if res.namespaced else None
         live = self.store.get(res, ns, name)
         if content_type.startswith(APPLY_PATCH):
@@ -425,9 +442,9 @@ class Cluster:
                 if res.namespaced:
                     meta(applied).setdefault("namespace", ns)
                 meta(applied)["name"] = name
-                return self.create(res, ns, applied, "", dry_run), 201
+                return self.create(res, ns, applied, "", dry_run, field_validation="Strict"), 201
             merged = server_side_apply(live, body, manager, force)
-            return self.replace(res, ns, name, merged, live, manager, dry_run, subresource, "APPLY"), 200
+            return self.replace(res, ns, name, merged, live, manager, dry_run, subresource, "APPLY", "Strict"), 200
         if live is None:
             raise not_found(res, name)
         try:
@@ -449,7 +466,8 @@ class Cluster:
         if not (isinstance(body, dict) and (body.get("metadata") or {}).get("resourceVersion")):
             # A patch without a resourceVersion is not a precondition.
             meta(new)["resourceVersion"] = live["metadata"].get("resourceVersion")
-        return self.replace(res, ns, name, new, live, manager, dry_run, subresource), 200
+        return self.replace(res, ns, name, new, live, manager, dry_run, subresource,
+                            field_validation=field_validation), 200
 
     def update_status(self, res: Resource, obj: dict, status: dict) -> dict | None:
         """A controller's status write (no admission of user fields; a new resourceVersion + event)."""
@@ -642,13 +660,18 @@ def make_app(cluster: Cluster) -> aiohttp.web.Application:
             if not cluster.authorizer.allowed(user, attrs):
                 body = auth.forbidden_status(user, attrs, cluster.authorizer.reason(user, attrs))
                 return _json(body, 403)
+            cluster.warnings = []
             response = await dispatch(request, query, user)
+            for warning in cluster.warnings:
+                response.headers.add("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
         except ApiError as e:
             response = _json(e.body, e.body.get("code", 500))
         except Exception as e:  # noqa: BLE001 - the API server answers 500 and keeps serving
             log.exception("internal error on %s %s", request.method, request.path)
             response = _json(status_body(500, "InternalError", f"Internal error occurred: {e}"), 500)
         cluster.request_log.append((request.method, request.path_qs, response.status, user_name))
+        log.info("%s %s %s %s %s", user_name, request.method, request.path_qs, request.content_type,
+                 response.status)
         return response
 
     async def dispatch(request: aiohttp.web.Request, query: dict, user: auth.User) -> aiohttp.web.StreamResponse:
@@ -700,6 +723,10 @@ def make_app(cluster: Cluster) -> aiohttp.web.Application:
                     raise bad_request(f"the body of the request was in an unknown format: {e}") from None
         dry_run = query.get("dryRun") == "All"
         manager = _manager(request, query)
+        field_validation = query.get("fieldValidation") or "Warn"
+        if field_validation not in ("Strict", "Warn", "Ignore"):
+            raise bad_request(f"fieldValidation: invalid value {field_validation!r}: must be one of Ignore, Warn, "
+                              "Strict")
         method = request.method
         if sub == "log" and method == "GET":
             return await serve_log(request, res, namespace, name, query)
@@ -739,13 +766,15 @@ def make_app(cluster: Cluster) -> aiohttp.web.Application:
         if method == "GET":
             return _json(cluster.get(res, namespace, name))
         if method == "POST" and name is None:
-            return _json(cluster.create(res, namespace, body, manager, dry_run), 201)
+            return _json(cluster.create(res, namespace, body, manager, dry_run, field_validation=field_validation),
+                         201)
         if method == "PUT" and name is not None:
             live = cluster.get(res, namespace, name)
-            return _json(cluster.replace(res, namespace, name, body, live, manager, dry_run, sub or ""))
+            return _json(cluster.replace(res, namespace, name, body, live, manager, dry_run, sub or "",
+                                         field_validation=field_validation))
         if method == "PATCH" and name is not None:
             obj, code = cluster.patch(res, namespace, name, body, request.content_type or MERGE_PATCH, manager,
-                                      query.get("force") == "true", dry_run, sub or "")
+                                      query.get("force") == "true", dry_run, sub or "", field_validation)
             return _json(obj, code)
         if method == "DELETE" and name is not None:
             options = dict(body or {})
