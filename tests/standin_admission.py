@@ -1114,6 +1114,40 @@ def _container_ports(ports: Any, path: list[Any], causes: list[dict]) -> None:
             causes.append(not_supported(_path_str(ip + ["protocol"]), proto, ["SCTP", "TCP", "UDP"]))
 
 
+_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+
+
+def _probe(probe: Any, path: list[Any], success_must_be_one: bool, causes: list[dict]) -> None:
+    """validateProbe/validateHandler, after SetDefaults_Probe and SetDefaults_HTTPGetAction."""
+    if not isinstance(probe, dict):
+        return
+    handlers = [h for h in _HANDLERS if probe.get(h) is not None]
+    if not handlers:
+        causes.append(required(_path_str(path), "must specify a handler type"))
+    elif len(handlers) > 1:
+        causes.append(forbidden(_path_str(path + [handlers[1]]), "may not specify more than 1 handler type"))
+    http = probe.get("httpGet")
+    if isinstance(http, dict):
+        port = http.get("port")
+        fp = _path_str(path + ["httpGet", "port"])
+        msgs = is_valid_port_name(port) if isinstance(port, str) else is_valid_port_num(port)
+        causes += [invalid(fp, port, m) for m in msgs]
+        scheme = http.get("scheme") or "HTTP"
+        if scheme not in ("HTTP", "HTTPS"):
+            causes.append(not_supported(_path_str(path + ["httpGet", "scheme"]), scheme, ["HTTP", "HTTPS"]))
+    tcp = probe.get("tcpSocket")
+    if isinstance(tcp, dict):
+        port = tcp.get("port")
+        msgs = is_valid_port_name(port) if isinstance(port, str) else is_valid_port_num(port)
+        causes += [invalid(_path_str(path + ["tcpSocket", "port"]), port, m) for m in msgs]
+    for key in ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"):
+        v = probe.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+            causes.append(invalid(_path_str(path + [key]), v, "must be greater than or equal to 0"))
+    if success_must_be_one and probe.get("successThreshold", 1) != 1:
+        causes.append(invalid(_path_str(path + ["successThreshold"]), probe.get("successThreshold"), "must be 1"))
+
+
 def _containers(items: Any, path: list[Any], volumes: set[str], names: set[str], causes: list[dict],
                 kube_version: str, for_pod: bool, is_init: bool) -> None:
     for i, c in enumerate(items if isinstance(items, list) else []):
@@ -1152,6 +1186,13 @@ def _containers(items: Any, path: list[Any], volumes: set[str], names: set[str],
             elif mpath in mounts:
                 causes.append(invalid(_path_str(mp + ["mountPath"]), mpath, "must be unique"))
             mounts.add(mpath)
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            if c.get(probe) is None:
+                continue
+            if is_init and c.get("restartPolicy") != "Always":
+                causes.append(forbidden(_path_str(ip + [probe]), "may not be set for init containers without restartPolicy=Always"))
+                continue
+            _probe(c[probe], ip + [probe], probe != "readinessProbe", causes)
         _resources(c.get("resources"), ip + ["resources"], causes)
         # validateContainers: names unique among containers; validateInitContainers: also against them
         if name and name in names:

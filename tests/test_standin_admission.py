@@ -782,3 +782,17 @@ def test_a_crds_bare_object_prunes_everything_but_kubernetes_free_form_fields_ke
     assert sa.unknown_fields(autoscaler) == ["status.lastScale"]
     live = sa.server_side_apply(None, deployment(), "dke", False, T0)
     assert sa.unknown_fields(live) == []  # managedFields' fieldsV1 is free-form
+
+
+def test_probes_need_one_handler_valid_ports_and_liveness_success_threshold_one():
+    def probed(**probe):
+        return pod(containers=[{"name": "c", "image": "i", "readinessProbe": probe}])
+
+    assert sa.admit("CREATE", probed(httpGet={"port": "http-dashboard", "path": "/health"}, periodSeconds=1), None) == []
+    assert message(probed(periodSeconds=1)) == (
+        'Pod "p" is invalid: spec.containers[0].readinessProbe: Required value: must specify a handler type')
+    assert fields(probed(tcpSocket={"port": 0})) == ["spec.containers[0].readinessProbe.tcpSocket.port"]
+    live = pod(containers=[{"name": "c", "image": "i", "livenessProbe": {"exec": {"command": ["true"]}, "successThreshold": 2}}])
+    assert message(live).endswith("spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1")
+    init = pod(initContainers=[{"name": "i", "image": "i", "readinessProbe": {"exec": {"command": ["true"]}}}])
+    assert fields(init) == ["spec.initContainers[0].readinessProbe"]
