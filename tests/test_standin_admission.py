@@ -796,3 +796,15 @@ def test_probes_need_one_handler_valid_ports_and_liveness_success_threshold_one(
     assert message(live).endswith("spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1")
     init = pod(initContainers=[{"name": "i", "image": "i", "readinessProbe": {"exec": {"command": ["true"]}}}])
     assert fields(init) == ["spec.initContainers[0].readinessProbe"]
+
+
+def test_an_integer_probe_port_in_a_dask_cluster_is_refused_as_on_a_real_cluster():
+    # dask/dask-kubernetes#778: the chart's CRDs declare IntOrString as `type: string, format: int-or-string`
+    obj = dask_cluster()
+    obj["spec"]["worker"]["spec"]["containers"][0]["livenessProbe"] = {"httpGet": {"port": 8788, "path": "/health"}}
+    assert message(obj) == (
+        'DaskCluster.kubernetes.dask.org "dc" is invalid: spec.worker.spec.containers[0].livenessProbe.httpGet.port: '
+        'Invalid value: "integer": spec.worker.spec.containers[0].livenessProbe.httpGet.port in body must be of type '
+        'string: "integer"')
+    obj["spec"]["worker"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"] = "http-dashboard"
+    assert sa.admit("CREATE", obj, None) == []
