@@ -438,7 +438,7 @@ def test_null_fields_are_treated_as_absent_like_go_decoding_does():
 def dask_cluster(**worker) -> dict:
     podspec = {"containers": [{"name": "worker", "image": "ghcr.io/dask/dask:latest", "args": ["dask", "worker"]}]}
     return {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster", "metadata": {"name": "dc", "namespace": NS},
-            "spec": {"scheduler": {"spec": podspec, "service": {"ports": [
+            "spec": {"scheduler": {"spec": copy.deepcopy(podspec), "service": {"ports": [
                 {"name": "tcp-comm", "port": 8786, "targetPort": "tcp-comm"}]}},
                 "worker": {"replicas": 1, "spec": podspec, **worker}}}
 
