@@ -18,6 +18,7 @@ from typing import Any
 from dke import daskcli
 from dke.diagnostics import DkeError
 from dke.load import parse_yaml
+from dke.podtemplate import CLASSIC_NAMES
 
 # Set by the Dask operator on every scheduler/worker container; a static value breaks it.
 OPERATOR_ENV = {
@@ -295,13 +296,17 @@ class _Plan:
             self.container_name(path, containers, index)
             self.dask_args(path + (index,), containers[index], dask)
             return
+        names = [c.get("name") if isinstance(c.get("name"), str) else None for c in containers]
         if self.role is None:
-            # a container already named as one of dke's is dke-shaped: its name says the role
-            named = {c.get("name") for c in containers if isinstance(c.get("name"), str)} & set(daskcli.ROLES)
-            if len(named) == 1:
-                self.role = named.pop()
-        role_named = [i for i, c in enumerate(containers) if self.role and c.get("name") == self.role]
-        index = role_named[0] if role_named else (0 if len(containers) == 1 else None)
+            # a name says the role: dke's own (already dke-shaped), else an unambiguous classic one
+            for table in ({r: (r,) for r in daskcli.ROLES}, CLASSIC_NAMES):
+                roles = {r for r, known in table.items() for n in names if n in known and n != "dask"}
+                if len(roles) == 1:
+                    self.role = roles.pop()
+                    break
+        role_named = [i for i, n in enumerate(names) if self.role and n == self.role]
+        classic = [i for i, n in enumerate(names) if self.role and n in CLASSIC_NAMES[self.role]]
+        index = (role_named or classic or [0 if len(containers) == 1 else None])[0]
         if index is None:
             return  # extra containers beside dke's own Dask container: nothing to translate
         c = containers[index]

@@ -182,12 +182,18 @@ def test_windows_line_endings_stay():
 
 
 def test_a_sole_container_without_a_program_needs_the_role():
-    text = "containers:\n- name: dask-worker\n  resources: {limits: {cpu: '1'}}\n"
+    text = "containers:\n- name: dask\n  resources: {limits: {cpu: '1'}}\n"
     refused = migrate(text, "w.yaml")
     assert refused.text == text and "--role" in refused.refusals[0].message
     assert refused.refusals[0].line == 2
     result = migrate(text, "w.yaml", role="worker")
-    assert result.text == text.replace("dask-worker", "worker")
+    assert result.text == text.replace("dask", "worker")
+
+
+def test_a_classic_name_says_the_role_and_which_container_runs_dask():
+    text = "containers:\n- name: sidecar\n  args: [sleep, infinity]\n- name: dask-scheduler\n  resources: {}\n"
+    result = migrate(text, "s.yaml")
+    assert not result.refusals and "- name: scheduler\n" in result.text and "- name: sidecar\n" in result.text
 
 
 def test_a_container_without_a_name_gets_one():

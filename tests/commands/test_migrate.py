@@ -127,7 +127,7 @@ def test_usage_errors_are_exit_2(args):
 
 def test_role_for_a_container_that_names_no_program(tmp_path):
     spec = tmp_path / "w.yaml"
-    spec.write_text("containers:\n- name: dask-worker\n  resources: {limits: {cpu: '1'}}\n")
+    spec.write_text("containers:\n- name: dask\n  resources: {limits: {cpu: '1'}}\n")
     assert dke("migrate", str(spec)).exit_code == 1
     result = dke("migrate", "--role", "worker", str(spec))
     assert result.exit_code == 0 and "- name: worker\n" in spec.read_text()
