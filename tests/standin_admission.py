@@ -810,7 +810,15 @@ def _convert(err: Any, causes: list[dict]) -> None:
             return
     path = list(err.absolute_path)
     name = _schema_path(path)
-    if err.validator == "additionalProperties":
+    if err.validator in ("oneOf", "anyOf") and err.context and all(e.validator == "type" for e in err.context):
+        want: list[str] = []  # an IntOrString given something else: one type error naming both types
+        for e in err.context:
+            for t in e.validator_value if isinstance(e.validator_value, list) else [e.validator_value]:
+                if t != "null" and t not in want:
+                    want.append(t)
+        got = _type_value(err.instance)
+        causes.append(_cause("FieldValueTypeInvalid", name, got, f"{name} in body must be of type {','.join(sorted(want))}: {_go_quote(got)}"))
+    elif err.validator == "additionalProperties":
         pass  # unknown fields: prune_unknown, in document order
     elif err.validator == "required":
         missing = re.match(r"^'(.*)' is a required property$", err.message)
@@ -1422,7 +1430,7 @@ def _service(obj: dict, causes: list[dict]) -> None:
         tp = p.get("targetPort")
         if isinstance(tp, str):
             causes += [invalid(ip + ".targetPort", tp, m) for m in is_valid_port_name(tp)]
-        elif tp is not None:
+        elif isinstance(tp, int) and not isinstance(tp, bool):  # other types: the schema's type error
             causes += [invalid(ip + ".targetPort", tp, m) for m in is_valid_port_num(tp)]
         key = (p.get("port"), proto)
         if key in seen:

@@ -808,3 +808,10 @@ def test_an_integer_probe_port_in_a_dask_cluster_is_refused_as_on_a_real_cluster
         'string: "integer"')
     obj["spec"]["worker"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"] = "http-dashboard"
     assert sa.admit("CREATE", obj, None) == []
+
+
+def test_an_int_or_string_given_a_boolean_names_both_types():
+    obj = service([{"port": 80, "targetPort": True}])
+    assert sa.admit("CREATE", obj, None) == [{
+        "reason": "FieldValueTypeInvalid", "field": "spec.ports[0].targetPort",
+        "message": 'Invalid value: "boolean": spec.ports[0].targetPort in body must be of type integer,string: "boolean"'}]
