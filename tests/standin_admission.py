@@ -16,6 +16,14 @@ Pure functions over JSON-like dicts, no I/O beyond reading installed schemas; th
 - ``prune_unknown`` / ``unknown_fields``: what fieldValidation Warn/Ignore (and CR pruning) drop.
 - ``size_status(obj)`` / ``body_too_large_status()``: the answers for objects too large to store.
 
+Wiring notes for the server (tests/standin_api.py):
+- pass the request's ``fieldValidation`` to ``admit(..., field_validation=...)`` (kubectl sends Strict, or
+  Ignore with --validate=false; other clients send nothing, which a real server treats as Warn: store
+  ``prune_unknown(obj)[0]`` and answer a ``Warning: 299 - "unknown field \"spec.foo\""`` header per path);
+- ``record_write(..., subresource="scale"|"status")`` for writes through those subresources, so an apply
+  conflict names them ('conflict with "kubectl" with subresource "scale" using apps/v1');
+- ``size_status(obj)`` before ``admit`` gives the real 500 for an object etcd would refuse.
+
 Where the rules and wording come from (Kubernetes 1.31 sources):
   apimachinery util/validation/field/errors.go (ErrorBody: "Required value", "Invalid value: %q: detail"),
   apimachinery api/errors NewInvalid (message '<Kind>.<group> "<name>" is invalid: ...', one error bare,
