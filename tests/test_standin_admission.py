@@ -815,3 +815,15 @@ def test_an_int_or_string_given_a_boolean_names_both_types():
     assert sa.admit("CREATE", obj, None) == [{
         "reason": "FieldValueTypeInvalid", "field": "spec.ports[0].targetPort",
         "message": 'Invalid value: "boolean": spec.ports[0].targetPort in body must be of type integer,string: "boolean"'}]
+
+
+def test_a_conflict_with_a_scale_subresource_writer_names_the_subresource():
+    live = sa.server_side_apply(None, applied(), "dke", False, T0)
+    scaled = copy.deepcopy(live)
+    scaled["spec"]["replicas"] = 4
+    out = sa.record_write(live, scaled, "kubectl", T1, subresource="scale")
+    assert out["metadata"]["managedFields"][1]["subresource"] == "scale"
+    with pytest.raises(sa.Conflict) as err:
+        sa.server_side_apply(out, applied(), "dke", False, T2)
+    assert err.value.status()["message"] == (
+        'Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas')
