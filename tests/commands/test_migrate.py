@@ -144,3 +144,35 @@ def test_mode_symlink_and_byte_order_mark_are_kept(tmp_path):
     assert real.read_bytes() == b"\xef\xbb\xbfapiVersion: v1\nkind: Pod\nspec: {}\n"
     assert real.stat().st_mode & 0o777 == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.yaml", "real.yaml"]
+
+
+@pytest.mark.parametrize("name", TRANSLATABLE)
+def test_a_migrated_file_compiles_to_one_named_dask_container_with_the_users_settings(tmp_path, name):
+    from dke.compile import compile_traced
+    from dke.pipeline import load_environment
+
+    spec = copy(tmp_path, name)
+    role = EXPECTED[name]["role"]
+    env = environment(tmp_path, name, role, FLOW_IMAGE)
+    assert dke("migrate", "--image", FLOW_IMAGE, str(spec)).exit_code == 0
+    loaded = load_environment(str(env), (), (), "1.35")
+    assert loaded.ok(True), loaded.diagnostics
+    pod = compile_traced(loaded).cluster["spec"][role]["spec"]
+    migrated = YAML(typ="safe").load(spec.read_text())
+    migrated = migrated.get("spec", {}) if "kind" in migrated else migrated
+
+    dask = [c for c in pod["containers"] if "dask" in (c.get("args") or [])[:1]]
+    assert len(dask) == 1 and dask[0]["name"] == role
+    args = dask[0]["args"]
+    if role == "worker":
+        assert args.count("--name") == 1 and args[args.index("--name") + 1] == "$(DASK_WORKER_NAME)"
+    assert pod.get("restartPolicy", "Always") == "Always"
+    for key, value in migrated.items():  # placement, tolerations, affinity, volumes, pull secrets
+        if key != "containers":
+            assert pod[key] == value, key
+    mine = next(c for c in migrated["containers"] if c["name"] == role)
+    for key in ("resources", "volumeMounts", "imagePullPolicy"):
+        assert dask[0].get(key) == mine.get(key), key
+    names = [e["name"] for e in dask[0].get("env", [])]
+    assert len(names) == len(set(names))
+    assert [e for e in dask[0].get("env", []) if e in mine.get("env", [])] == mine.get("env", [])
