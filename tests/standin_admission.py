@@ -2109,18 +2109,19 @@ def record_write(old: dict | None, new: dict, manager: str, now: str, kube_versi
     now_set: set[tuple] = set()
     _fieldset(body_new, schema, defs, (), now_set, True)
     if subresource == "status" and isinstance(new.get("status"), dict):
-        _fieldset(new["status"], (_resolve(schema, defs).get("properties") or {}).get("status") or {}, defs, ("f:status",), now_set, True)
-    elif subresource == "" and isinstance(new.get("status"), dict) and old is None:
-        pass
+        status_schema = (_resolve(schema, defs).get("properties") or {}).get("status") or {}
+        _fieldset(new["status"], status_schema, defs, ("f:status",), now_set, True)
     api_version = str(new.get("apiVersion") or "")
     entries = _entries(old)
     if old is None:
         changed = now_set
     else:
+        # a value that changed, or a map / list item that did not exist before
+        leaves = _leaves(now_set)
         changed = set()
         for p in now_set:
-            ov, nv = _get(old, p), _get(new, p)
-            if ov is _MISSING or _normalize(ov) != _normalize(nv):
+            ov = _get(old, p)
+            if ov is _MISSING or (p in leaves and _normalize(ov) != _normalize(_get(new, p))):
                 changed.add(p)
     out: list[dict] = []
     found = False

@@ -827,3 +827,14 @@ def test_a_conflict_with_a_scale_subresource_writer_names_the_subresource():
         sa.server_side_apply(out, applied(), "dke", False, T2)
     assert err.value.status()["message"] == (
         'Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas')
+
+
+def test_record_write_takes_a_map_only_when_it_creates_it():
+    created = sa.record_write(None, deployment(), "kr8s", T0)
+    relabelled = copy.deepcopy(created)
+    relabelled["spec"]["template"]["metadata"]["labels"]["tier"] = "x"
+    relabelled["spec"]["selector"]["matchLabels"]["tier"] = "x"
+    out = sa.record_write(created, relabelled, "editor", T1)
+    editor = out["metadata"]["managedFields"][1]
+    assert editor["manager"] == "editor"
+    assert editor["fieldsV1"]["f:spec"]["f:template"]["f:metadata"] == {"f:labels": {"f:tier": {}}}
