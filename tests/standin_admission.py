@@ -2028,7 +2028,12 @@ def _leaves(paths: set[tuple]) -> set[tuple]:
 
 def server_side_apply(live: dict | None, applied: dict, manager: str, force: bool, now: str,
                       kube_version: str = DEFAULT_KUBE_VERSION) -> dict:
-    """The object after applying `applied` as `manager` (see the seam in /tmp/briefs/standin_seam.md)."""
+    """The object after applying `applied` as `manager` (create when live is None).
+
+    Records the manager's Apply entry in metadata.managedFields; raises Conflict when another manager
+    owns a field this apply would change, unless force (then the field moves to this manager); removes
+    the fields this manager applied before, no longer applies and nobody else owns. Never touches status.
+    """
     schema, defs = _root_schema(applied, kube_version)
     applied_clean = copy.deepcopy(applied)
     (applied_clean.get("metadata") or {}).pop("managedFields", None)
