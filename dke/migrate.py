@@ -373,14 +373,17 @@ class _Plan:
         # what becomes of each word: None keeps it, else the words that replace it ([] removes it)
         actions: dict[int, list[str]] = {}
         lines: list[tuple[int, str]] = []
+
+        def said(index: int, message: str) -> None:
+            lines.append((self.line_of(at(index)), message))
+
         program = argv[dask.start:dask.program_end]
         current = list(getattr(dask, "current", ()) or ("dask", role))
         if program != current:
             actions[dask.start] = current
             for i in range(dask.start + 1, dask.program_end):
                 actions[i] = []
-            lines.append((self.line_of(at(dask.start)), f"{' '.join(program)} -> {' '.join(current)} (the "
-                          "program as current releases install it)"))
+            said(dask.start, f"{' '.join(program)} -> {' '.join(current)} (the program as current releases install it)")
         renamed = daskcli.RENAMED.get(role, {})
         managed = daskcli.MANAGED.get(role, {})
         unknown_refused = False
@@ -400,22 +403,21 @@ class _Plan:
             if successor is None:
                 for i in words:
                     actions[i] = []
-                lines.append((self.line_of(at(flag.index)), f"removed {shown} (no current distributed has "
-                              f"{flag.flag}{'; dke serves the dashboard' if 'bokeh' in flag.flag else ''})"))
+                why = "; dke serves the dashboard" if "bokeh" in flag.flag else ""
+                said(flag.index, f"removed {shown} (no current distributed has {flag.flag}{why})")
             elif successor in managed:
                 for i in words:
                     actions[i] = []
-                lines.append((self.line_of(at(flag.index)), f"removed {shown} ({managed[successor]})"))
+                said(flag.index, f"removed {shown} ({managed[successor]})")
             elif successor != flag.flag:
                 word = argv[flag.index]
                 actions[flag.index] = [successor + word[len(flag.flag):]]
-                lines.append((self.line_of(at(flag.index)), f"{flag.flag} -> {successor} (renamed in distributed)"))
+                said(flag.index, f"{flag.flag} -> {successor} (renamed in distributed)")
         positionals = list(parsed.positionals)
         if role == "worker" and positionals and positionals[0][0] not in actions:
             i, address = positionals.pop(0)
             actions[i] = []
-            lines.append((self.line_of(at(i)), f"removed the scheduler address {address} (the operator gives "
-                          "every worker DASK_SCHEDULER_ADDRESS)"))
+            said(i, f"removed the scheduler address {address} (the operator gives every worker DASK_SCHEDULER_ADDRESS)")
         if positionals:
             i, word = positionals[0]
             self.refuse(at(i), f"unexpected argument {word!r} to dask {role}; remove it")
@@ -677,7 +679,7 @@ class _Plan:
         if gone:
             self.delete_items(node, gone)
         data = _get(self.data, path)
-        new = [w for i, old in enumerate(data) for w in (actions[i] if i in actions else [old])]
+        new = [w for i, old in enumerate(data) for w in actions.get(i, [old])]
         data[:] = [_unquote(t) for t in prepend] + new
 
     def key_end(self, path: tuple) -> int:
@@ -707,7 +709,11 @@ def _get(data: Any, path: tuple) -> Any:
 
 def _podspec_fields() -> set[str]:
     """The keys a bare PodSpec may have (empty when the Kubernetes schemas are not installed)."""
-    from dke.kubeschema import DEFAULT_KUBE_VERSION, UnsupportedKubeVersion, validator_for
+    from dke.kubeschema import (
+        DEFAULT_KUBE_VERSION,
+        UnsupportedKubeVersion,
+        validator_for,
+    )
 
     try:
         validator = validator_for("podspec-v1.json", DEFAULT_KUBE_VERSION)
