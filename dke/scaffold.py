@@ -45,6 +45,11 @@ def image_versions() -> dict[str, str]:
     return versions
 
 
+# dke's own release, by URL: the name `dke` on PyPI belongs to an unrelated package, so a
+# `dke==X` pin could install someone else's code into every pod.
+DKE_SOURCE = "https://github.com/dke-dev/dke/archive/refs/tags/v{version}.tar.gz"
+
+
 def dockerfile(versions: Mapping[str, str]) -> str:
     """The flow image's Dockerfile, pinned to `versions` (see image_versions)."""
     pins = "".join(f' \\\n        "{p}=={versions[p]}"' for p in IMAGE_PACKAGES if p in versions)
@@ -65,7 +70,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \\
 
 # The flow's own dependencies go here too, pinned (e.g. "pandas==2.2.3").
 RUN pip install --no-cache-dir \\
-        "dke[kube]=={versions["dke"]}"{pins} \\
+        "dke[kube] @ {DKE_SOURCE.format(version=versions["dke"])}"{pins} \\
     && useradd --create-home --uid {IMAGE_UID} --user-group flow
 
 # Relative flow entrypoints (flows/etl.py:etl) resolve against the working directory.

@@ -36,12 +36,15 @@ def hadolint(path: Path) -> subprocess.CompletedProcess:
 
 
 def pinned_versions(text: str) -> dict[str, str]:
-    """The versions a Dockerfile pins (its base Python and every "pkg==version")."""
+    """The versions a Dockerfile pins (its base Python, every "pkg==version", dke's release URL)."""
     base = re.search(r"^FROM python:(\S+)-slim$", text, re.M)
     assert base, "the base is not python:X.Y.Z-slim"
     code = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
     pins = dict(re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[a-z,]+\])?==([^"]+)"', code))
-    return {"python": base.group(1), **pins}
+    # dke by its release URL, never by name: `dke` on PyPI is an unrelated package
+    assert "dke" not in pins
+    (release,) = re.findall(r'"dke\[kube\] @ https://github\.com/dke-dev/dke/archive/refs/tags/v([^"]+)\.tar\.gz"', code)
+    return {"python": base.group(1), "dke": release, **pins}
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)

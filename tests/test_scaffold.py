@@ -27,7 +27,7 @@ def test_the_dockerfile_pins_the_given_versions_and_leaves_missing_packages_to_d
     versions = {"python": "3.12.4", "dke": "0.9.0", "prefect": "3.1.0", "distributed": "2025.1.0"}
     text = scaffold("demo", versions)["Dockerfile"]
     assert "FROM python:3.12.4-slim\n" in text
-    assert '"dke[kube]==0.9.0"' in text and '"prefect==3.1.0"' in text and '"distributed==2025.1.0"' in text
+    assert '"dke[kube] @ https://github.com/dke-dev/dke/archive/refs/tags/v0.9.0.tar.gz"' in text and '"prefect==3.1.0"' in text and '"distributed==2025.1.0"' in text
     # Not installed where init ran (a CLI without the kube extra): dke[kube] brings them in.
     assert "prefect-dask" not in text.split("FROM", 1)[1] and "dask-kubernetes" not in text.split("FROM", 1)[1]
 
