@@ -176,3 +176,16 @@ def test_a_migrated_file_compiles_to_one_named_dask_container_with_the_users_set
     names = [e["name"] for e in dask[0].get("env", [])]
     assert len(names) == len(set(names))
     assert [e for e in dask[0].get("env", []) if e in mine.get("env", [])] == mine.get("env", [])
+
+
+def test_the_migration_page_shows_what_dke_migrate_does(tmp_path):
+    page = (Path(__file__).resolve().parents[2] / "docs" / "migrating-from-prefect-0.x.md").read_text()
+    section = page.split("## Migrating spec files", 1)[1]
+    blocks = [b.split("\n", 1)[1] for b in section.split("```")[1::2]]
+    before, printed, after = blocks[0], blocks[1], blocks[2]
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "worker.yaml").write_text(before)
+    result = dke("migrate", "--image", "ghcr.io/acme/etl-flow:0.1.0", "specs/worker.yaml", cwd=tmp_path)
+    assert result.exit_code == 0
+    assert result.stdout == printed
+    assert (tmp_path / "specs" / "worker.yaml").read_text() == after
