@@ -1704,6 +1704,9 @@ def admit(operation: str, obj: dict, old: dict | None, kube_version: str = DEFAU
     if operation == "UPDATE" and old is not None and not meta.get("uid"):
         obj.setdefault("metadata", {})["uid"] = (old.get("metadata") or {}).get("uid")
     causes = schema_causes(obj, kube_version, field_validation)
+    type_errors = [c for c in causes if c["reason"] == "FieldValueTypeInvalid"]
+    if type_errors and group != DASK_GROUP:
+        return type_errors  # a built-in object that does not decode is never validated further
     info = _KINDS.get((group, kind))
     if info is not None:
         _object_meta(obj, info[0], info[1], causes)

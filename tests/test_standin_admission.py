@@ -838,3 +838,10 @@ def test_record_write_takes_a_map_only_when_it_creates_it():
     editor = out["metadata"]["managedFields"][1]
     assert editor["manager"] == "editor"
     assert editor["fieldsV1"]["f:spec"]["f:template"]["f:metadata"] == {"f:labels": {"f:tier": {}}}
+
+
+def test_a_built_in_object_with_a_wrong_type_gets_only_the_type_error():
+    obj = pod(containers=[{"name": "c", "image": "i", "ports": [{"containerPort": "8786"}]}])
+    assert sa.admit("CREATE", obj, None) == [{
+        "reason": "FieldValueTypeInvalid", "field": "spec.containers[0].ports[0].containerPort",
+        "message": 'Invalid value: "string": spec.containers[0].ports[0].containerPort in body must be of type integer: "string"'}]
