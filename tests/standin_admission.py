@@ -43,7 +43,8 @@ Approximations (deliberate, so the module stays small):
   ("cannot unmarshal string into Go struct field ...") and, for unknown fields, answers 400
   'strict decoding error: unknown field "spec.foo"' under fieldValidation=Strict (kubectl's default) or
   drops them with a warning under Warn (the server default for other clients). Here both are 422
-  causes: type errors in kube-openapi's wording (exactly what a custom resource gets), unknown fields as
+  causes: type errors in kube-openapi's wording (exactly what a custom resource gets; for a built-in
+  kind they are the only causes, as decoding stops the real server before validation), unknown fields as
   '<field>: field not declared in schema' (the server's SSA wording). ``field_validation="Warn"`` or
   "Ignore" skips unknown fields (``unknown_fields``/``prune_unknown`` let the caller drop them).
 - Go's ``%#v`` of structs (immutable selector, template, ownerReferences) is rendered close to Go's
