@@ -26,6 +26,8 @@ COMMANDS = {
     "run": "Run the flow on this machine, on a local Dask cluster.",
     "apply": "Run the flow on Kubernetes: create the objects and the run's Job.",
     "diff": "Show what apply would change in the cluster.",
+    "deploy": "Create or update the flow's Prefect deployment, run by Prefect's Kubernetes worker.",
+    "serve": "Serve the deployment and its schedules here, each run on a local Dask cluster.",
     "status": "List the runs of an environment.",
     "logs": "Print the logs of a run's runner pod.",
     "delete": "Delete a run, or every object of an environment.",

@@ -72,6 +72,10 @@ def load_environment(
     from dke.checks import check_environment, check_spec_file
 
     loaded.diagnostics.extend(check_environment(env, merged, loaded.base_dir))
+    if isinstance(merged.data, dict) and merged.data.get("deployment"):
+        from dke.deploy import check_deployment  # cron/rrule parsers only when there are schedules
+
+        loaded.diagnostics.extend(check_deployment(env, merged))
     for key in ("scheduler_spec_file", "worker_spec_file"):
         name = getattr(env, key)
         if not name:

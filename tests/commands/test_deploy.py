@@ -1,0 +1,172 @@
+"""`dke deploy` end to end: a real Prefect server, the kmock emulator for the standing objects,
+the deployment and the work pool read back through the Prefect API."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from kube_emulator import run_dke, served_emulator
+from prefect_support import temporary_server
+
+FLOW = '''from prefect import flow
+
+
+@flow(name="etl-flow")
+def etl(n: int = 3, label: str = "x"):
+    return n
+'''
+
+ENVIRONMENT = """\
+name: etl
+namespace: data
+image: ghcr.io/acme/etl:1.0
+flow:
+  entrypoint: flows/etl.py:etl
+  parameters: {n: 5}
+deployment:
+  name: nightly
+  description: the nightly etl
+  tags: [etl, nightly]
+  version: "1.0"
+  parameters: {label: night}
+  concurrency_limit: 1
+  work_pool: {name: k8s-data, job_variables: {env: {EXTRA: "1"}}}
+  schedules:
+    - {interval: 60, slug: every-minute, parameters: {n: 7}}
+    - {cron: "0 2 * * *", timezone: Europe/Berlin, active: false, slug: two-am}
+"""
+
+
+@pytest.fixture(scope="module")
+def prefect_url(tmp_path_factory):
+    yield from fresh_server(tmp_path_factory.mktemp("prefect"))
+
+
+def fresh_server(directory):
+    """A temporary Prefect server with its own database (not the one under ~/.prefect)."""
+    from dke.flowrun import exported
+
+    with exported("PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{directory}/prefect.db"):
+        with temporary_server() as url:
+            yield url
+
+
+@pytest.fixture
+def cluster(tmp_path, fast_kube):
+    with served_emulator() as served:
+        served.emulator.install_dask_operator()
+        served.config = served.kubeconfig(tmp_path / "kubeconfig", namespace="data")
+        yield served
+
+
+@pytest.fixture
+def environment(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "etl.py").write_text(FLOW)
+    path = tmp_path / "environment.yaml"
+    path.write_text(ENVIRONMENT)
+    return path
+
+
+@pytest.fixture
+def client(prefect_url, monkeypatch):
+    from prefect.client.orchestration import get_client
+
+    from dke.flowrun import api_url_settings
+
+    monkeypatch.setenv("PREFECT_API_URL", prefect_url)
+    with api_url_settings(prefect_url), get_client(sync_client=True) as c:
+        yield c
+
+
+def test_deploy_creates_pool_deployment_schedules_and_standing_objects_then_is_idempotent(
+        cluster, environment, client, capsys):
+    code, out, err = run_dke(capsys, "deploy", str(environment), "--kubeconfig", cluster.config)
+    assert code == 0, err
+    assert out.splitlines() == ["serviceaccount/etl-runner created", "role/etl-runner created",
+                                "rolebinding/etl-runner created", "work pool k8s-data created",
+                                "deployment etl-flow/nightly created"]
+    assert "prefect worker start --pool k8s-data --type kubernetes" in err
+    assert not cluster.emulator.stored("jobs", "data")  # runs are the worker's to start
+
+    deployment = client.read_deployment_by_name("etl-flow/nightly")
+    assert deployment.parameters == {"n": 5, "label": "night"}  # deployment's over the flow's
+    assert sorted(deployment.tags) == ["etl", "nightly"] and deployment.version == "1.0"
+    assert deployment.description == "the nightly etl" and deployment.global_concurrency_limit.limit == 1
+    assert deployment.work_pool_name == "k8s-data" and deployment.entrypoint == "flows/etl.py:etl"
+    # the parameter schema comes from the flow's signature
+    assert set(deployment.parameter_openapi_schema["properties"]) == {"n", "label"}
+    assert deployment.parameter_openapi_schema["properties"]["n"]["type"] == "integer"
+    manifest = deployment.job_variables["job_manifest"]
+    assert manifest["metadata"]["generateName"] == "etl-"
+    runner = manifest["spec"]["template"]["spec"]["containers"][0]
+    assert runner["command"] == ["dke", "incluster"] and runner["image"] == "ghcr.io/acme/etl:1.0"
+    assert manifest["spec"]["template"]["spec"]["serviceAccountName"] == "etl-runner"
+    assert deployment.job_variables["env"] == {"EXTRA": "1"} and deployment.job_variables["namespace"] == "data"
+    by_slug = {s.slug: s for s in deployment.schedules}
+    assert by_slug["every-minute"].schedule.interval == datetime.timedelta(seconds=60)
+    assert by_slug["every-minute"].parameters == {"n": 7} and by_slug["every-minute"].active
+    assert by_slug["two-am"].schedule.cron == "0 2 * * *" and by_slug["two-am"].schedule.timezone == "Europe/Berlin"
+    assert not by_slug["two-am"].active
+
+    pool = client.read_work_pool("k8s-data")
+    assert pool.type == "kubernetes"
+    assert pool.base_job_template["job_configuration"]["job_manifest"] == "{{ job_manifest }}"
+
+    # the active interval schedule makes scheduled runs (the server's scheduler service would;
+    # the temporary server runs none, so ask it as `prefect deployment` does through the API)
+    response = client.request("POST", f"/deployments/{deployment.id}/schedule", json={"max_runs": 3})
+    response.raise_for_status()
+    runs = client.request("POST", "/flow_runs/filter",
+                          json={"flow_runs": {"deployment_id": {"any_": [str(deployment.id)]}}}).json()
+    assert len(runs) == 3 and {r["state"]["type"] for r in runs} == {"SCHEDULED"}
+    assert all(r["parameters"] == {"n": 7, "label": "night"} for r in runs)
+
+    # again: nothing changes, nothing is re-created (an upsert would drop the scheduled runs)
+    code, out, err = run_dke(capsys, "deploy", str(environment), "--kubeconfig", cluster.config)
+    assert code == 0, err
+    assert "work pool k8s-data unchanged" in out and "deployment etl-flow/nightly unchanged" in out
+    assert client.read_deployment_by_name("etl-flow/nightly").id == deployment.id
+    still = client.request("POST", "/flow_runs/filter",
+                           json={"flow_runs": {"deployment_id": {"any_": [str(deployment.id)]}}}).json()
+    assert len(still) == 3
+
+    # a change: --dry-run shows it and exits 1, sends nothing; then deploy applies it
+    environment.write_text(ENVIRONMENT.replace("concurrency_limit: 1", "concurrency_limit: 2"))
+    code, out, _ = run_dke(capsys, "deploy", str(environment), "--kubeconfig", cluster.config, "--dry-run")
+    assert code == 1
+    assert "deployment etl-flow/nightly configured (dry run)" in out
+    assert '-  "concurrency_limit": 1,' in out and '+  "concurrency_limit": 2,' in out
+    assert client.read_deployment_by_name("etl-flow/nightly").global_concurrency_limit.limit == 1
+    code, out, err = run_dke(capsys, "deploy", str(environment), "--kubeconfig", cluster.config)
+    assert code == 0 and "deployment etl-flow/nightly configured" in out, err
+    assert client.read_deployment_by_name("etl-flow/nightly").global_concurrency_limit.limit == 2
+
+
+def test_deploy_refuses_a_pool_dke_did_not_make(cluster, environment, client, capsys):
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    client.create_work_pool(WorkPoolCreate(name="theirs", type="process"))
+    code, out, err = run_dke(capsys, "deploy", str(environment), "--kubeconfig", cluster.config, "--pool", "theirs")
+    assert code == 3
+    assert "work pool theirs exists (type process) with a base job template dke did not write" in err
+    assert "Traceback" not in err
+
+
+def test_deploy_needs_a_prefect_api(environment, monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "profiles.toml"))
+    code, _, err = run_dke(capsys, "deploy", str(environment))
+    assert code == 2
+    assert "set PREFECT_API_URL" in err
+
+
+def test_a_bad_schedule_is_refused_at_its_line(environment, capsys):
+    environment.write_text(ENVIRONMENT.replace('"0 2 * * *"', '"0 25 * * *"'))
+    code, _, err = run_dke(capsys, "deploy", str(environment))
+    assert code == 4
+    assert f"{environment}:17:14:" in err and "DKE310" in err and "'0 25 * * *' is not a valid cron" in err
