@@ -157,7 +157,8 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    standin_id = secrets.token_hex(8)
+    # Every process started carries it (a caller may choose it, to find them: tests/standin_support.py).
+    standin_id = os.environ.get("DKE_STANDIN_ID") or secrets.token_hex(8)
     state_dir = Path(tempfile.mkdtemp(prefix="dke-standin-"))
     kubeconfig = Path(args.kubeconfig).resolve()
     cluster = Cluster(args.kube_version)

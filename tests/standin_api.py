@@ -550,7 +550,9 @@ class Cluster:
             self.store.update(res, live)
         else:
             live["metadata"].pop("finalizers", None)
-            if live["metadata"].get("deletionTimestamp"):
+            # A pod still in its grace period goes when the kubelet has stopped it (grace then 0).
+            terminating_pod = res.key == ("", "pods") and live["metadata"].get("deletionGracePeriodSeconds")
+            if live["metadata"].get("deletionTimestamp") and not terminating_pod:
                 self.store.remove(res, live)
             else:
                 self.store.update(res, live)

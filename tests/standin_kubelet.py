@@ -529,8 +529,10 @@ class Kubelet:
             if live is not None and meta(live).get("uid") == runtime.uid:
                 runtime.write_status()
                 live = runtime.live()
-                finalizers = meta(live).get("finalizers") or []
-                if not finalizers:
+                if meta(live).get("finalizers"):
+                    live["metadata"]["deletionGracePeriodSeconds"] = 0  # stopped: the finalizers decide now
+                    self.cluster.store.update(pods_res, live)
+                else:
                     self.cluster.store.remove(pods_res, live)
         self.network_changed()
 
