@@ -59,6 +59,25 @@ def check_namespace(value: str | None) -> str | None:
     return value
 
 
+def processes(compiled, env) -> str:
+    """Which process runs where, and from which image: what the flow image must hold."""
+    job = compiled.objects[-1]["spec"]["template"]["spec"]["containers"][0]
+    rows = [f"Which process runs where; every container runs the flow image {env.image}:",
+            f"  the Job's pod (runner):  {' '.join(job['command'])}: "
+            + ("creates the DaskCluster, runs the flow on it, tears it down" if compiled.cluster is not None
+               else f"runs the flow, its tasks on the Dask scheduler at {env.scheduler_address}"
+               if env.scheduler_address else "runs the flow and its tasks in the runner (executor: local)")]
+    if compiled.cluster is not None:
+        for role, where in (("scheduler", "the scheduler pod"), ("worker", "each worker pod")):
+            pod = compiled.cluster["spec"][role]["spec"]
+            for c in pod["containers"]:
+                words = [*c.get("command", []), *c.get("args", [])]
+                what = " ".join(words) if words else "(the image's entrypoint)"
+                extra = ", and the flow's Prefect tasks" if role == "worker" and c["name"] == role else ""
+                rows.append(f"  {where} ({c['name']}):  {what}{extra}")
+    return "\n".join(rows)
+
+
 def yaml_stream(compiled, env, explain: bool = False) -> str:
     from dke.explain import as_comment, to_yaml
 
@@ -74,8 +93,10 @@ def yaml_stream(compiled, env, explain: bool = False) -> str:
         out.append(to_yaml(obj, origins if explain else None))
     if explain:
         out.append("\n")
+        out.append(as_comment(processes(compiled, env)))
+        besides = " (besides the DaskCluster)" if compiled.cluster is not None else ""
         out.append(as_comment(
-            "The run the Job's DKE_RUN_SPEC describes (besides the DaskCluster), with where each value came from:"))
+            f"The run the Job's DKE_RUN_SPEC describes{besides}, with where each value came from:"))
         out.append(as_comment(to_yaml(compiled.run, compiled.run_origins)))
     if compiled.cluster is not None:
         # Not an object to apply (the runner creates it, owned by the Job): shown for review.

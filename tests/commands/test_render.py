@@ -54,8 +54,17 @@ def test_the_documented_examples_exist():
         assert list((ROOT / "examples" / name / "flows").glob("*.py")), f"{name} has no flow file"
 
 
+# The run spec records the compiling CLI's Prefect and distributed versions; the goldens hold
+# these, so that a new release of either does not change them (pip installs the newest).
+GOLDEN_VERSIONS = {"prefect": "3.9.1", "distributed": "2026.8.0"}
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_golden(name):
+def test_golden(name, monkeypatch):
+    from dke import runspec
+
+    installed = runspec.installed_version
+    monkeypatch.setattr(runspec, "installed_version", lambda p: GOLDEN_VERSIONS.get(p) or installed(p))
     result = render(CASES[name])
     assert result.exit_code == 0, result.output + result.stderr
     suffix = ".json" if name.endswith(".json") else ".yaml"
@@ -211,3 +220,14 @@ def test_render_imports_nothing_heavy():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in done.stderr, done.stderr
+
+
+def test_explain_says_which_process_runs_where_from_which_image():
+    result = render([str(ROOT / "examples" / "custom-specs" / "environment.yaml"), "--explain"])
+    assert result.exit_code == 0
+    text = result.output
+    assert "# Which process runs where; every container runs the flow image ghcr.io/acme/etl-flow:0.1.0:" in text
+    assert "#   the Job's pod (runner):  dke incluster: creates the DaskCluster" in text
+    assert "#   each worker pod (worker):  dask worker --name $(DASK_WORKER_NAME)" in text
+    existing = render([str(ROOT / "examples" / "existing-scheduler" / "environment.yaml"), "--explain"]).output
+    assert "on the Dask scheduler at tcp://" in existing and "DaskCluster" not in existing.split("Which process")[1]
