@@ -318,7 +318,7 @@ class _Plan:
                             f"({' '.join(argv[:2])} ...): dke must see the Dask program and its flags. Write "
                             "`args: [dask, worker, ...]` (or scheduler) without `command`, and move the setup "
                             "into the image or an init container", key=True)
-            elif len(containers) == 1 or role_named:
+            else:
                 where = ("command",) if "command" in c else ("args",)
                 self.refuse(path + (index,) + where, f"container {_name(c)} runs {argv[0]!r}, not a Dask "
                             "scheduler or worker: dke's Dask container runs `dask worker` / `dask scheduler`; "

@@ -338,3 +338,9 @@ def test_odd_values_anywhere_are_refused_or_migrated_never_a_crash():
                 if result.changed:
                     assert not result.refusals
                     assert migrate(result.text, name, image=image).text == result.text
+
+
+def test_a_container_named_as_dask_but_running_something_else_is_refused():
+    text = "containers:\n- name: logs\n  args: [tail]\n- name: dask-worker\n  args: [python, app.py]\n"
+    result = migrate(text, "w.yaml")
+    assert result.refusals[0].line == 5 and "'python'" in result.refusals[0].message and result.text == text
