@@ -378,7 +378,7 @@ class _Plan:
             lines.append((self.line_of(at(index)), message))
 
         program = argv[dask.start:dask.program_end]
-        current = list(getattr(dask, "current", ()) or ("dask", role))
+        current = list(dask.current)
         if program != current:
             actions[dask.start] = current
             for i in range(dask.start + 1, dask.program_end):
