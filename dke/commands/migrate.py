@@ -5,7 +5,7 @@ from dke import exitcodes
 
 @click.command(
     epilog="Exit codes: 0 done (or nothing to change); 1 a file was refused, or --check and a file would "
-    "change; 2 usage error; 4 a file cannot be read or is not valid YAML."
+    "change; 2 usage error; 4 a file cannot be read or written, or is not valid YAML."
 )
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file would change (for CI).")
@@ -60,7 +60,11 @@ def migrate(specs, check, role, image) -> None:
         if check:
             code = max(code, exitcodes.FAILED)
         else:
-            _write(Path(file), result.text)
+            try:
+                _write(Path(file), result.text)
+            except OSError as e:
+                click.echo(f"{file}:1:1: error: cannot write the file: {e.strerror}", err=True)
+                code = exitcodes.INVALID
     verb = "would change" if check else "changed"
     click.echo(f"{len(specs)} file(s): {counts['changed']} {verb}, {counts['unchanged']} unchanged, "
                f"{counts['refused']} refused", err=True)

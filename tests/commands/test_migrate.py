@@ -146,6 +146,13 @@ def test_mode_symlink_and_byte_order_mark_are_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.yaml", "real.yaml"]
 
 
+def quantities_as_text(node):
+    """`nvidia.com/gpu: 1` and `"1"` are the same quantity (compile writes them as text)."""
+    if isinstance(node, dict):
+        return {k: quantities_as_text(v) for k, v in node.items()}
+    return str(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else node
+
+
 @pytest.mark.parametrize("name", TRANSLATABLE)
 def test_a_migrated_file_compiles_to_one_named_dask_container_with_the_users_settings(tmp_path, name):
     from dke.compile import compile_traced
@@ -172,7 +179,7 @@ def test_a_migrated_file_compiles_to_one_named_dask_container_with_the_users_set
             assert pod[key] == value, key
     mine = next(c for c in migrated["containers"] if c["name"] == role)
     for key in ("resources", "volumeMounts", "imagePullPolicy"):
-        assert dask[0].get(key) == mine.get(key), key
+        assert quantities_as_text(dask[0].get(key)) == quantities_as_text(mine.get(key)), key
     names = [e["name"] for e in dask[0].get("env", [])]
     assert len(names) == len(set(names))
     assert [e for e in dask[0].get("env", []) if e in mine.get("env", [])] == mine.get("env", [])
@@ -189,3 +196,16 @@ def test_the_migration_page_shows_what_dke_migrate_does(tmp_path):
     assert result.exit_code == 0
     assert result.stdout == printed
     assert (tmp_path / "specs" / "worker.yaml").read_text() == after
+
+
+def test_a_file_that_cannot_be_written_is_exit_4_and_stays(tmp_path, monkeypatch):
+    spec = copy(tmp_path, "prefect-worker.yaml")
+
+    def refused(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refused)  # as on a read-only folder (the tests may run as root)
+    result = dke("migrate", str(spec))
+    assert result.exit_code == 4 and f"{spec}:1:1: error: cannot write the file: Permission denied" in result.stderr
+    assert spec.read_text() == (CLASSIC / "prefect-worker.yaml").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prefect-worker.yaml"]  # the temp file is gone
