@@ -282,7 +282,7 @@ class _Compiler:
         for part in ("labels", "annotations"):
             if isinstance(meta, dict) and isinstance(meta.get(part), dict) and meta[part]:
                 metadata[part] = {**metadata.get(part, {}), **meta[part]}
-        return self.finish_pod(pod), metadata
+        return quantities_as_strings(self.finish_pod(pod)), metadata
 
     @staticmethod
     def dask_container_patch(patch: dict, spec: PodSpecFile, role: str) -> dict | None:
@@ -474,6 +474,56 @@ class _Compiler:
         if env.scheduler_address:
             view["scheduler_address"] = self.t(env.scheduler_address, "scheduler_address")
         return view
+
+
+def quantities_as_strings(pod: dict) -> dict:
+    """`cpu: 2` written as "2": the Dask operator's CRDs, as installed on clusters, type quantities
+    as strings (dask/dask-kubernetes#778), so the API server refuses a DaskCluster with a number
+    where a Pod takes either. Same quantity, so the user's file keeps working."""
+
+    def text(leaf: Any) -> Any:
+        value = value_of(leaf)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return leaf
+        written = str(value) if isinstance(value, int) or not value.is_integer() else str(int(value))
+        return Traced(written, leaf.origin) if isinstance(leaf, Traced) else written
+
+    for group in ("initContainers", "containers"):
+        for c in pod.get(group) or []:
+            resources = c.get("resources") if isinstance(c, dict) else None
+            for part in ("limits", "requests"):
+                values = resources.get(part) if isinstance(resources, dict) else None
+                if isinstance(values, dict):
+                    resources[part] = {k: text(v) for k, v in values.items()}
+    if isinstance(pod.get("overhead"), dict):
+        pod["overhead"] = {k: text(v) for k, v in pod["overhead"].items()}
+    for volume in pod.get("volumes") or []:
+        empty = volume.get("emptyDir") if isinstance(volume, dict) else None
+        if isinstance(empty, dict) and "sizeLimit" in empty:
+            empty["sizeLimit"] = text(empty["sizeLimit"])
+    return pod
+
+
+# Handlers whose `port` the operator's installed CRDs type as a string (int-or-string upstream).
+_PORT_HANDLERS = [(probe, kind) for probe in ("livenessProbe", "readinessProbe", "startupProbe")
+                  for kind in ("httpGet", "tcpSocket")]
+_PORT_HANDLERS += [(("lifecycle", hook), kind) for hook in ("postStart", "preStop") for kind in ("httpGet", "tcpSocket")]
+
+
+def numeric_handler_ports(pod: dict) -> list[tuple[tuple, Any]]:
+    """(path, port) of probe and lifecycle ports written as numbers: a DaskCluster must name them."""
+    out = []
+    for group in ("initContainers", "containers"):
+        for i, c in enumerate(pod.get(group) or []):
+            if not isinstance(c, dict):
+                continue
+            for where, kind in _PORT_HANDLERS:
+                where = where if isinstance(where, tuple) else (where,)
+                handler = _at(c, where + (kind,))
+                port = handler.get("port") if isinstance(handler, dict) else None
+                if isinstance(port, int) and not isinstance(port, bool):
+                    out.append(((group, i) + where + (kind, "port"), port))
+    return out
 
 
 def _at(data: Any, path: JsonPath) -> Any:
@@ -742,6 +792,14 @@ def _api_server_problems(loaded, compiled: Compiled) -> list[Diagnostic]:
         for pod_path in _pod_paths(obj):
             for path, message in pod_problems(_at(obj, pod_path)):
                 out.append(_with_code(locate, pod_path + path, POD_INVALID, message))
+            if obj.get("kind") == "DaskCluster":
+                for path, port in numeric_handler_ports(_at(obj, pod_path)):
+                    out.append(_with_code(
+                        locate, pod_path + path, CLUSTER_INVALID,
+                        f"port {port} as a number: the Dask operator's CRDs, as installed on clusters, take this "
+                        "port as a string (dask/dask-kubernetes#778), so the API server would refuse the "
+                        "DaskCluster; name the container port (ports: [{name: http, containerPort: "
+                        f"{port}}}]) and write its name here"))
     return out
 
 

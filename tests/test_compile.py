@@ -310,7 +310,7 @@ def test_dask_container_under_another_name_is_taken_as_the_worker(tmp_path):
     assert (d.code, d.severity, d.line) == ("DKE213", WARNING, 2) and "name it 'worker'" in d.message
     cluster = dc.compile_traced(loaded).cluster
     (container,) = cluster["spec"]["worker"]["spec"]["containers"]  # one Dask worker per pod
-    assert container["name"] == "worker" and container["resources"] == {"limits": {"nvidia.com/gpu": 1}}
+    assert container["name"] == "worker" and container["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
     assert container["args"] == ["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard",
                                  "--dashboard-address", "8788", "--death-timeout", "60", "--nthreads", "2"]
 
@@ -507,3 +507,25 @@ def test_the_default_pods_carry_the_pull_secret_themselves(tmp_path, role):
     default, _ = strip(getattr(compiler, f"{role}_pod")())
     assert default["imagePullSecrets"] == [{"name": "etl-registry"}]
     assert "imagePullSecrets" not in strip(getattr(dc._Compiler(load(tmp_path), "r7", None), f"{role}_pod")())[0]
+
+
+def test_numeric_quantities_become_strings_the_operators_crd_takes(tmp_path):
+    worker = "containers:\n- name: worker\n  resources:\n    limits: {cpu: 2, nvidia.com/gpu: 1, memory: 4Gi}\n" \
+             "    requests: {cpu: 0.5}\nvolumes:\n- name: s\n  emptyDir: {sizeLimit: 1000}\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    compiled = dc.compile_traced(loaded)
+    pod = compiled.cluster["spec"]["worker"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"] == {"limits": {"cpu": "2", "nvidia.com/gpu": "1", "memory": "4Gi"},
+                                      "requests": {"cpu": "0.5"}}
+    assert pod["volumes"][0]["emptyDir"] == {"sizeLimit": "1000"}
+    assert compiled.cluster_origins[("spec", "worker", "spec", "containers", 0, "resources", "limits", "cpu")].line == 4
+    assert dc.validate_objects(loaded, KUBE) == []
+
+
+def test_a_numeric_probe_port_is_refused_at_its_line(tmp_path):
+    worker = "containers:\n- name: worker\n  livenessProbe:\n    httpGet: {path: /health, port: 8788}\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    (d,) = dc.validate_objects(loaded, KUBE)
+    assert (d.code, d.file.endswith("worker.yaml"), d.line) == (dc.CLUSTER_INVALID, True, 4)
+    assert "name the container port" in d.message

@@ -60,6 +60,14 @@ def assert_runs_under_the_operator(tmp_path: Path, name: str, text: str, role: s
     assert loaded.ok(), errors
     assert dc.validate_objects(loaded, "1.31") == []
     cluster = dc.compile_traced(loaded).cluster
+    # the DaskCluster and the worker group the operator makes of it, against the installed CRDs
+    assert admit("CREATE", cluster, None) == [], name
+    from dask_kubernetes.operator.controller import controller
+
+    group = controller.build_default_worker_group_spec(cluster["metadata"]["name"], cluster["spec"]["worker"],
+                                                       {}, {})
+    group["metadata"]["namespace"] = cluster["metadata"]["namespace"]
+    assert admit("CREATE", group, None) == [], name
     made = deployment(cluster, role)
     made["metadata"]["namespace"] = "default"  # the operator creates it in the cluster's namespace
     assert admit("CREATE", made, None) == [], name
@@ -86,8 +94,9 @@ def assert_runs_under_the_operator(tmp_path: Path, name: str, text: str, role: s
         assert len(names) == len(set(names)) and {s["name"] for s in user["imagePullSecrets"]} <= set(names)
     (theirs,) = [c for c in user["containers"] if daskcli.find_dask([*c.get("command", []), *c.get("args", [])])
                  or c.get("name") in ("worker", "scheduler", "dask", "dask-worker", "dask-scheduler", "dask-cuda")]
-    if "resources" in theirs:
-        assert container["resources"] == theirs["resources"], name
+    if "resources" in theirs:  # the same quantities, written as strings as the installed CRDs take them
+        assert container["resources"] == {part: {k: str(v) for k, v in values.items()}
+                                          for part, values in theirs["resources"].items()}, name
     user_env = [e["name"] for e in theirs.get("env", []) if not e["name"].startswith("DASK_")]
     env_names = [e["name"] for e in container.get("env", [])]
     for env_name in user_env:
