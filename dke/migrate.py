@@ -18,7 +18,7 @@ from typing import Any
 from dke import daskcli
 from dke.diagnostics import DkeError
 from dke.load import parse_yaml
-from dke.podtemplate import CLASSIC_NAMES
+from dke.podtemplate import CLASSIC_NAMES, dropped_fields
 
 # Set by the Dask operator on every scheduler/worker container; a static value breaks it.
 OPERATOR_ENV = {
@@ -220,25 +220,25 @@ class _Plan:
         spec = _get(data, spec_path)
         if not isinstance(spec, dict):
             raise _Refused(self.line_of(spec_path), 1, "the pod spec must be a mapping")
-        policy = spec.get("restartPolicy")
-        if policy is not None and policy != "Always":
-            self.change(self.line_of(spec_path + ("restartPolicy",), key=True),
-                        f"removed restartPolicy: {policy} (the Dask operator runs each pod in a Deployment, "
-                        "which allows only Always)")
-            self.delete_entry(spec_path, "restartPolicy")
+        for key in dropped_fields(spec):  # what a Deployment's pod template may not have, as lint says
+            why = (f"restartPolicy: {spec[key]} (the Dask operator runs each pod in a Deployment, which allows "
+                   "only Always)" if key == "restartPolicy" else
+                   f"{key} (a Deployment's pod template may not have it; the run's time limit is "
+                   "job.active_deadline_seconds in environment.yaml)")
+            self.change(self.line_of(spec_path + (key,), key=True), f"removed {why}")
+            self.delete_entry(spec_path, key)
         containers = spec.get("containers")
         if containers is not None:
             if not isinstance(containers, list) or not all(isinstance(c, dict) for c in containers):
                 raise _Refused(self.line_of(spec_path + ("containers",)), 1,
                                "containers must be a list of mappings")
             self.dask_container(spec_path + ("containers",), containers)
-            for i, c in enumerate(containers):
-                self.operator_env(spec_path + ("containers", i), c)
         for group in ("initContainers", "containers"):
             items = spec.get(group)
             if isinstance(items, list):
                 for i, c in enumerate(items):
                     if isinstance(c, dict):
+                        self.operator_env(spec_path + (group, i), c)
                         self.container_image(spec_path + (group, i), c)
 
     def manifest(self) -> None:
@@ -263,6 +263,15 @@ class _Plan:
             self.refuse(where, f"{shown}: a spec file is a Pod manifest (kind: Pod) or a bare PodSpec",
                         key=bool(where))
             return
+        meta = data.get("metadata")
+        for key in ("name", "generateName", "namespace"):
+            if isinstance(meta, dict) and key in meta:
+                self.change(self.line_of(("metadata", key), key=True), f"removed metadata.{key} (the operator "
+                            "names the pods; dke sets the namespace)")
+                self.delete_entry(("metadata",), key)
+        if "status" in data:
+            self.change(self.line_of(("status",), key=True), "removed status (the API server sets it)")
+            self.delete_entry((), "status")
         if api is None:
             self.change(self.line_of(("kind",), key=True), "added apiVersion: v1 (a Pod manifest names its apiVersion)")
             self.insert_entry_before((), "kind", "apiVersion", "v1")

@@ -53,9 +53,10 @@ def test_translatable_files_become_dke_shaped_and_keep_everything_else(name, ima
     before, after = load(text), load(result.text)
     if "kind" in before:
         assert after["apiVersion"] == "v1" and after["kind"] == "Pod"
-        assert after.get("metadata") == before.get("metadata")
+        meta = {k: v for k, v in before.get("metadata", {}).items() if k not in ("name", "generateName", "namespace")}
+        assert after.get("metadata", {}) == meta
     spec = pod_spec(after)
-    assert spec.get("restartPolicy", "Always") == "Always"
+    assert spec.get("restartPolicy", "Always") == "Always" and "activeDeadlineSeconds" not in spec
     dask = [c for c in spec["containers"] if daskcli.find_dask(c.get("command", []) + c.get("args", []))]
     assert len(dask) == 1
     container = dask[0]
@@ -67,19 +68,19 @@ def test_translatable_files_become_dke_shaped_and_keep_everything_else(name, ima
     parsed = daskcli.parse(args, found)
     assert not parsed.unknown and not parsed.positionals
     assert not {f.flag for f in parsed.flags} & set(daskcli.MANAGED[role])
-    for c in spec["containers"]:
+    for c in spec["containers"] + spec.get("initContainers", []):
         assert not {e["name"] for e in c.get("env", [])} & {"DASK_SCHEDULER_ADDRESS", "DASK_WORKER_NAME"}
-        if image is None:
-            assert c["image"] == expected["image"]
-        else:
-            assert "image" not in c
+        assert ("image" in c) == (image is None)
+    assert container.get("image", expected["image"]) == expected["image"]
 
     # the user's placement, resources, GPUs, tolerations, affinity, volumes, pull secrets: all kept
     old_spec = pod_spec(before)
     for key in set(old_spec) | set(spec):
-        if key not in ("restartPolicy", "containers"):
+        if key not in ("restartPolicy", "activeDeadlineSeconds", "containers", "initContainers"):
             assert spec.get(key) == old_spec.get(key), key
-    for old, new in zip(old_spec["containers"], spec["containers"], strict=True):
+    pairs = list(zip(old_spec["containers"], spec["containers"], strict=True))
+    pairs += list(zip(old_spec.get("initContainers", []), spec.get("initContainers", []), strict=True))
+    for old, new in pairs:
         for key in set(old) | set(new):
             if key in ("name", "command", "args", "image"):
                 continue
