@@ -368,12 +368,13 @@ class PodRuntime:
         self.write_status()
         probe = asyncio.create_task(self.probe(c)) if "readinessProbe" in c.spec else None
         assert c.process.stdout is not None
-        while True:
-            line = await c.process.stdout.readline()
-            if not line:
-                break
-            c.logs.add(line)
+        reader = asyncio.create_task(self._read_output(c, c.process.stdout))
         code = await c.process.wait()
+        # The container ends with its main process: whatever it left running goes too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(c.process.pid, signal.SIGKILL)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(reader, 5)
         self.kubelet.processes.discard(c.process.pid)
         if probe:
             probe.cancel()
@@ -384,6 +385,17 @@ class PodRuntime:
                                   "startedAt": c.started_at, "finishedAt": now()}}
         self.write_status()
         return exit_code
+
+    @staticmethod
+    async def _read_output(c: ContainerRuntime, stream: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                line = await stream.readline()
+            except ValueError:  # a line over the reader's limit: take what there is
+                line = await stream.read(65536)
+            if not line:
+                return
+            c.logs.add(line)
 
     async def probe(self, c: ContainerRuntime) -> None:
         spec = c.spec["readinessProbe"]
