@@ -32,8 +32,14 @@ def migrate(specs, check, role, image) -> None:
     code = exitcodes.OK
     counts = {"changed": 0, "unchanged": 0, "refused": 0}
     for file in specs:
+        path = Path(file)
+        if path.exists() and not path.is_file():  # a directory, a device, a FIFO: never read
+            click.echo(f"{file}:1:1: error: not a regular file; name a spec file", err=True)
+            code = exitcodes.INVALID
+            counts["refused"] += 1
+            continue
         try:
-            text = read_text(file, Path(file))
+            text = read_text(file, path)
             result = migrate_text(text, file, role, image)
         except DkeError as e:
             for d in e.diagnostics or []:

@@ -215,3 +215,9 @@ def test_a_file_that_cannot_be_written_is_exit_4_and_stays(tmp_path, monkeypatch
     assert result.exit_code == 4 and f"{spec}:1:1: error: cannot write the file: Permission denied" in result.stderr
     assert spec.read_text() == (CLASSIC / "prefect-worker.yaml").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prefect-worker.yaml"]  # the temp file is gone
+
+
+@pytest.mark.parametrize("special", ["/dev/null", "."])
+def test_a_directory_or_device_is_not_read(special):
+    result = dke("migrate", special)
+    assert result.exit_code == 4 and f"{special}:1:1: error: not a regular file" in result.stderr
