@@ -227,8 +227,9 @@ def strategic_merge(base: Any, patch: Any, field_name: str | None = None, value_
                     out[key] = cleaned
         return out
     if isinstance(patch, list) and isinstance(base, list) and field_name in MERGE_BY_NAME:
-        if any(isinstance(i, dict) and value_of(i.get(DIRECTIVE)) == "replace" for i in patch):
-            return _clean([i for i in patch if not (isinstance(i, dict) and DIRECTIVE in i)], value_of)
+        # `- $patch: replace` alone replaces the list; on a named item it replaces that item
+        if any(_only_directive(i, "replace", value_of) for i in patch):
+            return _clean([i for i in patch if not _only_directive(i, "replace", value_of)], value_of)
         out_list = [_copy(i) for i in base]
         for item in patch:
             name = value_of(item.get("name")) if isinstance(item, dict) else None
@@ -252,6 +253,10 @@ def strategic_merge(base: Any, patch: Any, field_name: str | None = None, value_
 
 
 _DROP = object()
+
+
+def _only_directive(item: Any, directive: str, value_of=_identity) -> bool:
+    return isinstance(item, dict) and set(item) == {DIRECTIVE} and value_of(item[DIRECTIVE]) == directive
 
 
 def _copy(value: Any) -> Any:

@@ -85,6 +85,8 @@ def find_container(containers: list, role: str) -> DaskContainer:
             continue
         if c.get("name") == role:
             named = i
+        elif c.get("$patch") == "delete":
+            continue  # deletes a container of that name from dke's default pod: runs nothing
         elif runs_dask(c, role):
             running.append(i)
         elif c.get("name") in CLASSIC_NAMES[role]:
@@ -350,7 +352,8 @@ def _directive_problems(doc, base: JsonPath, pod: dict, role: str) -> list[Diagn
     if not isinstance(containers, list):
         return []
     out = []
-    replace = next((i for i, c in enumerate(containers) if isinstance(c, dict) and c.get("$patch") == "replace"), None)
+    replace = next((i for i, c in enumerate(containers) if isinstance(c, dict) and set(c) == {"$patch"}
+                    and c["$patch"] == "replace"), None)
     real = [c for c in containers if isinstance(c, dict) and set(c) != {"$patch"}]
     if replace is not None and not real:
         out.append(doc.diagnostic(base + ("containers", replace, "$patch"), DASK_CONTAINER,

@@ -163,3 +163,14 @@ def test_empty_values_in_overlays_still_delete():
     merged = layer([base, overlay])
     assert "env" not in merged.data and ("env",) in merged.deleted
     assert "env" not in layer([base, parse_set(0, "env=null")]).data
+
+
+def test_replace_on_a_named_item_replaces_that_item_not_the_list():
+    from dke.merge import strategic_merge
+
+    base = {"containers": [{"name": "worker", "args": ["a"], "image": "x"}, {"name": "side", "image": "y"}]}
+    patch = {"containers": [{"name": "worker", "$patch": "replace", "image": "z"}]}
+    assert strategic_merge(base, patch) == {"containers": [{"name": "worker", "image": "z"},
+                                                           {"name": "side", "image": "y"}]}
+    alone = {"containers": [{"$patch": "replace"}, {"name": "only"}]}
+    assert strategic_merge(base, alone) == {"containers": [{"name": "only"}]}
