@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,8 +126,11 @@ def run_flow(flow, parameters: dict, task_runner=None) -> FlowOutcome:
     except Exception as e:  # bad parameters, an engine error before the run exists...
         return FlowOutcome(False, "Failed", duration=time.monotonic() - started,
                            error=f"{type(e).__name__}: {e}")
-    duration = time.monotonic() - started
+    return _outcome(state, time.monotonic() - started)
 
+
+def _outcome(state, duration: float) -> FlowOutcome:
+    """How a flow run's final state reads to dke (the API asked for its name and task runs)."""
     flow_run_id = state.state_details.flow_run_id if state.state_details else None
     outcome = FlowOutcome(ok=state.is_completed(), state_name=state.name or str(state.type.value).title(),
                           flow_run_id=str(flow_run_id) if flow_run_id else None, duration=duration)
@@ -142,6 +146,114 @@ def run_flow(flow, parameters: dict, task_runner=None) -> FlowOutcome:
     if flow_run_id:
         outcome.flow_run_name, outcome.task_runs = _describe_run(flow_run_id)
     return outcome
+
+
+# ---------------------------------------------------------------------------
+# a flow run Prefect created (a deployment's run: `dke incluster` under Prefect's worker)
+
+FLOW_RUN_ID_ENV = "PREFECT__FLOW_RUN_ID"  # what Prefect's workers set in the infrastructure
+CANCEL_POLL_ENV = "DKE_CANCEL_POLL_SECONDS"
+
+
+def read_flow_run(flow_run_id: str):
+    """The flow run from the API; a DkeError (exit 4) when there is none with that id."""
+    import uuid
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        run_id = uuid.UUID(flow_run_id)
+    except ValueError:
+        raise DkeError(f"{FLOW_RUN_ID_ENV}={flow_run_id!r} is not a flow run id (a UUID)", exitcodes.INVALID) from None
+    try:
+        with get_client(sync_client=True) as client:
+            return client.read_flow_run(run_id)
+    except ObjectNotFound:
+        raise DkeError(f"flow run {flow_run_id} does not exist in the Prefect API at {configured_api_url()}",
+                       exitcodes.INVALID) from None
+
+
+def run_flow_run(flow, flow_run, task_runner=None) -> FlowOutcome:
+    """Run the flow run Prefect created (its parameters, its id: no second flow run) on
+    `task_runner`; like run_flow, never raises for a failing flow, KeyboardInterrupt propagates
+    after Prefect has marked the run Crashed."""
+    from prefect.flow_engine import run_flow as engine_run_flow
+
+    if task_runner is not None:
+        flow = flow.with_options(task_runner=task_runner)
+    started = time.monotonic()
+    try:
+        state = engine_run_flow(flow, flow_run=flow_run, return_type="state")
+        if inspect.isawaitable(state):  # an async flow
+            import asyncio
+
+            state = asyncio.run(_awaited(state))
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:
+        return FlowOutcome(False, "Failed", flow_run_id=str(flow_run.id), duration=time.monotonic() - started,
+                           error=f"{type(e).__name__}: {e}")
+    return _outcome(state, time.monotonic() - started)
+
+
+def set_final_state(flow_run_id: str, state_type: str, message: str) -> str | None:
+    """Force the flow run into Cancelled or Crashed (what a runner that was stopped must leave
+    behind); the state name now, None when the API would not say."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled, Crashed
+
+    make = {"CANCELLED": Cancelled, "CRASHED": Crashed}[state_type]
+    try:
+        with get_client(sync_client=True) as client:
+            current = client.read_flow_run(flow_run_id).state
+            if state_type == "CRASHED" and current is not None and current.is_final():
+                return current.name  # it ended by itself: keep what it says
+            client.set_flow_run_state(flow_run_id, make(message=message), force=True)
+            return client.read_flow_run(flow_run_id).state.name
+    except Exception:  # noqa: BLE001 - the runner is ending anyway; its log says why
+        return None
+
+
+class CancelWatch:
+    """Polls the flow run's state; when someone asks to cancel it (Cancelling: the UI, the API,
+    `prefect flow-run cancel`), SIGTERMs this process, whose handler (sigterm_as_interrupt)
+    stops the run and tears everything down. `cancelled` says that is why it ended.
+
+    A run started by a worker has no Prefect runner process around it to do this: dke's
+    runner is that process.
+    """
+
+    def __init__(self, flow_run_id: str, interval: float | None = None):
+        self.flow_run_id = flow_run_id
+        self.interval = interval if interval is not None else float(os.environ.get(CANCEL_POLL_ENV) or 5)
+        self.cancelled = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="dke-cancel-watch", daemon=True)
+
+    def __enter__(self) -> "CancelWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
+
+    def _watch(self) -> None:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            while not self._stop.wait(self.interval):
+                try:
+                    state = client.read_flow_run(self.flow_run_id).state
+                except Exception:  # noqa: BLE001 - an API hiccup: ask again next time
+                    continue
+                if state is not None and state.type.value == "CANCELLING":
+                    self.cancelled = True
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+                if state is not None and state.is_final():
+                    return
 
 
 async def _awaited(awaitable):

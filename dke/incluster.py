@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import os
 import signal
@@ -61,6 +62,8 @@ CLUSTER_FACTORY_ENV = "DKE_CLUSTER_FACTORY"
 DEFAULT_CLUSTER_FACTORY = "dke.incluster:kube_cluster_factory"
 
 PREFECT_API_URL_ENV = "PREFECT_API_URL"
+FLOW_RUN_ID_ENV = "PREFECT__FLOW_RUN_ID"  # set by Prefect's workers (prefect-kubernetes)
+RUN_ID_LABEL = "dke.dev/run-id"  # as dke.compile (not imported: the runner stays light)
 DASK_GROUP = "kubernetes.dask.org"
 
 log = logging.getLogger("dke.incluster")
@@ -88,6 +91,8 @@ class InClusterRun:
     flow_dir: Path
     teardown_timeout: float = DEFAULT_TEARDOWN_TIMEOUT
     start_timeout: int = DEFAULT_START_TIMEOUT
+    # Set by Prefect's worker (PREFECT__FLOW_RUN_ID) for a deployment's run: run THAT flow run.
+    flow_run_id: str = ""
 
 
 def read_run(environ: Mapping[str, str] | None = None) -> InClusterRun:
@@ -115,13 +120,57 @@ def read_run(environ: Mapping[str, str] | None = None) -> InClusterRun:
         pod_name=environ.get(POD_NAME_ENV, ""),
         pod_ip=environ.get(POD_IP_ENV, ""),
     )
+    flow_run_id = environ.get(FLOW_RUN_ID_ENV, "").strip()
+    if flow_run_id:
+        spec = for_flow_run(spec, flow_run_id)
     return InClusterRun(
         spec=spec,
         job=job,
         flow_dir=Path(environ.get(FLOW_DIR_ENV) or os.getcwd()),
         teardown_timeout=_number(environ, TEARDOWN_TIMEOUT_ENV, DEFAULT_TEARDOWN_TIMEOUT),
         start_timeout=int(_number(environ, START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT)),
+        flow_run_id=flow_run_id,
     )
+
+
+def run_id_for(flow_run_id: str) -> str:
+    """The dke run id of a Prefect flow run: the last 12 hex digits of its id (random in both
+    uuid4 and uuid7; the leading ones of a uuid7 are its creation time, shared by a batch of
+    scheduled runs). It names the run's Dask cluster: one cluster per flow run."""
+    import uuid
+
+    try:
+        return uuid.UUID(flow_run_id).hex[-12:]
+    except ValueError:
+        raise DkeError(f"{FLOW_RUN_ID_ENV}={flow_run_id!r} is not a flow run id (a UUID)",
+                       exitcodes.INVALID) from None
+
+
+def for_flow_run(spec: RunSpec, flow_run_id: str) -> RunSpec:
+    """The spec of a deployment's run: compiled with the placeholder run id (one Job template
+    serves every run), given the flow run's own here."""
+    run_id = run_id_for(flow_run_id)
+    cluster = retarget_cluster(spec.cluster, spec.name, spec.run_id, run_id) if spec.cluster else None
+    return spec.model_copy(update={"run_id": run_id, "cluster": cluster})
+
+
+def retarget_cluster(cluster: dict[str, Any], env_name: str, old: str, new: str) -> dict[str, Any]:
+    """The compiled DaskCluster of run `old` made run `new`'s: its name (and every reference to
+    it, e.g. the scheduler Service's selector) and its run id labels; nothing else changes."""
+    old_name, new_name = f"{env_name}-{old}", f"{env_name}-{new}"
+
+    def walk(node: Any, key: Any = None) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if node == old_name:
+            return new_name
+        if key == RUN_ID_LABEL and node == old:
+            return new
+        return node
+
+    return walk(cluster)
 
 
 def warn_version_skew(spec: RunSpec) -> None:
@@ -431,8 +480,10 @@ def run_in_cluster(run: InClusterRun, factory: ClusterFactory = kube_cluster_fac
         job = run.job
         if needs_cluster(run.spec):
             job = resolve_job(job)  # before anything is created: no owner, no cluster
-            run = InClusterRun(run.spec, job, run.flow_dir, run.teardown_timeout, run.start_timeout)
+            run = dataclasses.replace(run, job=job)
         flow = flowrun.load_flow(run.spec.flow.entrypoint, run.flow_dir)
+        if run.flow_run_id:
+            return run_existing_flow_run(run, flow, factory)
         started_api = not flowrun.configured_api_url()
         if started_api and needs_cluster(run.spec) and not job.pod_ip:
             raise DkeError(f"neither PREFECT_API_URL nor {POD_IP_ENV} is set: the Dask workers could not "
@@ -445,6 +496,43 @@ def run_in_cluster(run: InClusterRun, factory: ClusterFactory = kube_cluster_fac
             with task_runner_for(run, factory, api_url, started_api) as task_runner:
                 outcome = flowrun.run_flow(flow, run.spec.flow.parameters, task_runner)
     name = outcome.flow_run_name or run.spec.name
+    if outcome.ok:
+        log.info("flow run %s completed in %.1fs", name, outcome.duration)
+        return exitcodes.OK
+    log.error("flow run %s ended %s: %s", name, outcome.state_name, outcome.error)
+    return exitcodes.FAILED
+
+
+def run_existing_flow_run(run: InClusterRun, flow, factory: ClusterFactory) -> int:
+    """A deployment's run: the flow run Prefect's worker made this Job for, on the run's own Dask
+    cluster. No second flow run is created. A cancel (Cancelling, seen by CancelWatch) tears the
+    cluster down and leaves the run Cancelled (exit 130); SIGTERM from elsewhere leaves it Crashed.
+    Called inside sigterm_as_interrupt."""
+    from dke import flowrun
+
+    if not flowrun.configured_api_url():
+        raise DkeError(f"{FLOW_RUN_ID_ENV} is set but PREFECT_API_URL is not: the worker sets both; set "
+                       "PREFECT_API_URL in the work pool's environment", exitcodes.INVALID)
+    with flowrun.prefect_api() as api_url:
+        flow_run = flowrun.read_flow_run(run.flow_run_id)
+        log.info("running flow run %s (%s) of deployment %s as run %s", flow_run.name, flow_run.id,
+                 flow_run.deployment_id, run.spec.run_id)
+        with flowrun.CancelWatch(run.flow_run_id) as watch:
+            try:
+                with task_runner_for(run, factory, api_url, started_api=False) as task_runner:
+                    outcome = flowrun.run_flow_run(flow, flow_run, task_runner)
+            except KeyboardInterrupt:
+                if not watch.cancelled:
+                    state = flowrun.set_final_state(run.flow_run_id, "CRASHED",
+                                                    "the runner was terminated (SIGTERM) before the flow run ended")
+                    log.error("terminated: flow run %s is %s", flow_run.name, state or "unknown")
+                    raise
+                state = flowrun.set_final_state(run.flow_run_id, "CANCELLED",
+                                                "cancelled: dke tore the run's Dask cluster down")
+                log.info("flow run %s cancelled; its Dask cluster is torn down (state: %s)",
+                         flow_run.name, state or "unknown")
+                return exitcodes.INTERRUPTED
+    name = outcome.flow_run_name or flow_run.name
     if outcome.ok:
         log.info("flow run %s completed in %.1fs", name, outcome.duration)
         return exitcodes.OK
