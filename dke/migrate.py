@@ -12,6 +12,7 @@ never changed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ OPERATOR_ENV = {
 POD_KINDS = {"Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "ReplicationController"}
 JOB_KINDS = {"Job", "CronJob"}
 SHELLS = {"sh", "bash", "ash", "dash", "zsh", "ksh"}
+_GAP_BEFORE_COMMENT = re.compile(r" +(?=#)")
 
 
 @dataclass(frozen=True)
@@ -494,8 +496,9 @@ class _Plan:
     def replace(self, start: int, end: int, replacement: str) -> None:
         """Replace a span on one line; an end-of-line comment after it keeps its column."""
         grow = len(replacement) - (end - start)
-        spaces = len(self.text[end:]) - len(self.text[end:].lstrip(" "))
-        if grow and spaces and self.text[end + spaces:end + spaces + 1] == "#":
+        gap = _GAP_BEFORE_COMMENT.match(self.text, end)
+        if grow and gap:
+            spaces = gap.end() - end
             keep = max(1, spaces - grow)
             self.op(start, end + spaces, replacement + " " * keep)
         else:
