@@ -366,11 +366,13 @@ class _Plan:
     def dask_args(self, path: tuple, c: dict, dask: daskcli.DaskInvocation) -> None:
         command = list(c.get("command") or [])
         args = list(c.get("args") or [])
-        argv = [str(w) for w in command + args]
         role = dask.role
 
         def at(i: int) -> tuple:
             return path + (("command", i) if i < len(command) else ("args", i - len(command)))
+
+        # a number or boolean as the user wrote it (`60`, `1e3`, `true`): that is the word they meant
+        argv = [w if isinstance(w, str) else self.source(at(i)) for i, w in enumerate(command + args)]
 
         if dask.start > 0:
             shown = " ".join(argv[: dask.start])
@@ -433,6 +435,10 @@ class _Plan:
             i, word = positionals[0]
             self.refuse(at(i), f"unexpected argument {word!r} to dask {role}; remove it")
             return
+        for i, value in enumerate(command + args):
+            if not isinstance(value, str) and i not in actions:
+                actions[i] = [argv[i]]
+                said(i, f"quoted {argv[i]} (Kubernetes takes command and args as strings)")
         if command:
             lines.append((self.line_of(path + ("command",), key=True),
                           "command folded into args (dke's Dask container runs its program from args)"))

@@ -345,3 +345,10 @@ def test_a_container_named_as_dask_but_running_something_else_is_refused():
     text = "containers:\n- name: logs\n  args: [tail]\n- name: dask-worker\n  args: [python, app.py]\n"
     result = migrate(text, "w.yaml")
     assert result.refusals[0].line == 5 and "'python'" in result.refusals[0].message and result.text == text
+
+
+def test_numbers_in_args_are_quoted_as_written():
+    text = "containers:\n- name: worker\n  args: [dask-worker, --nthreads, 2, --death-timeout, 6e1]\n"
+    result = migrate(text, "w.yaml")
+    assert result.text.endswith("  args: [dask, worker, --nthreads, '2', --death-timeout, '6e1']\n")
+    assert sum("quoted" in c.message for c in result.changes) == 2
