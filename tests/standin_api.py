@@ -430,10 +430,12 @@ class Cluster:
         ns = namespace if res.namespaced else None
         live = self.store.get(res, ns, name)
         if content_type.startswith(APPLY_PATCH):
-            if not manager:
-                raise ApiError(status_body(422, "Invalid", "PATCH: fieldManager is required for apply patch",
-                                           {"causes": [{"reason": "FieldValueRequired", "message": "Required value",
-                                                        "field": "fieldManager"}]}))
+            if not manager:  # ValidatePatchOptions
+                raise ApiError(status_body(
+                    422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
+                    "required for apply patch", {"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [
+                        {"reason": "FieldValueRequired", "message": "Required value: is required for apply patch",
+                         "field": "fieldManager"}]}))
             if not isinstance(body, dict):
                 raise bad_request("the body of the request was in an unknown format")
             self._check_type(res, copy.deepcopy(body))
@@ -775,6 +777,8 @@ def make_app(cluster: Cluster) -> aiohttp.web.Application:
             return _json(cluster.replace(res, namespace, name, body, live, manager, dry_run, sub or "",
                                          field_validation=field_validation))
         if method == "PATCH" and name is not None:
+            if request.content_type.startswith(APPLY_PATCH):
+                manager = query.get("fieldManager") or ""  # apply names its manager; no User-Agent default
             obj, code = cluster.patch(res, namespace, name, body, request.content_type or MERGE_PATCH, manager,
                                       query.get("force") == "true", dry_run, sub or "", field_validation)
             return _json(obj, code)

@@ -47,12 +47,13 @@ def environ_of(pid: int) -> dict[str, str]:
 
 class StandIn:
     def __init__(self, directory: Path, operator: bool = False, workdir: Path | None = None,
-                 timeout: float = 90):
+                 timeout: float = 90, verbose: bool = False):
         self.directory = directory
         self.kubeconfig = directory / "standin-kubeconfig"
         self.log = directory / "standin.log"
         self.workdir = workdir or directory
         self.operator = operator
+        self.verbose = verbose  # -v: every request in the log (user, method, path, content type, status)
         self.timeout = timeout
         self.process: subprocess.Popen | None = None
         self.url = ""
@@ -65,6 +66,8 @@ class StandIn:
         argv = [sys.executable, str(STANDIN), "--kubeconfig", str(self.kubeconfig), "--workdir", str(self.workdir)]
         if not self.operator:
             argv.append("--no-operator")
+        if self.verbose:
+            argv.append("-v")
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                             env={**os.environ, "DKE_STANDIN_ID": self.id})
@@ -147,6 +150,15 @@ class StandIn:
         answer = self.ok("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
                          {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}})
         return answer["status"]["token"]
+
+    def requests(self) -> list[tuple[str, str, str, int]]:
+        """(user, method, path, status) of every request so far (needs verbose=True)."""
+        found = []
+        for line in self.log.read_text().splitlines():
+            if " standin.api INFO: " in line:
+                user, method, path, _, status = line.split(" standin.api INFO: ", 1)[1].split(" ")
+                found.append((user, method, path, int(status)))
+        return found
 
     def pod_processes(self) -> list[int]:
         """The live processes of this stand-in's pods (each carries its marker; the stand-in too)."""

@@ -162,6 +162,25 @@ def test_objects_get_uid_resource_version_and_creation_time_and_lists_filter_by_
     assert names == ["b", "kube-root-ca.crt"] or names == ["b"]
 
 
+def test_server_side_apply_creates_tracks_managers_and_answers_a_conflict_with_409(standin, ns):
+    path = f"/api/v1/namespaces/{ns}/configmaps/shared"
+    applied = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"}, "data": {"level": "info"}}
+    apply = "application/apply-patch+yaml"
+    status, created = standin.api("PATCH", path + "?fieldManager=dke", applied, content_type=apply)
+    assert status == 201
+    assert [m["manager"] for m in created["metadata"]["managedFields"]] == ["dke"]
+    other = {**applied, "data": {"level": "debug"}}
+    status, body = standin.api("PATCH", path + "?fieldManager=ops", other, content_type=apply)
+    assert (status, body["reason"]) == (409, "Conflict")
+    assert 'conflict with "dke"' in body["message"] and ".data.level" in body["message"]
+    status, body = standin.api("PATCH", path + "?fieldManager=ops&force=true", other, content_type=apply)
+    assert status == 200 and body["data"] == {"level": "debug"}
+    assert [m["manager"] for m in body["metadata"]["managedFields"]] == ["ops"]
+    status, body = standin.api("PATCH", path, other, content_type=apply)  # no fieldManager
+    assert (status, body["message"]) == (422, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                                          "is required for apply patch")
+
+
 def test_a_watch_from_a_resource_version_sees_later_changes_in_order(standin, ns):
     import threading
 

@@ -73,7 +73,7 @@ def operated(tmp_path_factory, prefect_api):
     image = tmp_path_factory.mktemp("image")
     shutil.copytree(QUICKSTART, image, dirs_exist_ok=True)
     (image / "flows" / "scaling.py").write_text(SCALING_FLOW)
-    with StandIn(tmp_path_factory.mktemp("standin"), operator=True, workdir=image) as cluster:
+    with StandIn(tmp_path_factory.mktemp("standin"), operator=True, workdir=image, verbose=True) as cluster:
         cluster.config = str(cluster.kubeconfig)
         cluster.env = str(image / "environment.yaml")
         cluster.prefect = prefect_api
@@ -162,6 +162,13 @@ def test_quickstart_apply_wait_runs_the_flow_on_the_operators_cluster_and_leaves
     [job] = kube.items("/apis/batch/v1/namespaces/default/jobs?labelSelector=dke.dev/run-id=qs1")
     assert [c["type"] for c in job["status"]["conditions"] if c["status"] == "True"][-1] == "Complete"
 
+    # The compiled Role let the runner do everything dke, kr8s and KubeCluster asked; the operator's
+    # ClusterRole let it do its part (and nobody was refused anything, the test's admin included).
+    refused = [r for r in kube.requests() if r[3] in (401, 403)]
+    assert refused == [], refused
+    runner_requests = [r for r in kube.requests() if r[0] == "system:serviceaccount:default:quickstart-runner"]
+    assert any(m == "POST" and "/daskclusters" in p for _, m, p, _ in runner_requests), runner_requests
+
     code, out, _ = dke(capsys, kube, "status", kube.env)
     assert code == 0 and "qs1" in out and "Succeeded" in out
     code, out, _ = dke(capsys, kube, "logs", kube.env, "--run", "qs1", "--follow")
@@ -201,6 +208,19 @@ def test_a_fixed_size_cluster_of_a_sigkilled_runner_goes_by_garbage_collection_w
         kube.wait_for(lambda: seen.workers and seen.workers[-1] == 2, timeout=120, interval=0.3)
         time.sleep(6)  # longer than the operator's autoscaler period (5s): nothing may resize it
     assert seen.autoscalers == 0 and seen.workers[-1] == 2 and max(seen.workers) == 2, seen.workers
+    # A worker's process killed mid-run: the kubelet restarts its container (restartPolicy Always).
+    selector = f"dask.org/cluster-name={cluster},dask.org/component=worker"
+    worker = kube.items(f"/api/v1/namespaces/default/pods?labelSelector={selector}")[0]["metadata"]["name"]
+    [victim] = [pid for pid in kube.pod_processes() if environ_of(pid).get("HOSTNAME") == worker
+                and os.getpgid(pid) == pid]
+    os.kill(victim, signal.SIGKILL)
+
+    def restarted():
+        status = kube.ok("GET", f"/api/v1/namespaces/default/pods/{worker}")["status"]["containerStatuses"][0]
+        return status["restartCount"] == 1 and "running" in status["state"] and status
+
+    restart = kube.wait_for(restarted, timeout=60)
+    assert restart["lastState"]["terminated"]["exitCode"] == 137
     [runner_pod] = kube.items("/api/v1/namespaces/default/pods?labelSelector=batch.kubernetes.io/job-name="
                               f"{cluster}")
     [runner] = [pid for pid in kube.pod_processes()
