@@ -19,12 +19,23 @@ from typing import Any
 from dke import daskcli
 from dke.diagnostics import DkeError
 from dke.load import parse_yaml
-from dke.podtemplate import CLASSIC_NAMES, dropped_fields
+from dke.podtemplate import (
+    CLASSIC_NAMES,
+    SCHEDULER_DASHBOARD_PORT,
+    SCHEDULER_PORT,
+    WORKER_DASHBOARD_PORT,
+    dropped_fields,
+)
 
 # Set by the Dask operator on every scheduler/worker container; a static value breaks it.
 OPERATOR_ENV = {
     "DASK_SCHEDULER_ADDRESS": "the operator sets it to the cluster's scheduler Service",
     "DASK_WORKER_NAME": "the operator sets it to the worker's name, which it retires workers by",
+}
+# The ports dke's own Dask containers declare (compile's default pods), by number.
+DKE_PORTS = {
+    "scheduler": {SCHEDULER_PORT: "tcp-comm", SCHEDULER_DASHBOARD_PORT: "http-dashboard"},
+    "worker": {WORKER_DASHBOARD_PORT: "http-dashboard"},
 }
 POD_KINDS = {"Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "ReplicationController"}
 JOB_KINDS = {"Job", "CronJob"}
@@ -235,6 +246,7 @@ class _Plan:
                 raise _Refused(self.line_of(spec_path + ("containers",)), 1,
                                "containers must be a list of mappings")
             self.dask_container(spec_path + ("containers",), containers)
+        self.probe_ports(spec_path, spec)
         for group in ("initContainers", "containers"):
             items = spec.get(group)
             if isinstance(items, list):
@@ -462,6 +474,25 @@ class _Plan:
                 self.delete_entry(path, "args")
             self.rewrite_seq(path + ("command",), actions, [])
             self.rename_key(path, "command", "args")
+
+    def probe_ports(self, spec_path: tuple, spec: dict) -> None:
+        """Probe ports written as numbers become port names (the operator's CRDs take names)."""
+        from dke.compile import numeric_handler_ports
+
+        for where, port in numeric_handler_ports(spec):
+            group, index = where[0], where[1]
+            c = spec[group][index]
+            named = {p.get("containerPort"): p["name"] for p in c.get("ports") or []
+                     if isinstance(p, dict) and isinstance(p.get("name"), str)}
+            if port not in named and group == "containers" and c.get("name") == self.role:
+                named = DKE_PORTS.get(self.role, {})  # dke's own container declares these
+            line = self.line_of(spec_path + where)
+            if port in named:
+                self.change(line, f"probe port {port} -> {named[port]} (the Dask operator's CRDs take a port name)")
+                self.replace_scalar(spec_path + where, named[port])
+            else:
+                self.notes.append(Change(line, f"probe port {port} is a number, which the Dask operator's CRDs "
+                                         "refuse: declare it in ports with a name and write the name here"))
 
     def operator_env(self, path: tuple, c: dict) -> None:
         env = c.get("env")

@@ -87,6 +87,10 @@ def test_translatable_files_become_dke_shaped_and_keep_everything_else(name, ima
             if key == "env":
                 kept = [e for e in old["env"] if e["name"] not in ("DASK_SCHEDULER_ADDRESS", "DASK_WORKER_NAME")]
                 assert new.get("env", []) == kept
+            elif key.endswith("Probe"):  # a port number becomes the name of that port, the rest stays
+                handler = next(k for k in ("httpGet", "tcpSocket", "grpc") if k in old[key])
+                assert isinstance(new[key][handler]["port"], str)
+                assert {**new[key], handler: {**new[key][handler], "port": old[key][handler]["port"]}} == old[key]
             else:
                 assert new.get(key) == old.get(key), key
 
@@ -352,3 +356,14 @@ def test_numbers_in_args_are_quoted_as_written():
     result = migrate(text, "w.yaml")
     assert result.text.endswith("  args: [dask, worker, --nthreads, '2', --death-timeout, '6e1']\n")
     assert sum("quoted" in c.message for c in result.changes) == 2
+
+
+def test_probe_ports_become_the_names_of_declared_ports():
+    text = ("containers:\n- name: dask-scheduler\n  args: [dask-scheduler]\n  ports:\n"
+            "  - {containerPort: 8786, name: comm}\n  readinessProbe:\n    httpGet: {path: /health, port: 8787}\n"
+            "  livenessProbe:\n    tcpSocket:\n      port: 8786   # comm\n"
+            "- name: side\n  args: [x]\n  livenessProbe: {httpGet: {port: 9000}}\n")
+    result = migrate(text, "s.yaml")
+    assert "httpGet: {path: /health, port: http-dashboard}\n" in result.text  # dke's scheduler declares it
+    assert "      port: comm   # comm\n" in result.text  # the file declares it
+    assert "{port: 9000}" in result.text and [n.line for n in result.notes] == [13]
