@@ -479,11 +479,13 @@ class _Plan:
         """Probe ports written as numbers become port names (the operator's CRDs take names)."""
         from dke.compile import numeric_handler_ports
 
-        for where, port in numeric_handler_ports(spec):
+        groups = {g: spec[g] for g in ("initContainers", "containers") if isinstance(spec.get(g), list)}
+        for where, port in numeric_handler_ports(groups):
             group, index = where[0], where[1]
             c = spec[group][index]
-            named = {p.get("containerPort"): p["name"] for p in c.get("ports") or []
-                     if isinstance(p, dict) and isinstance(p.get("name"), str)}
+            ports = c.get("ports") if isinstance(c.get("ports"), list) else []
+            named = {p["containerPort"]: p["name"] for p in ports if isinstance(p, dict)
+                     and isinstance(p.get("name"), str) and isinstance(p.get("containerPort"), int)}
             if port not in named and group == "containers" and c.get("name") == self.role:
                 named = DKE_PORTS.get(self.role, {})  # dke's own container declares these
             line = self.line_of(spec_path + where)
