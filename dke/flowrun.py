@@ -316,8 +316,12 @@ class TemporaryPrefectServer:
     the flow run is marked) and dies with us if we are killed (PR_SET_PDEATHSIG).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, connect_host: str | None = None):
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, connect_host: str | None = None,
+                 services: bool = False):
         self.host = host
+        # services: Prefect's background services too (the scheduler that turns a deployment's
+        # schedules into flow runs: `dke serve`); else an ephemeral server, the API alone.
+        self.services = services
         self.port = port
         # Where clients reach it: 0.0.0.0 is a bind address, not a destination.
         self.connect_host = connect_host or ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host)
@@ -352,7 +356,7 @@ class TemporaryPrefectServer:
             **os.environ,
             **overrides,
             "PREFECT_UI_ENABLED": "0",
-            "PREFECT__SERVER_EPHEMERAL": "1",  # no UI, no background services
+            **({} if self.services else {"PREFECT__SERVER_EPHEMERAL": "1"}),  # no UI, no background services
             "PREFECT__SERVER_FINAL": "1",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry calls from a throwaway server
         }
@@ -438,7 +442,7 @@ def exported(name: str, value: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def prefect_api(host: str = "127.0.0.1", connect_host: str | None = None) -> Iterator[str]:
+def prefect_api(host: str = "127.0.0.1", connect_host: str | None = None, services: bool = False) -> Iterator[str]:
     """One Prefect API URL for the flow and every process it starts.
 
     PREFECT_API_URL (environment or profile) when set; else a temporary local server,
@@ -455,7 +459,7 @@ def prefect_api(host: str = "127.0.0.1", connect_host: str | None = None) -> Ite
             finally:
                 flush_prefect_logs()  # else Prefect's exit handler sends them, maybe to a gone API
         return
-    server = TemporaryPrefectServer(host, connect_host=connect_host)
+    server = TemporaryPrefectServer(host, connect_host=connect_host, services=services)
     with sigterm_as_interrupt():
         try:
             url = server.start()
