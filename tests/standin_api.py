@@ -55,6 +55,7 @@ except ImportError:  # pragma: no cover - only until tests/standin_admission.py 
     admission = None
 
 APPLY_PATCH = "application/apply-patch+yaml"
+FAULT_KINDS = {"500", "503", "429", "drop", "drop-after"}
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -271,6 +272,8 @@ class Cluster:
         self.ca_data = ""  # base64 PEM of the serving certificate, for kubeconfigs
         self.request_log: list[tuple[str, str, int, str]] = []  # method, path, status, user (for tests)
         self.warnings: list[str] = []  # of the request being handled: sent as Warning headers
+        # Injected faults (POST /standin/faults, admin only): {"method", "path" (a substring), "kind", "times"}.
+        self.faults: list[dict] = []
 
     def _rbac_objects(self, plural: str, namespace: str | None) -> list[dict]:
         return [o for o in self.store.list(("rbac.authorization.k8s.io", plural), namespace)]
@@ -653,21 +656,17 @@ def make_app(cluster: Cluster) -> aiohttp.web.Application:
 
     async def handle(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
         query = {k: request.query.get(k) for k in request.query}
-        header = request.headers.get("Authorization", "")
-        token = header[7:].strip() if header.startswith("Bearer ") else None
-        user = cluster.tokens.user(token)
+        user = cluster.tokens.user(auth.bearer_token(request.headers.get("Authorization")))
         user_name = user.name if user else "-"
         try:
             if user is None:
-                return _json(auth.unauthorized_status(), 401)
-            attrs = auth.request_attributes(request.method, request.path, query)
-            if not cluster.authorizer.allowed(user, attrs):
-                body = auth.forbidden_status(user, attrs, cluster.authorizer.reason(user, attrs))
-                return _json(body, 403)
-            cluster.warnings = []
-            response = await dispatch(request, query, user)
-            for warning in cluster.warnings:
-                response.headers.add("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
+                response = _json(auth.unauthorized_status(), 401)
+            else:
+                attrs = auth.request_attributes(request.method, request.path, query)
+                if not cluster.authorizer.allowed(user, attrs):
+                    response = _json(auth.forbidden_status(user, attrs, cluster.authorizer.reason(user, attrs)), 403)
+                else:
+                    response = await faulty(request, query, user)
         except ApiError as e:
             response = _json(e.body, e.body.get("code", 500))
         except Exception as e:  # noqa: BLE001 - the API server answers 500 and keeps serving
@@ -676,6 +675,46 @@ def make_app(cluster: Cluster) -> aiohttp.web.Application:
         cluster.request_log.append((request.method, request.path_qs, response.status, user_name))
         log.info("%s %s %s %s %s", user_name, request.method, request.path_qs, request.content_type,
                  response.status)
+        return response
+
+    async def faulty(request: aiohttp.web.Request, query: dict, user: auth.User) -> aiohttp.web.StreamResponse:
+        """dispatch, unless a fault injected through POST /standin/faults matches this request."""
+        if request.path == "/standin/faults":
+            if auth.MASTERS not in user.groups:
+                raise ApiError(status_body(403, "Forbidden", "only the admin injects faults"))
+            if request.method == "POST":
+                fault = await request.json()
+                if fault.get("kind") not in FAULT_KINDS:
+                    raise bad_request(f"kind: one of {', '.join(sorted(FAULT_KINDS))}")
+                cluster.faults.append({"times": 1, "hits": 0, **fault})
+            return _json({"faults": cluster.faults})
+        fault = next((f for f in cluster.faults if f["times"] > 0 and f["method"] == request.method
+                      and f["path"] in request.path), None)
+        if fault is None:
+            return await respond(request, query, user)
+        fault["times"] -= 1
+        fault["hits"] += 1
+        kind = fault["kind"]
+        if kind in ("500", "503"):
+            return _json(status_body(int(kind), "InternalError" if kind == "500" else "ServiceUnavailable",
+                                     "injected by the stand-in"), int(kind))
+        if kind == "429":
+            response = _json(status_body(429, "TooManyRequests", "injected by the stand-in", {"retryAfterSeconds": 1}),
+                             429)
+            response.headers["Retry-After"] = "1"
+            return response
+        if kind == "drop":  # the connection dies before the server acts
+            request.transport.close()
+            return aiohttp.web.Response(status=500)
+        response = await respond(request, query, user)  # drop-after: the server acts, the answer is lost
+        request.transport.close()
+        return response
+
+    async def respond(request: aiohttp.web.Request, query: dict, user: auth.User) -> aiohttp.web.StreamResponse:
+        cluster.warnings = []
+        response = await dispatch(request, query, user)
+        for warning in cluster.warnings:
+            response.headers.add("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
         return response
 
     async def dispatch(request: aiohttp.web.Request, query: dict, user: auth.User) -> aiohttp.web.StreamResponse:

@@ -383,3 +383,42 @@ def test_a_pod_acts_with_its_service_accounts_permissions(standin, ns):
     assert logs(standin, ns, "nosy").strip() == (
         f'403 secrets is forbidden: User "system:serviceaccount:{ns}:default" cannot list resource "secrets" in '
         'API group "" in the namespace "kube-system"')
+
+
+# ---------------------------------------------------------------------------
+# faults injected on chosen requests (POST /standin/faults, admin only)
+
+
+def test_dke_apply_survives_injected_faults_without_a_duplicate_job_and_gives_up_clearly(standin, ns, tmp_path,
+                                                                                       capsys, monkeypatch):
+    from dke import kube as dke_kube
+    from kube_emulator import run_dke, write_environment
+
+    monkeypatch.setattr(dke_kube, "DEFAULT_RETRY", dke_kube.RetryPolicy(attempts=4, base=0.01, cap=0.05))
+    env = write_environment(tmp_path)
+
+    def inject(method: str, path: str, kind: str, times: int) -> None:
+        standin.ok("POST", "/standin/faults", {"method": method, "path": path, "kind": kind, "times": times})
+
+    def hits(method: str, path: str) -> int:
+        return sum(f["hits"] for f in standin.ok("GET", "/standin/faults")["faults"]
+                   if (f["method"], f["path"]) == (method, path))
+
+    inject("PATCH", f"/namespaces/{ns}/serviceaccounts/", "503", 2)
+    inject("GET", f"/namespaces/{ns}/jobs", "429", 1)
+    inject("POST", f"/namespaces/{ns}/jobs", "drop-after", 1)  # created, but the answer is lost
+    code, _, err = run_dke(capsys, "apply", env, "--kubeconfig", str(standin.kubeconfig), "-n", ns, "--run-id", "f1")
+    assert code == 0, err
+    assert [hits("PATCH", f"/namespaces/{ns}/serviceaccounts/"), hits("GET", f"/namespaces/{ns}/jobs"),
+            hits("POST", f"/namespaces/{ns}/jobs")] == [2, 1, 1]
+    [created] = standin.items(f"/apis/batch/v1/namespaces/{ns}/jobs")
+    assert created["metadata"]["name"] == "etl-f1"
+
+    inject("POST", f"/namespaces/{ns}/jobs", "500", 10)
+    code, _, err = run_dke(capsys, "apply", env, "--kubeconfig", str(standin.kubeconfig), "-n", ns, "--run-id", "f2")
+    assert code == 3
+    assert err.startswith("dke: error: ") and "500" in err and "Traceback" not in err, err
+    assert hits("POST", f"/namespaces/{ns}/jobs") - 1 == 4  # bounded: the retry policy's attempts, then a clear error
+    assert [j["metadata"]["name"] for j in standin.items(f"/apis/batch/v1/namespaces/{ns}/jobs")] == ["etl-f1"]
+    standin.ok("DELETE", f"/apis/batch/v1/namespaces/{ns}/jobs/etl-f1",
+               {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"})
