@@ -36,3 +36,42 @@ def test_status_usage_and_api_errors(cluster, capsys):
     cluster.emulator.deny("list", "jobs")
     code, _, err = run_dke(capsys, "status", "etl", "--kubeconfig", cluster.config)
     assert code == 3 and "forbidden: not allowed to list jobs.batch in namespace 'data'" in err
+
+
+def test_status_lists_deployment_runs_with_their_prefect_state(cluster, tmp_path, capsys, monkeypatch):
+    """A Job made by Prefect's Kubernetes worker for the deployment's flow run (its labels as
+    prefect-kubernetes writes them) is a run of the environment, with its flow run's state."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    from dke import kube
+    from dke.flowrun import api_url_settings, exported, free_port
+    from prefect_support import temporary_server
+
+    with exported("PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/prefect.db"), \
+            temporary_server() as url, api_url_settings(url), get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run_from_deployment(client.create_deployment(
+            flow_id=client.create_flow_from_name("etl"), name="nightly"))
+        client.set_flow_run_state(flow_run.id, Running(), force=True)
+        job = {"apiVersion": "batch/v1", "kind": "Job",
+               "metadata": {"name": "etl-x7k2p", "labels": {
+                   "app.kubernetes.io/managed-by": "prefect", "dke.dev/environment": "etl",
+                   "prefect.io/flow-run-id": str(flow_run.id), "prefect.io/flow-run-name": flow_run.name}},
+               "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                   {"name": "prefect-job", "image": "x:1", "command": ["dke", "incluster"]}]}}}}
+        with kube.connect(kube.Target(kubeconfig=cluster.config)) as api:
+            api.request("POST", api.path("Job"), verb="create", what="job/etl-x7k2p", body=job)
+        monkeypatch.setenv("PREFECT_API_URL", url)
+        code, out, _ = run_dke(capsys, "status", "etl", "--kubeconfig", cluster.config)
+        assert code == 0
+        header, row = out.splitlines()
+        assert header.split()[:4] == ["RUN", "ID", "PHASE", "PREFECT"]
+        assert row.split()[0] == flow_run.id.hex[-12:] and row.split()[2] == "Running"
+        assert row.split()[-1] == "etl-x7k2p"
+        code, out, _ = run_dke(capsys, "status", "etl", "--kubeconfig", cluster.config, "-o", "json")
+        (run,) = json.loads(out)["runs"]
+        assert (run["flow_run_id"], run["prefect_state"]) == (str(flow_run.id), "Running")
+        # the API gone: the Jobs are still listed, without the column
+        monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")  # nothing listens
+        code, out, _ = run_dke(capsys, "status", "etl", "--kubeconfig", cluster.config)
+        assert code == 0 and "PREFECT" not in out and "etl-x7k2p" in out
