@@ -121,14 +121,20 @@ def _compose_all(text: str) -> list:
     the common case, and any document it refuses is parsed again by ruamel's pure-Python
     parser, which decides (and words the error).
     """
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    import warnings
 
-    try:
-        return list(YAML(typ="safe", pure=False).compose_all(text))
-    except (YAMLError, RecursionError, ValueError):
-        pass
-    return list(YAML(typ="safe", pure=True).compose_all(text))
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import ReusedAnchorWarning, YAMLError
+
+    # A redefined anchor is valid YAML (later aliases get the later node); ruamel would
+    # print a multi-line Python warning, quoting the file, on stderr.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReusedAnchorWarning)
+        try:
+            return list(YAML(typ="safe", pure=False).compose_all(text))
+        except (YAMLError, RecursionError, ValueError):
+            pass
+        return list(YAML(typ="safe", pure=True).compose_all(text))
 
 
 def parse_yaml(file: str, text: str, multi: bool = False, allow_empty: bool = False) -> list[Document]:

@@ -256,3 +256,13 @@ def test_a_duplicate_key_message_names_the_line_of_the_first():
     d = error_of("name: etl\nflow:\n  entrypoint: a.py:f\n  parameters: {}\n  entrypoint: b.py:g\n")
     assert (d.line, d.column) == (5, 3)
     assert d.message == 'duplicate key "entrypoint" (first at line 3); each key may appear once'
+
+
+def test_a_redefined_anchor_is_valid_yaml_and_prints_no_python_warning():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        doc = load_text("a: &x {v: 1}\nb: &x {v: 2}\nc: *x\n")
+    assert doc.data["c"] == {"v": 2}  # the later definition, as YAML says
+    assert [str(w.message) for w in caught] == []
