@@ -529,3 +529,46 @@ def test_a_numeric_probe_port_is_refused_at_its_line(tmp_path):
     (d,) = dc.validate_objects(loaded, KUBE)
     assert (d.code, d.file.endswith("worker.yaml"), d.line) == (dc.CLUSTER_INVALID, True, 4)
     assert "name the container port" in d.message
+
+
+# --- what mutation testing found unchecked (see tests/README.md, "Mutation testing") -------------
+
+
+def test_pod_label_and_annotation_keys_in_full(tmp_path):
+    name63, name64 = "a" * 63, "a" * 64
+    worker = ("apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n"
+              f"    example.org/{name63}: ok\n    {name64}: too-long\n    fine: 'bad value!'\n"
+              f"  annotations:\n    {name63}: any text at all\n    'a b': x\nspec: {{}}\n")
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    problems = dc.validate_objects(loaded, KUBE)
+    rules = "an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'"
+    assert [(d.severity, d.code, d.line, d.column, d.path, d.message) for d in problems] == [
+        (ERROR, dc.OBJECT_INVALID, 6, 5, f"$.metadata.labels.{name64}",
+         f"label key '{name64}' is not a valid Kubernetes key: {rules}"),
+        (ERROR, dc.OBJECT_INVALID, 7, 11, "$.metadata.labels.fine",
+         "label value 'bad value!' is not valid: at most 63 letters, digits, '-', '_' or '.', "
+         "starting and ending with a letter or digit"),
+        (ERROR, dc.OBJECT_INVALID, 10, 5, "$.metadata.annotations['a b']",
+         f"annotation key 'a b' is not a valid Kubernetes key: {rules}"),
+    ]
+
+
+def test_a_problem_from_a_default_is_reported_at_the_top_of_the_file(tmp_path):
+    from dke.explain import Origin
+
+    loaded = load(tmp_path)
+    d = dc.diagnostic_at(loaded, Origin("default", "job.backoff_limit"), "DKE400", "too big", WARNING)
+    assert d == type(d)(WARNING, "DKE400", "too big (from the default of job.backoff_limit)", loaded.file, 1, 1, "$")
+    # from the run (a --run-id, --namespace): at the environment's name
+    d = dc.diagnostic_at(loaded, Origin("run", "--namespace"), "DKE400", "bad namespace")
+    assert (d.severity, d.code, d.message, d.file, d.line, d.path) == (ERROR, "DKE400", "bad namespace", loaded.file,
+                                                                      2, "$.name")
+    # an origin that names a file only when it has one
+    d = dc.diagnostic_at(loaded, Origin("environment", "name", None, 5, 3, ("name",)), "DKE400", "no file")
+    assert (d.line, d.path) == (2, "$.name")
+
+
+def test_the_autoscaler_adapt_creates():
+    assert dc.autoscaler_for("etl-r1", 1, 4) == {
+        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler", "metadata": {"name": "etl-r1"},
+        "spec": {"cluster": "etl-r1", "minimum": 1, "maximum": 4}}
