@@ -519,7 +519,9 @@ def run_existing_flow_run(run: InClusterRun, flow, factory: ClusterFactory) -> i
                  flow_run.deployment_id, run.spec.run_id)
         with flowrun.CancelWatch(run.flow_run_id) as watch:
             try:
-                with task_runner_for(run, factory, api_url, started_api=False) as task_runner:
+                # The worker gave the runner PREFECT_API_URL; the Dask workers get it from here (a key,
+                # if any, is a secret: it reaches them through `secrets:`, not the cluster spec).
+                with task_runner_for(run, factory, api_url, started_api=True) as task_runner:
                     outcome = flowrun.run_flow_run(flow, flow_run, task_runner)
             except KeyboardInterrupt:
                 if not watch.cancelled:
