@@ -35,7 +35,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import aiohttp.web  # noqa: E402
-
 import standin_auth as auth  # noqa: E402
 from standin_api import Cluster, make_app  # noqa: E402
 from standin_controllers import Controllers  # noqa: E402

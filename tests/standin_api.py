@@ -27,15 +27,15 @@ import secrets as pysecrets
 from typing import Any, Callable
 
 import aiohttp.web
-import yaml
-
 import standin_auth as auth
+import yaml
 from standin_store import (
     ALL_VERBS,
     PatchError,
     Resource,
     Store,
     crd_resources,
+    dotted,
     field_selector_matches,
     json_patch,
     label_selector_matches,
@@ -43,7 +43,6 @@ from standin_store import (
     meta,
     now,
     set_dotted,
-    dotted,
     strategic_merge_patch,
 )
 
@@ -622,6 +621,35 @@ def _group_entry(group: str, versions: list[str]) -> dict:
     return {"name": group, "versions": gv, "preferredVersion": gv[0]}
 
 
+def openapi_v3(cluster: Cluster, group_version: str) -> dict:
+    """Just enough OpenAPI v3 for kubectl to see that the server validates fields itself (it then sends
+    fieldValidation=Strict instead of validating against a schema it would download): the root lists
+    each group-version; a group-version's document has every resource's PATCH path with the
+    fieldValidation parameter and its x-kubernetes-group-version-kind. No schemas."""
+    gvs = {"api/v1": ("", "v1")}
+    for group, versions in _groups(cluster).items():
+        for version in versions:
+            gvs[f"apis/{group}/{version}"] = (group, version)
+    if not group_version:
+        return {"paths": {key: {"serverRelativeURL": f"/openapi/v3/{key}?hash=standin"} for key in gvs}}
+    if group_version not in gvs:
+        raise ApiError(status_body(404, "NotFound", "the server could not find the requested resource", {}))
+    group, version = gvs[group_version]
+    paths = {}
+    for res in cluster.store.resources.values():
+        if (res.group, res.version) != (group, version):
+            continue
+        scope = "namespaces/{namespace}/" if res.namespaced else ""
+        paths[f"/{group_version}/{scope}{res.plural}/{{name}}"] = {"patch": {
+            "parameters": [{"name": name, "in": "query", "schema": {"type": "string"}}
+                           for name in ("dryRun", "fieldManager", "fieldValidation", "force")],
+            "responses": {"200": {"description": "OK"}},
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": res.kind}}}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": f"v{cluster.kube_version}.0"},
+            "paths": paths, "components": {"schemas": {}}}
+
+
 def _manager(request: aiohttp.web.Request, query: dict) -> str:
     if query.get("fieldManager"):
         return query["fieldManager"]
@@ -725,6 +753,8 @@ def make_app(cluster: Cluster) -> aiohttp.web.Application:
                           "platform": "linux/amd64", "goVersion": "go1.22.0", "compiler": "gc"})
         if path in ("/healthz", "/livez", "/readyz"):
             return aiohttp.web.Response(text="ok")
+        if path == "/openapi/v3" or path.startswith("/openapi/v3/"):
+            return _json(openapi_v3(cluster, path[len("/openapi/v3/"):]))
         if path == "/api":
             return _json({"kind": "APIVersions", "versions": ["v1"],
                           "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",

@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import re
-import secrets as pysecrets
 import shutil
 import signal
 import socket
@@ -44,9 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
-from standin_api import ApiError, Cluster, bad_request, status_body
-from standin_store import Event, label_selector_matches, meta, now
+from standin_api import Cluster, bad_request
+from standin_store import Event, meta, now
 
 log = logging.getLogger("standin.kubelet")
 

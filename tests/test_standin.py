@@ -5,14 +5,12 @@ garbage collection. The end-to-end runs of dke against it are tests/commands/tes
 from __future__ import annotations
 
 import json
-import signal
+import shutil
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
-
 from standin_support import STANDIN, StandIn, marked_processes
 
 
@@ -391,8 +389,9 @@ def test_a_pod_acts_with_its_service_accounts_permissions(standin, ns):
 
 def test_dke_apply_survives_injected_faults_without_a_duplicate_job_and_gives_up_clearly(standin, ns, tmp_path,
                                                                                        capsys, monkeypatch):
-    from dke import kube as dke_kube
     from kube_emulator import run_dke, write_environment
+
+    from dke import kube as dke_kube
 
     monkeypatch.setattr(dke_kube, "DEFAULT_RETRY", dke_kube.RetryPolicy(attempts=4, base=0.01, cap=0.05))
     env = write_environment(tmp_path)
@@ -422,3 +421,23 @@ def test_dke_apply_survives_injected_faults_without_a_duplicate_job_and_gives_up
     assert [j["metadata"]["name"] for j in standin.items(f"/apis/batch/v1/namespaces/{ns}/jobs")] == ["etl-f1"]
     standin.ok("DELETE", f"/apis/batch/v1/namespaces/{ns}/jobs/etl-f1",
                {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"})
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed (Debian: apt-get install kubectl)")
+def test_kubectl_applies_gets_and_is_refused_as_on_a_real_cluster(standin, ns, tmp_path):
+    def kubectl(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run(["kubectl", "--kubeconfig", str(standin.kubeconfig), "-n", ns, *args], input=stdin,
+                              capture_output=True, text=True, timeout=60)
+
+    manifest = json.dumps(job("hello", "print('hello from kubectl')", backoffLimit=0))
+    assert kubectl("apply", "-f", "-", stdin=manifest).stdout.strip() == "job.batch/hello created"
+    assert kubectl("apply", "-f", "-", stdin=manifest).stdout.strip() == "job.batch/hello unchanged"
+    standin.wait_for(lambda: job_condition(standin, ns, "hello"))
+    assert kubectl("logs", "job/hello").stdout == "hello from kubectl\n"
+    bad = json.loads(manifest)
+    bad["metadata"]["name"] = "bad"
+    bad["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    refused = kubectl("apply", "-f", "-", stdin=json.dumps(bad))
+    assert refused.returncode == 1
+    assert 'The Job "bad" is invalid: spec.template.spec.restartPolicy' in refused.stderr
+    assert kubectl("get", "pods", "-o", "name").stdout.startswith("pod/hello-")

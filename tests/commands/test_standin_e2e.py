@@ -9,15 +9,14 @@ The e2e runs take about 2 minutes together on 2 cores (pods are real Python proc
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
-import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
-
 from kube_emulator import run_dke
 from prefect_support import temporary_server
 from standin_support import StandIn, environ_of
@@ -113,7 +112,7 @@ class Observer:
     def _run(self) -> None:
         selector = f"dask.org/cluster-name={self.cluster},dask.org/component=worker"
         while not self._stop.is_set():
-            clusters = self.kube.items(f"/apis/kubernetes.dask.org/v1/namespaces/default/daskclusters")
+            clusters = self.kube.items("/apis/kubernetes.dask.org/v1/namespaces/default/daskclusters")
             if any(c["metadata"]["name"] == self.cluster for c in clusters):
                 pods = self.kube.items(f"/api/v1/namespaces/default/pods?labelSelector={selector}")
                 running = [p for p in pods if p["status"].get("phase") == "Running"
