@@ -170,3 +170,98 @@ def test_a_bad_schedule_is_refused_at_its_line(environment, capsys):
     code, _, err = run_dke(capsys, "deploy", str(environment))
     assert code == 4
     assert f"{environment}:17:14:" in err and "DKE310" in err and "'0 25 * * *' is not a valid cron" in err
+
+
+# ---------------------------------------------------------------------------
+# end to end: `prefect deployment run` -> Prefect's real Kubernetes worker (prefect-kubernetes)
+# creates dke's Job in the stand-in cluster -> the stand-in runs `dke incluster` -> the one
+# flow run reaches Completed, its tasks on the run's own Dask workers (the real Dask operator)
+
+E2E_FLOW = '''from prefect import flow, task
+
+
+@task
+def square(x: int) -> dict:
+    from distributed import get_worker
+
+    return {"square": x * x, "worker": get_worker().name}
+
+
+@flow(name="squares", log_prints=True)
+def squares(n: int = 2) -> int:
+    results = [f.result() for f in square.map(range(n))]
+    print("results", results)
+    return sum(r["square"] for r in results)
+'''
+
+
+def test_a_deployment_run_goes_through_prefects_kubernetes_worker_to_dkes_job(tmp_path, prefect_url, client,
+                                                                              capsys, monkeypatch):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+    from pathlib import Path
+
+    from prefect_support import processes_with
+    from standin_support import StandIn
+
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "squares.py").write_text(E2E_FLOW)
+    environment = tmp_path / "environment.yaml"
+    environment.write_text("name: squares\nnamespace: default\nimage: ghcr.io/acme/squares:1.0\n"
+                           "flow: {entrypoint: flows/squares.py:squares, parameters: {n: 3}}\n"
+                           "min_workers: 1\nmax_workers: 1\ndeployment: {name: e2e, work_pool: {name: standin}}\n")
+    bin_dir = Path(sys.executable).parent
+    with StandIn(tmp_path, operator=True, workdir=tmp_path, timeout=180) as standin:
+        code, out, err = run_dke(capsys, "deploy", str(environment), "--kubeconfig", str(standin.kubeconfig))
+        assert code == 0, err
+        marker = uuid.uuid4().hex
+        env = {**os.environ, "KUBECONFIG": str(standin.kubeconfig), "PREFECT_API_URL": prefect_url,
+               "PREFECT_WORKER_QUERY_SECONDS": "1", "DKE_TEST_MARKER": marker,
+               "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        worker = subprocess.Popen([str(bin_dir / "prefect"), "worker", "start", "--pool", "standin",
+                                   "--type", "kubernetes"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            started = subprocess.run([str(bin_dir / "prefect"), "deployment", "run", "squares/e2e"], env=env,
+                                     capture_output=True, text=True, timeout=120)
+            assert started.returncode == 0, started.stdout + started.stderr
+            flow_run_id = uuid.UUID(re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1))
+            deadline = time.monotonic() + 240
+            state = client.read_flow_run(flow_run_id).state
+            while not state.is_final() and time.monotonic() < deadline:
+                time.sleep(1)
+                state = client.read_flow_run(flow_run_id).state
+        finally:
+            worker.send_signal(signal.SIGINT)  # the worker's own shutdown; it ignores SIGTERM while watching
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+        assert state.is_completed(), (state, standin.log.read_text()[-3000:])
+        # the one flow run: the worker's, run by dke; no second one
+        deployment = client.read_deployment_by_name("squares/e2e")
+        runs = client.request("POST", "/flow_runs/filter",
+                              json={"flow_runs": {"deployment_id": {"any_": [str(deployment.id)]}}}).json()
+        assert [r["id"] for r in runs] == [str(flow_run_id)]
+        assert client.request("POST", "/task_runs/count",
+                              json={"flow_runs": {"id": {"any_": [str(flow_run_id)]}}}).json() == 3
+        # the Job the worker made is dke's, and its pod ran the flow on the run's own Dask cluster
+        [job] = standin.items("/apis/batch/v1/namespaces/default/jobs")
+        assert job["metadata"]["name"].startswith("squares-")
+        assert job["metadata"]["labels"]["prefect.io/flow-run-id"] == str(flow_run_id)
+        [runner] = job["spec"]["template"]["spec"]["containers"]
+        assert runner["command"] == ["dke", "incluster"] and job["spec"]["template"]["spec"][
+            "serviceAccountName"] == "squares-runner"
+        [pod] = standin.items(f"/api/v1/namespaces/default/pods?labelSelector=job-name%3D{job['metadata']['name']}")
+        log = standin.ok("GET", f"/api/v1/namespaces/default/pods/{pod['metadata']['name']}/log")
+        cluster = f"squares-{flow_run_id.hex[-12:]}"
+        assert f"creating Dask cluster {cluster}" in log and f"Dask cluster {cluster} torn down" in log
+        workers = set(re.findall(r"'worker': '([^']+)'", log))
+        assert workers and all(w.startswith(f"{cluster}-") for w in workers), log[-2000:]
+    assert processes_with(marker) == []
