@@ -97,10 +97,16 @@ class StandIn:
         return self.process.returncode
 
     def _kill(self) -> None:
+        """The stand-in did not stop: kill it and every process of its pods (own sessions each)."""
         assert self.process is not None
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+        for pid in marked_processes(self.marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def __exit__(self, *exc) -> None:
         code = self.stop()
