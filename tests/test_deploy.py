@@ -303,3 +303,27 @@ def test_cancelling_the_flow_run_tears_the_cluster_down_and_leaves_it_cancelled(
     hung = int(started.read_text())  # the worker process that ran the hanging task is gone
     with pytest.raises(ProcessLookupError):
         os.kill(hung, 0)
+
+
+def test_sigterm_from_elsewhere_tears_the_cluster_down_and_leaves_the_run_crashed(tmp_path, prefect_url, client):
+    from incluster_support import read_record
+
+    out = tmp_path / "result.json"
+    flow_run = _deployment_run(client, {"n": 2, "out": str(out), "mode": "hang"})
+    runner = _runner(tmp_path, prefect_url, str(flow_run.id))
+    try:
+        started = Path(str(out) + ".started")
+        deadline = time.monotonic() + 120
+        while not started.exists() and runner.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert started.exists(), runner.stdout.read() if runner.poll() is not None else "no task started"
+        runner.send_signal(signal.SIGTERM)  # `kubectl delete job`, a node drain: the kubelet's SIGTERM
+        log, _ = runner.communicate(timeout=90)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
+    assert runner.returncode == 130, log
+    assert client.read_flow_run(flow_run.id).state.type.value == "CRASHED"  # not Running forever
+    record = read_record(tmp_path / "record.jsonl")
+    assert record[-1]["event"] == "closed" and record[-1]["workers_left"] == 0
