@@ -158,10 +158,6 @@ def record_write(old: dict | None, new: dict, manager: str) -> dict:
     return admission.record_write(old, new, manager, now())
 
 
-def _quantity_free(obj: dict) -> dict:
-    return obj
-
-
 # ---------------------------------------------------------------------------
 # defaulting (what the API server's defaulters and PrepareForCreate do before validation)
 

@@ -267,6 +267,7 @@ class Controllers:
             want = replicas if meta(rs)["uid"] == meta(current)["uid"] else 0
             if (rs.get("spec") or {}).get("replicas") != want:
                 rs["spec"]["replicas"] = want
+                rs["metadata"]["generation"] = rs["metadata"].get("generation", 1) + 1  # a spec change
                 self.cluster.store.update(self.res["replicasets"], rs)
         total = ready = available = updated = 0
         for rs in owned:

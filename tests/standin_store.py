@@ -82,11 +82,8 @@ BUILTIN = [
        ["crd", "crds"]),
 ]
 
-# The Dask operator's CRDs, as its helm chart installs them.
-DASK_CRDS_DIR = None
-
-
 def dask_crds() -> list[dict]:
+    """The Dask operator's CustomResourceDefinitions, as its helm chart installs them."""
     import dask_kubernetes
 
     crds = Path(dask_kubernetes.__file__).parent / "operator" / "deployment" / "helm" / \
