@@ -183,3 +183,70 @@ def test_logs_are_sent_before_leaving_an_external_api(api_url, tmp_path):
         logs = client.post(f"{api_url}/logs/filter",
                            json={"logs": {"flow_run_id": {"any_": [str(outcome.flow_run_id)]}}}).json()
     assert outcome.ok and marker in [entry["message"] for entry in logs]
+
+
+# -- a flow run Prefect created (a deployment's run, `dke incluster` under Prefect's worker)
+
+
+def test_run_flow_run_runs_that_flow_run_and_no_other(api_url, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from dke.flowrun import read_flow_run, run_flow_run
+
+    flow = load_flow("checks.py:report", FLOWS)
+    out = tmp_path / "out.json"
+    with get_client(sync_client=True) as client:
+        created = client.create_flow_run(flow, parameters={"out": str(out), "n": 3, "label": "made-by-prefect"})
+        before = client.count_flow_runs()
+    outcome = run_flow_run(flow, read_flow_run(str(created.id)), ThreadPoolTaskRunner())
+    assert outcome.ok and outcome.flow_run_id == str(created.id) and outcome.flow_run_name == created.name
+    assert outcome.result == 2 * sum(range(3)) and outcome.task_runs == 3
+    assert json.loads(out.read_text())["params"]["label"] == "made-by-prefect"  # the run's own parameters
+    with get_client(sync_client=True) as client:
+        assert client.count_flow_runs() == before  # no second flow run
+        assert client.read_flow_run(created.id).state.is_completed()
+
+
+def test_final_states_after_a_stop(api_url):
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed, Running
+
+    from dke.flowrun import set_final_state
+
+    flow = load_flow("helpers:hello", FLOWS)
+    with get_client(sync_client=True) as client:
+        running = client.create_flow_run(flow, state=Running())
+        done = client.create_flow_run(flow, state=Completed())
+    assert set_final_state(str(running.id), "CRASHED", "terminated") == "Crashed"
+    assert set_final_state(str(done.id), "CRASHED", "terminated") == "Completed"  # it ended by itself
+    assert set_final_state(str(running.id), "CANCELLED", "cancelled") == "Cancelled"  # a cancel is forced
+
+
+def test_an_unknown_flow_run_is_a_clean_error(api_url):
+    from dke.flowrun import read_flow_run
+
+    for value, words in [(str(uuid.uuid4()), "does not exist in the Prefect API"), ("nope", "is not a flow run id")]:
+        with pytest.raises(DkeError) as caught:
+            read_flow_run(value)
+        assert caught.value.exit_code == exitcodes.INVALID and words in caught.value.message
+
+
+@pytest.mark.parametrize("services", [False, True])
+def test_a_temporary_server_runs_prefects_services_only_when_asked(monkeypatch, services):
+    from dke import flowrun
+
+    seen = {}
+
+    class Recorded:
+        def __init__(self, argv, env, **kwargs):
+            seen.update(env)
+            self.pid = 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(flowrun.subprocess, "Popen", Recorded)
+    flowrun.TemporaryPrefectServer(services=services).start()
+    # ephemeral: the API alone; with services: the scheduler that turns schedules into runs (dke serve)
+    assert ("PREFECT__SERVER_EPHEMERAL" in seen) is not services
