@@ -776,6 +776,18 @@ def _delete(kube: Kube, kind: str, name: str) -> str:
 # ---------------------------------------------------------------- command-line glue
 
 
+def _check_namespace(ctx, param, value: str | None) -> str | None:
+    """A bad --namespace is a usage error (exit 2) before anything is read or sent."""
+    import click
+
+    from dke.model import namespace_problem
+
+    problem = None if value is None else namespace_problem(value)
+    if problem:
+        raise click.BadParameter(problem)
+    return value
+
+
 def kube_options(func: Callable) -> Callable:
     """--kubeconfig, --context, -n/--namespace: kubectl's names and precedence."""
     import functools
@@ -786,7 +798,7 @@ def kube_options(func: Callable) -> Callable:
                   help="Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config; "
                   "in a pod without one: the in-cluster configuration).")
     @click.option("--context", default=None, help="The kubeconfig context to use (default: the current one).")
-    @click.option("-n", "--namespace", default=None,
+    @click.option("-n", "--namespace", default=None, callback=_check_namespace,
                   help="Namespace; wins over the environment's `namespace`, the context's and `default`.")
     @functools.wraps(func)
     def wrapper(*args, kubeconfig=None, context=None, namespace=None, **kwargs):

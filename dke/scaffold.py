@@ -14,10 +14,12 @@ from dke.model import NAME_MAX, SCHEMA_ID
 
 
 def environment_name(folder_name: str) -> str:
-    """A DNS-1123 label from a folder name ("My ETL_flow" -> "my-etl-flow")."""
+    """A DNS-1035 label from a folder name ("My ETL_flow" -> "my-etl-flow", "2024 report" -> "flow-2024-report")."""
     name = re.sub(r"[^a-z0-9-]+", "-", folder_name.lower()).strip("-")
-    name = re.sub(r"-{2,}", "-", name)[:NAME_MAX].strip("-")
-    return name or "my-flow"
+    name = re.sub(r"-{2,}", "-", name)
+    if name and not name[0].isalpha():
+        name = "flow-" + name  # the scheduler's Service name, derived from it, starts with a letter
+    return name[:NAME_MAX].strip("-") or "my-flow"
 
 
 # What the flow image pins, besides dke[kube] itself: the runtime of every pod of a run.

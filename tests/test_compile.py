@@ -413,8 +413,7 @@ def environments(draw):
     return data, specs
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=environments())
 def test_every_accepted_environment_compiles_to_valid_objects_on_the_flow_image(tmp_path, case):
     data, specs = case

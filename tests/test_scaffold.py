@@ -6,10 +6,15 @@ from dke.scaffold import environment_name, scaffold
 
 @pytest.mark.parametrize(
     "folder, expected",
-    [("my-etl", "my-etl"), ("My_ETL flow", "my-etl-flow"), ("--x--", "x"), ("ü", "my-flow"), ("a" * 80, "a" * 40)],
+    [("my-etl", "my-etl"), ("My_ETL flow", "my-etl-flow"), ("--x--", "x"), ("ü", "my-flow"), ("a" * 80, "a" * 40),
+     ("2024 report", "flow-2024-report"), ("9" * 80, "flow-" + "9" * 35)],
 )
 def test_environment_name_is_a_dns_label(folder, expected):
+    from dke.model import DNS_1035_LABEL
+    import re
+
     assert environment_name(folder) == expected
+    assert re.match(DNS_1035_LABEL, expected)
 
 
 def test_scaffolded_environment_is_clean(tmp_path):

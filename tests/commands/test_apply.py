@@ -222,3 +222,14 @@ def test_status_logs_and_delete_select_what_apply_labelled_by_the_literal_keys(c
     assert out == "job/etl-r1 deleted\n" and sent == [f"{everything},dke.dev/run-id=r1"]
     out, sent = selectors_of("delete", env, "--all")
     assert sent == [everything] * 5 and "secret/etl-registry deleted" in out
+
+
+@pytest.mark.parametrize("command", ["apply", "diff", "status", "logs", "delete"])
+def test_a_bad_namespace_is_a_usage_error_before_anything_is_sent(command):
+    from click.testing import CliRunner
+
+    from dke.cli import cli
+
+    args = [command, "examples/quickstart/environment.yaml", "--namespace", "Bad_NS!"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 2 and "is not a valid namespace" in result.output
