@@ -571,3 +571,29 @@ def test_the_autoscaler_adapt_creates():
     assert dc.autoscaler_for("etl-r1", 1, 4) == {
         "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler", "metadata": {"name": "etl-r1"},
         "spec": {"cluster": "etl-r1", "minimum": 1, "maximum": 4}}
+
+
+def test_run_ids_up_to_twelve_characters(tmp_path):
+    loaded = load(tmp_path)
+    assert dc.compile_environment(loaded, run_id="a" * 12)[-1]["metadata"]["name"] == "etl-" + "a" * 12
+    for bad in ("a" * 13, "-bad", "Bad", "bad-"):
+        with pytest.raises(dc.DkeError) as e:
+            dc.compile_environment(loaded, run_id=bad)
+        assert e.value.exit_code == 2
+        assert e.value.message == (f"run id {bad!r} must be at most 12 lowercase letters, digits or '-', "
+                                   "starting and ending with a letter or digit")
+
+
+def test_a_compiled_object_problem_is_an_error_named_after_the_object(tmp_path):
+    worker = "terminationGracePeriodSeconds: 30\ncontainers:\n- name: worker\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml", job={"backoff_limit": 1})
+    loaded.worker.document.data["terminationGracePeriodSeconds"] = "thirty"
+    loaded.env.job.backoff_limit = "many"
+    cluster_problem, job_problem = sorted(dc.validate_objects(loaded, KUBE), key=lambda d: d.code, reverse=True)
+    assert (cluster_problem.severity, cluster_problem.code, cluster_problem.path) == (
+        ERROR, dc.CLUSTER_INVALID, "$.terminationGracePeriodSeconds")
+    assert cluster_problem.message.startswith(
+        "compiled DaskCluster etl-run-id at $.spec.worker.spec.terminationGracePeriodSeconds: ")
+    assert (job_problem.severity, job_problem.code, job_problem.path) == (
+        ERROR, dc.OBJECT_INVALID, "$.job.backoff_limit")
+    assert job_problem.message.startswith("compiled Job etl-run-id at $.spec.backoffLimit: ")
