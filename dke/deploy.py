@@ -196,16 +196,15 @@ def schedule_json(schedule) -> dict[str, Any]:
 def job_manifest(objects: list[dict]) -> dict:
     """The compiled run Job as the worker's job manifest: one per flow run, so no fixed name and
     no fixed run id label (the flow run's labels identify it); the runner container renamed."""
-    from dke.compile import RUN_ID_LABEL
+    from dke.compile import ENVIRONMENT_LABEL, RUN_ID_LABEL
 
     job = next((o for o in objects if o.get("kind") == "Job"), None)
     if job is None:
         raise ValueError("the compiled objects hold no Job")
     job = copy.deepcopy(job)
     meta = job["metadata"]
-    env_name = meta["name"].rsplit("-", 2)[0] if "name" in meta else "dke"
     labels = meta.get("labels") or {}
-    env_name = labels.get("dke.dev/environment", env_name)
+    env_name = labels[ENVIRONMENT_LABEL]
     meta.pop("name", None)
     meta["generateName"] = f"{env_name}-"
     labels.pop(RUN_ID_LABEL, None)

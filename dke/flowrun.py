@@ -209,6 +209,9 @@ def set_final_state(flow_run_id: str, state_type: str, message: str) -> str | No
             current = client.read_flow_run(flow_run_id).state
             if state_type == "CRASHED" and current is not None and current.is_final():
                 return current.name  # it ended by itself: keep what it says
+            if state_type == "CRASHED" and current is not None and current.type.value == "CANCELLING":
+                # stopped because someone cancelled it (a worker deletes a cancelled run's Job)
+                make, message = Cancelled, "cancelled: dke tore the run's Dask cluster down"
             client.set_flow_run_state(flow_run_id, make(message=message), force=True)
             return client.read_flow_run(flow_run_id).state.name
     except Exception:  # noqa: BLE001 - the runner is ending anyway; its log says why

@@ -250,3 +250,15 @@ def test_a_temporary_server_runs_prefects_services_only_when_asked(monkeypatch, 
     flowrun.TemporaryPrefectServer(services=services).start()
     # ephemeral: the API alone; with services: the scheduler that turns schedules into runs (dke serve)
     assert ("PREFECT__SERVER_EPHEMERAL" in seen) is not services
+
+
+def test_a_stopped_run_that_was_being_cancelled_ends_cancelled(api_url):
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    from dke.flowrun import set_final_state
+
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(load_flow("helpers:hello", FLOWS), state=Cancelling())
+    # the worker deleted the Job of a cancelled run: the runner's SIGTERM is that cancel
+    assert set_final_state(str(run.id), "CRASHED", "terminated") == "Cancelled"
