@@ -597,3 +597,39 @@ def test_a_compiled_object_problem_is_an_error_named_after_the_object(tmp_path):
     assert (job_problem.severity, job_problem.code, job_problem.path) == (
         ERROR, dc.OBJECT_INVALID, "$.job.backoff_limit")
     assert job_problem.message.startswith("compiled Job etl-run-id at $.spec.backoffLimit: ")
+
+
+def test_pod_problems_in_full():
+    name63 = "c" * 63
+    pod = {
+        "volumes": [{"name": "data"}, "not a volume"],
+        "initContainers": [{"name": "init", "volumeMounts": [{"name": "data"}, {"name": "cache"}]}],
+        "containers": [
+            {"name": name63, "ports": [{"name": "http", "containerPort": 1}, {"containerPort": 2},
+                                       {"name": "http", "containerPort": 3}, {"name": "a" * 16},
+                                       {"name": "a--b"}, {"name": "123"}, {"name": "p" * 15}, "not a port"],
+             "env": [{"name": "GOOD_1.x-y"}, {"name": "1BAD"}, {"value": "no name"}, "not an env var"]},
+            {"name": "init"}, {"name": "c" * 64}, {"name": "Worker"}, {"name": None}, "not a container",
+            {"name": "res", "resources": {"requests": {"cpu": "1500m", "memory": "1Gi", "gpu": "x"},
+                                          "limits": {"cpu": "1", "memory": "1024Mi", "gpu": "1"}}},
+            {"name": "res2", "resources": {"requests": {"cpu": "2", "memory": "2Mi"}, "limits": {"cpu": "2000m"}}},
+        ],
+    }
+    dns = "must be a DNS label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+    port = "must be at most 15 lowercase letters, digits or single '-', with at least one letter"
+    assert dc.pod_problems(pod) == [
+        (("initContainers", 0, "volumeMounts", 1, "name"),
+         "volumeMount 'cache' names no volume of the pod; add it under `volumes`"),
+        (("containers", 0, "ports", 2, "name"), "port name 'http' is used twice in the container"),
+        (("containers", 0, "ports", 3, "name"), f"port name '{'a' * 16}' {port}"),
+        (("containers", 0, "ports", 4, "name"), f"port name 'a--b' {port}"),
+        (("containers", 0, "ports", 5, "name"), f"port name '123' {port}"),
+        (("containers", 0, "env", 1, "name"),
+         "env name '1BAD' must consist of letters, digits, '_', '-' or '.', and must not start with a digit"),
+        (("containers", 1, "name"), "container name 'init' is used twice in the pod; names are unique"),
+        (("containers", 2, "name"), f"container name '{'c' * 64}' {dns}"),
+        (("containers", 3, "name"), f"container name 'Worker' {dns}"),
+        (("containers", 4, "name"), f"container name None {dns}"),
+        (("containers", 6, "resources", "requests", "cpu"), "the cpu request '1500m' is more than its limit '1'; "
+         "a request must be less than or equal to the limit"),
+    ]
