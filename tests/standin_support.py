@@ -85,11 +85,11 @@ class StandIn:
             cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
         return self
 
-    def stop(self) -> int:
-        """SIGTERM, as a contributor's Ctrl-C would; returns the exit code."""
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        """SIGTERM (or SIGINT, a contributor's Ctrl-C); returns the exit code."""
         assert self.process is not None
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signum)
             try:
                 self.process.wait(60)
             except subprocess.TimeoutExpired:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -75,6 +76,14 @@ def test_the_entry_point_writes_the_kubeconfig_when_ready_and_sigterm_ends_every
         cluster.wait_for(lambda: "up" in logs(cluster, "default", "sleeper"))
         assert len(cluster.pod_processes()) == 1
         assert cluster.stop() == 0
+    assert marked_processes(cluster.marker) == []
+
+
+def test_ctrl_c_stops_it_as_sigterm_does(tmp_path):
+    with StandIn(tmp_path) as cluster:
+        cluster.ok("POST", "/api/v1/namespaces/default/pods", pod("idle", "import time; time.sleep(600)"))
+        cluster.wait_for(lambda: cluster.pod_processes())
+        assert cluster.stop(signal.SIGINT) == 0
     assert marked_processes(cluster.marker) == []
 
 
