@@ -633,3 +633,23 @@ def test_pod_problems_in_full():
         (("containers", 6, "resources", "requests", "cpu"), "the cpu request '1500m' is more than its limit '1'; "
          "a request must be less than or equal to the limit"),
     ]
+
+
+def test_every_metadata_and_pod_of_every_object_is_checked(tmp_path):
+    big = "y" * (300 * 1024)
+    specs = {f"{role[0]}.yaml": f"kind: Pod\nmetadata:\n  annotations: {{a: {big}}}\n"
+                                f"spec:\n  containers: [{{name: {role}}}]\n" for role in ("scheduler", "worker")}
+    loaded = load(tmp_path, specs, scheduler_spec_file="s.yaml", worker_spec_file="w.yaml", annotations={"big": big})
+    loaded.env.env["1BAD"] = "x"  # as if a future rule let it through the model: it reaches every container
+    where = sorted((d.code, d.message.split(":")[0]) for d in dc.validate_objects(loaded, KUBE))
+    assert where == sorted([
+        *[("DKE404", f"compiled {kind} at $.metadata.annotations") for kind in (
+            "ServiceAccount etl-runner", "Role etl-runner", "RoleBinding etl-runner", "Job etl-run-id",
+            "DaskCluster etl-run-id")],
+        ("DKE404", "compiled Job etl-run-id at $.spec.template.metadata.annotations"),
+        ("DKE404", "compiled DaskCluster etl-run-id at $.spec.scheduler.metadata.annotations"),
+        ("DKE404", "compiled DaskCluster etl-run-id at $.spec.worker.metadata.annotations"),
+        ("DKE214", "compiled Job etl-run-id at $.spec.template.spec.containers[0].env[6].name"),  # after the run's own
+        ("DKE214", "compiled DaskCluster etl-run-id at $.spec.scheduler.spec.containers[0].env[0].name"),
+        ("DKE214", "compiled DaskCluster etl-run-id at $.spec.worker.spec.containers[0].env[0].name"),
+    ])
