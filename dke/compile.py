@@ -514,7 +514,7 @@ def numeric_handler_ports(pod: dict) -> list[tuple[tuple, Any]]:
     """(path, port) of probe and lifecycle ports written as numbers: a DaskCluster must name them."""
     out = []
     for group in ("initContainers", "containers"):
-        for i, c in enumerate(pod.get(group) or []):
+        for i, c in enumerate(_items(pod, group)):
             if not isinstance(c, dict):
                 continue
             for where, kind in _PORT_HANDLERS:
@@ -720,13 +720,19 @@ def _quantity(value: Any) -> float | None:
         return None
 
 
+def _items(node: Any, key: str) -> list:
+    """node[key] when it is a list: these checks also run on objects the schema check refused."""
+    value = node.get(key) if isinstance(node, dict) else None
+    return value if isinstance(value, list) else []
+
+
 def pod_problems(pod: dict) -> list[tuple[tuple, str]]:
     """(path in the pod, message) for what the API server refuses in a pod spec but its schema allows."""
     out: list[tuple[tuple, str]] = []
     seen: set = set()
-    volumes = {v.get("name") for v in pod.get("volumes") or [] if isinstance(v, dict)}
+    volumes = {v.get("name") for v in _items(pod, "volumes") if isinstance(v, dict)}
     for group in ("initContainers", "containers"):
-        for i, c in enumerate(pod.get(group) or []):
+        for i, c in enumerate(_items(pod, group)):
             if not isinstance(c, dict):
                 continue
             here = (group, i)
@@ -738,7 +744,7 @@ def pod_problems(pod: dict) -> list[tuple[tuple, str]]:
                 out.append((here + ("name",), f"container name {name!r} is used twice in the pod; names are unique"))
             seen.add(name)
             ports: set = set()
-            for j, port in enumerate(c.get("ports") or []):
+            for j, port in enumerate(_items(c, "ports")):
                 pname = port.get("name") if isinstance(port, dict) else None
                 if pname is None:
                     continue
@@ -748,12 +754,12 @@ def pod_problems(pod: dict) -> list[tuple[tuple, str]]:
                 elif pname in ports:
                     out.append((here + ("ports", j, "name"), f"port name {pname!r} is used twice in the container"))
                 ports.add(pname)
-            for j, item in enumerate(c.get("env") or []):
+            for j, item in enumerate(_items(c, "env")):
                 ename = item.get("name") if isinstance(item, dict) else None
                 if isinstance(ename, str) and not _ENV_NAME.match(ename):
                     out.append((here + ("env", j, "name"), f"env name {ename!r} must consist of letters, digits, "
                                 "'_', '-' or '.', and must not start with a digit"))
-            for j, mount in enumerate(c.get("volumeMounts") or []):
+            for j, mount in enumerate(_items(c, "volumeMounts")):
                 if isinstance(mount, dict) and mount.get("name") not in volumes:
                     out.append((here + ("volumeMounts", j, "name"), f"volumeMount {mount.get('name')!r} names no "
                                 "volume of the pod; add it under `volumes`"))
