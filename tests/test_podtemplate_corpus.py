@@ -114,7 +114,7 @@ REFUSED = sorted(n for n, e in EXPECTED.items() if not e["translatable"])
 def test_classic_file_runs_under_the_operator_after_migrate(tmp_path, name):
     expected = EXPECTED[name]
     text = (CORPUS / name).read_text()
-    result = migrate(text, name, expected["role"], image=None)
+    result = migrate(text, name, expected["role"], image=expected["image"])  # as `dke migrate --image`
     assert not result.refusals, result.refusals
     assert_runs_under_the_operator(tmp_path, name, result.text, expected["role"], expected["image"])
 
