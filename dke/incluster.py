@@ -212,10 +212,11 @@ def owner_reference(job: JobIdentity) -> dict[str, Any]:
 
 
 def owned_cluster_spec(cluster: dict[str, Any], job: JobIdentity,
-                       extra_env: Mapping[str, str] | None = None) -> dict[str, Any]:
+                       extra_env: Mapping[str, str] | None = None,
+                       default_env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The DaskCluster to create: the compiled one, in the Job's namespace, owned by the Job,
     with `extra_env` set on every scheduler and worker container (values already there win
-    only when they are not in extra_env)."""
+    only when they are not in extra_env), and `default_env` where a container sets none."""
     if not job.name or not job.uid:
         raise ValueError("the Job's name and uid are needed to own the cluster")
     owned = copy.deepcopy(cluster)
@@ -226,6 +227,8 @@ def owned_cluster_spec(cluster: dict[str, Any], job: JobIdentity,
     for container in _cluster_containers(owned):
         env = [e for e in container.get("env") or [] if e.get("name") not in (extra_env or {})]
         env += [{"name": k, "value": v} for k, v in (extra_env or {}).items()]
+        have = {e.get("name") for e in env}
+        env += [{"name": k, "value": v} for k, v in (default_env or {}).items() if k not in have]
         if env:
             container["env"] = env
     return owned
@@ -392,7 +395,10 @@ def dask_cluster(run: InClusterRun, factory: ClusterFactory, extra_env: Mapping[
     """Create, size and always close the run's Dask cluster; yields it."""
     spec = run.spec
     assert spec.cluster is not None
-    owned = owned_cluster_spec(spec.cluster, run.job, extra_env)
+    # Workers unpickle the flow's tasks by module name: they need the flow's folders on their
+    # path as the runner has them (flowrun.prepare_import_path, same image, absolute paths).
+    import_path = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+    owned = owned_cluster_spec(spec.cluster, run.job, extra_env, import_path)
     name = cluster_name(owned)
     log.info("creating Dask cluster %s in namespace %s (workers: %s..%s)",
              name, run.job.namespace, spec.min_workers, spec.max_workers)

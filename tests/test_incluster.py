@@ -446,3 +446,15 @@ def test_the_runner_runs_the_flow_on_kubecluster_with_the_real_operator(in_clust
     left = {t for t in _threads() - threads if not t.startswith(pools)}
     assert left == set(), left
     print(f"{name}: run {took:.1f}s")
+
+
+def test_the_runners_import_path_goes_to_containers_that_set_none():
+    compiled = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster", "metadata": {"name": "c"},
+                "spec": {"scheduler": {"spec": {"containers": [{"name": "scheduler"}]}},
+                         "worker": {"spec": {"containers": [
+                             {"name": "worker", "env": [{"name": "PYTHONPATH", "value": "/mine"}]}]}}}}
+    owned = owned_cluster_spec(compiled, JOB, {}, {"PYTHONPATH": "/opt/flow/flows:/opt/flow"})
+    scheduler = owned["spec"]["scheduler"]["spec"]["containers"][0]
+    worker = owned["spec"]["worker"]["spec"]["containers"][0]
+    assert scheduler["env"] == [{"name": "PYTHONPATH", "value": "/opt/flow/flows:/opt/flow"}]
+    assert worker["env"] == [{"name": "PYTHONPATH", "value": "/mine"}]  # the user's own wins

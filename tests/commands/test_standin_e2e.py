@@ -42,20 +42,26 @@ def needs_two_workers(i: int) -> str:
     return get_worker().address
 
 
+def running_workers(cluster: str) -> int:
+    # A plain module-level function: pickled by reference to this module, so the scheduler and the
+    # workers must be able to import the flow's module (the runner gives them its PYTHONPATH).
+    pods = kr8s.get("pods", namespace=os.environ["DKE_NAMESPACE"],
+                    label_selector={"dask.org/component": "worker", "dask.org/cluster-name": cluster})
+    return sum(1 for p in pods if p.status.phase == "Running" and "deletionTimestamp" not in p.metadata)
+
+
+@task
+def helper_module_is_importable(cluster: str) -> int:
+    return running_workers(cluster)
+
+
 @flow(log_prints=True)
 def scaling(cluster: str, tasks: int = 24, n: int = 0, seconds: float = 0) -> int:  # n, seconds: the quickstart's
-    # No module-level helper function here: the flow function is pickled by value, but a plain function it
-    # calls would be pickled by reference to this module, which the scheduler cannot import.
-    def running_workers() -> int:
-        pods = kr8s.get("pods", namespace=os.environ["DKE_NAMESPACE"],
-                        label_selector={"dask.org/component": "worker", "dask.org/cluster-name": cluster})
-        return sum(1 for p in pods if p.status.phase == "Running" and "deletionTimestamp" not in p.metadata)
-
     used = {f.result() for f in needs_two_workers.map(range(tasks))}
     deadline = time.time() + 120
-    while running_workers() > 1 and time.time() < deadline:
+    while helper_module_is_importable(cluster) > 1 and time.time() < deadline:
         time.sleep(1)
-    print(f"tasks ran on {len(used)} workers; idle: {running_workers()} worker(s) left")
+    print(f"tasks ran on {len(used)} workers; idle: {running_workers(cluster)} worker(s) left")
     return len(used)
 '''
 
