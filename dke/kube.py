@@ -598,11 +598,16 @@ def runner_pod(kube: Kube, job_name: str) -> dict | None:
     return max(pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp") or "", default=None)
 
 
-def stream_logs(kube: Kube, pod_name: str, follow: bool, write: Callable[[str], None]) -> None:
+def stream_logs(kube: Kube, pod_name: str, follow: bool, write: Callable[[str], None],
+                deadline: float | None = None) -> bool:
+    """Write the pod's log lines; with ``deadline`` (time.monotonic()), stop there: False then."""
     query = {"follow": "true" if follow else None}
+    # A followed stream can be silent for long: without a deadline it may wait forever; with
+    # one, a read waits at most until the deadline.
+    read = None if deadline is None else max(0.05, deadline - time.monotonic())
     response = kube.request("GET", kube.path("Pod", pod_name, sub="log"), verb="get",
                             what=f"pods/log {pod_name}", query=query, stream=True,
-                            timeout=(DEFAULT_TIMEOUT[0], None) if follow else "default")
+                            timeout=(DEFAULT_TIMEOUT[0], read) if follow else "default")
     import urllib3
 
     raw = response.raw
@@ -613,6 +618,14 @@ def stream_logs(kube: Kube, pod_name: str, follow: bool, write: Callable[[str], 
             *lines, pending = pending.split(b"\n")
             for line in lines:
                 write(line.decode("utf-8", "replace"))
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+        return True
+    except urllib3.exceptions.ReadTimeoutError:
+        if deadline is not None and time.monotonic() >= deadline - 0.05:
+            return False
+        raise KubeError(f"the log stream of pod {pod_name} stalled; `dke logs --follow` picks it up again") \
+            from None
     except (urllib3.exceptions.HTTPError, OSError) as e:  # the stream broke: say so, the run goes on
         raise KubeError(f"the log stream of pod {pod_name} broke off ({_transport_problem(e)}); "
                         "`dke logs --follow` picks it up again") from None
@@ -668,9 +681,11 @@ def wait_for_run(kube: Kube, job: dict, *, timeout: float | None, follow: bool,
         if not logs_done and state.job_phase != "Pending":
             pod = runner_pod(kube, job["metadata"]["name"])
             if pod is not None and (pod.get("status") or {}).get("phase") != "Pending":
-                stream_logs(kube, pod["metadata"]["name"], follow=True, write=write_log)
+                ended = stream_logs(kube, pod["metadata"]["name"], follow=True, write=write_log,
+                                    deadline=deadline)
                 logs_done = True
-                continue  # the stream ends with the pod: look at the Job again right away
+                if ended:
+                    continue  # the stream ends with the pod: look at the Job again right away
         if state.job_phase == "Succeeded":
             return exitcodes.OK
         if state.job_phase == "Failed":

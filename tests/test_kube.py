@@ -429,3 +429,15 @@ def test_no_configuration_at_all_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(os.path, "expanduser", lambda p: p.replace("~", str(tmp_path)))
     with pytest.raises(kube.KubeError, match="no Kubernetes configuration"):
         kube.connect(kube.Target())
+
+
+def test_follow_gives_up_at_the_timeout_while_the_log_stream_is_open(api, emulator, tmp_path):
+    # The pod runs (and streams) for far longer than the timeout: the open stream must not hold the wait.
+    emulator.emulator.simulation = RunSimulation(logs=["started"], delay=60)
+    result = full_apply(api, compiled(tmp_path))
+    lines = []
+    start = time.monotonic()
+    with pytest.raises(kube.KubeError, match=r"timed out after 1s waiting for run r1"):
+        kube.wait_for_run(api, result.job, timeout=1, follow=True, status=lambda s: None,
+                          write_log=lines.append, interval=0.05)
+    assert time.monotonic() - start < 10
