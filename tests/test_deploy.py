@@ -61,9 +61,11 @@ def test_the_manifest_is_the_compiled_job_for_any_run(tmp_path):
     assert job["metadata"]["name"] == "etl-run-id"  # the compiled objects are left alone
 
 
-def test_prefect_kubernetes_makes_dkes_job_from_the_template_and_the_deployments_variables(tmp_path):
+def test_prefect_kubernetes_makes_dkes_job_from_the_template_and_the_deployments_variables(tmp_path, prefect_url):
     from prefect.client.schemas.objects import FlowRun
     from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration
+
+    from dke.flowrun import api_url_settings
 
     loaded = load(tmp_path)
     objects = compile_environment(loaded)
@@ -71,7 +73,8 @@ def test_prefect_kubernetes_makes_dkes_job_from_the_template_and_the_deployments
     template = deploy.base_job_template(deploy.job_manifest(objects))
     assert deploy.is_dke_template(template)
     # What the worker does for each flow run (no client: the template names no blocks)
-    config = asyncio.run(KubernetesWorkerJobConfiguration.from_template_and_values(template, spec.job_variables))
+    with api_url_settings(prefect_url):  # it asks the API about blocks the template might name
+        config = asyncio.run(KubernetesWorkerJobConfiguration.from_template_and_values(template, spec.job_variables))
     flow_run = FlowRun(id=uuid.uuid4(), name="happy-cat", flow_id=uuid.uuid4())
     config.prepare_for_flow_run(flow_run)
     job = config.job_manifest
