@@ -29,7 +29,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from dke.diagnostics import ERROR, Diagnostic
+from dke.diagnostics import Diagnostic
 
 DEFAULT_POOL = "dke"
 POOL_TYPE = "kubernetes"

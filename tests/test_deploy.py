@@ -204,8 +204,9 @@ def test_lint_without_schedules_imports_no_schedule_parser(tmp_path):
 
 @pytest.fixture(scope="module")
 def prefect_url(tmp_path_factory):
-    from dke.flowrun import exported
     from prefect_support import temporary_server
+
+    from dke.flowrun import exported
 
     db = tmp_path_factory.mktemp("prefect") / "prefect.db"
     with exported("PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{db}"):
@@ -280,9 +281,8 @@ def test_incluster_runs_the_flow_run_prefect_made_on_its_own_cluster(tmp_path, p
 
 
 def test_cancelling_the_flow_run_tears_the_cluster_down_and_leaves_it_cancelled(tmp_path, prefect_url, client):
-    from prefect.states import Cancelling
-
     from incluster_support import read_record
+    from prefect.states import Cancelling
 
     out = tmp_path / "result.json"
     flow_run = _deployment_run(client, {"n": 2, "out": str(out), "mode": "hang"})

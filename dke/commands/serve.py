@@ -97,7 +97,6 @@ async def _report(runner, deployment_id, max_runs, finished: list[str]) -> None:
     """One line per finished flow run of the deployment; stops the runner after max_runs."""
     import anyio
     from prefect.client.orchestration import get_client
-
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterDeploymentId,

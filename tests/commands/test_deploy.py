@@ -4,10 +4,8 @@ the deployment and the work pool read back through the Prefect API."""
 from __future__ import annotations
 
 import datetime
-import json
 
 import pytest
-
 from kube_emulator import run_dke, served_emulator
 from prefect_support import temporary_server
 

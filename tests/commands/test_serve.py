@@ -13,8 +13,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from prefect_support import processes_with, temporary_server
 
 FLOW = '''import json, os
