@@ -46,6 +46,7 @@ def deploy(file, overlays, sets, kube_version, target, pool, dry_run) -> None:
                        "on a temporary server would vanish with it; `dke serve` runs one here)", exitcodes.USAGE)
     pool = core.pool_name(env, pool)
     flow_name, schema = core.flow_name_and_schema(env.flow.entrypoint, loaded.base_dir)
+    _check_api(url)  # before anything is applied in the cluster
 
     with kube.connect(target, env.namespace) as api:
         objects = compile_environment(loaded, None, api.namespace)
@@ -88,3 +89,16 @@ def _sync_prefect(url: str, pool: str, spec, dry_run: bool) -> list:
     except (httpx.HTTPError, PrefectHTTPStatusError) as e:
         raise DkeError(f"Prefect API at {url}: {core.prefect_error(e)}", exitcodes.CLUSTER) from None
     return [pool_change, deployment_change]
+
+
+def _check_api(url: str) -> None:
+    import httpx
+
+    try:
+        answered = httpx.get(f"{url.rstrip('/')}/health", timeout=10).status_code == 200
+    except httpx.HTTPError as e:
+        raise DkeError(f"the Prefect API at {url} does not answer ({type(e).__name__}); nothing was applied",
+                       exitcodes.CLUSTER) from None
+    if not answered:
+        raise DkeError(f"the Prefect API at {url} is not healthy (GET /health); nothing was applied",
+                       exitcodes.CLUSTER)

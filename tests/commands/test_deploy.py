@@ -263,3 +263,15 @@ def test_a_deployment_run_goes_through_prefects_kubernetes_worker_to_dkes_job(tm
         workers = set(re.findall(r"'worker': '([^']+)'", log))
         assert workers and all(w.startswith(f"{cluster}-") for w in workers), log[-2000:]
     assert processes_with(marker) == []
+
+
+def test_an_unreachable_prefect_api_is_exit_3_before_anything_is_applied(cluster, environment, capsys,
+                                                                         monkeypatch):
+    from dke.flowrun import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    code, out, err = run_dke(capsys, "deploy", str(environment), "--kubeconfig", cluster.config)
+    assert code == 3 and out == ""
+    assert f"dke: error: the Prefect API at {url} does not answer (ConnectError); nothing was applied" in err
+    assert cluster.emulator.stored("serviceaccounts", "data") == []
