@@ -653,3 +653,33 @@ def test_every_metadata_and_pod_of_every_object_is_checked(tmp_path):
         ("DKE214", "compiled DaskCluster etl-run-id at $.spec.scheduler.spec.containers[0].env[0].name"),
         ("DKE214", "compiled DaskCluster etl-run-id at $.spec.worker.spec.containers[0].env[0].name"),
     ])
+
+
+def test_where_the_run_values_and_the_names_come_from(tmp_path):
+    """What `dke render --explain` shows for the values that do not come from a file line."""
+    from dke.explain import Origin
+
+    def origins_of(loaded, *args):
+        compiled = dc.compile_traced(loaded, *args)
+        job, origins = compiled.objects[-1], compiled.origins[-1]
+        env = [e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]]
+        spec_at = ("spec", "template", "spec", "containers", 0, "env", env.index(RUN_SPEC_ENV), "value")
+        return {what: origins.get(path) for what, path in (
+            ("name", ("metadata", "name")), ("namespace", ("metadata", "namespace")),
+            ("run id", ("metadata", "labels", "dke.dev/run-id")), ("run spec", spec_at),
+            ("service account", ("spec", "template", "spec", "serviceAccountName")))}
+
+    loaded = load(tmp_path, job={"service_account": "sa"})
+    file = loaded.file
+    found = origins_of(loaded)
+    assert found == {
+        "name": Origin("environment", "name", file, 2, 10, ("name",)),
+        "namespace": Origin("default", "namespace"),
+        "run id": Origin("run", "run id placeholder (--run-id)"),
+        "run spec": Origin("run", "dke: the run spec, annotated below"),
+        "service account": Origin("environment", "job.service_account", file, 8, 22, ("job", "service_account")),
+    }
+    found = origins_of(loaded, "r1", "ns1")
+    assert (found["run id"], found["namespace"]) == (Origin("run", "--run-id"), Origin("run", "--namespace"))
+    found = origins_of(load(tmp_path, namespace="data"))
+    assert found["namespace"] == Origin("environment", "namespace", file, 7, 15, ("namespace",))
