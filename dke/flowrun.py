@@ -207,6 +207,8 @@ def set_final_state(flow_run_id: str, state_type: str, message: str) -> str | No
     try:
         with get_client(sync_client=True) as client:
             current = client.read_flow_run(flow_run_id).state
+            if current is not None and current.type.value == state_type:
+                return current.name  # already there (the engine ended it so)
             if state_type == "CRASHED" and current is not None and current.is_final():
                 return current.name  # it ended by itself: keep what it says
             if state_type == "CRASHED" and current is not None and current.type.value == "CANCELLING":
@@ -218,10 +220,31 @@ def set_final_state(flow_run_id: str, state_type: str, message: str) -> str | No
         return None
 
 
+def _tell_engine_cancel() -> bool:
+    """Tell Prefect's flow engine that the coming SIGTERM is a cancel, as Prefect's own Runner does
+    over its control channel: the engine then ends the run Cancelled (running its on_cancellation
+    hooks) instead of Crashed. Prefect keeps this in a private module: False when it is not there."""
+    try:
+        from prefect._internal import control_listener
+
+        control_listener._set_intent("cancel")
+        return True
+    except (ImportError, AttributeError):
+        return False
+
+
+def clear_engine_intent() -> None:
+    with contextlib.suppress(ImportError, AttributeError):
+        from prefect._internal import control_listener
+
+        control_listener.clear_intent()
+
+
 class CancelWatch:
     """Polls the flow run's state; when someone asks to cancel it (Cancelling: the UI, the API,
-    `prefect flow-run cancel`), SIGTERMs this process, whose handler (sigterm_as_interrupt)
-    stops the run and tears everything down. `cancelled` says that is why it ended.
+    `prefect flow-run cancel`), sets it Cancelled and SIGTERMs this process, whose handler
+    (sigterm_as_interrupt) stops the run and tears everything down. `cancelled` says that is
+    why it ended (the engine then sees KeyboardInterrupt, or Abort when it next proposes a state).
 
     A run started by a worker has no Prefect runner process around it to do this: dke's
     runner is that process.
@@ -253,6 +276,14 @@ class CancelWatch:
                     continue
                 if state is not None and state.type.value == "CANCELLING":
                     self.cancelled = True
+                    if not _tell_engine_cancel():
+                        # An engine without the intent: Cancelled first, else the interrupted engine
+                        # would report Crashed (and crash automations would fire for a cancel).
+                        with contextlib.suppress(Exception):
+                            from prefect.states import Cancelled
+
+                            client.set_flow_run_state(self.flow_run_id, Cancelled(
+                                message="cancelled: dke tears the run's Dask cluster down"), force=True)
                     os.kill(os.getpid(), signal.SIGTERM)
                     return
                 if state is not None and state.is_final():

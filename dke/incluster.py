@@ -514,6 +514,8 @@ def run_existing_flow_run(run: InClusterRun, flow, factory: ClusterFactory) -> i
     cluster. No second flow run is created. A cancel (Cancelling, seen by CancelWatch) tears the
     cluster down and leaves the run Cancelled (exit 130); SIGTERM from elsewhere leaves it Crashed.
     Called inside sigterm_as_interrupt."""
+    from prefect.exceptions import Abort, TerminationSignal
+
     from dke import flowrun
 
     if not flowrun.configured_api_url():
@@ -529,17 +531,25 @@ def run_existing_flow_run(run: InClusterRun, flow, factory: ClusterFactory) -> i
                 # if any, is a secret: it reaches them through `secrets:`, not the cluster spec).
                 with task_runner_for(run, factory, api_url, started_api=True) as task_runner:
                     outcome = flowrun.run_flow_run(flow, flow_run, task_runner)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Abort, TerminationSignal) as stopped:
+                flowrun.clear_engine_intent()
+                if not watch.cancelled and isinstance(stopped, TerminationSignal):
+                    stopped = KeyboardInterrupt()  # a SIGTERM the engine saw first
+                if not watch.cancelled and not isinstance(stopped, KeyboardInterrupt):
+                    raise DkeError(f"Prefect refused the flow run's next state: {stopped}", exitcodes.FAILED) from None
                 if not watch.cancelled:
                     state = flowrun.set_final_state(run.flow_run_id, "CRASHED",
                                                     "the runner was terminated (SIGTERM) before the flow run ended")
                     log.error("terminated: flow run %s is %s", flow_run.name, state or "unknown")
-                    raise
+                    raise flowrun.Terminated() from None
                 state = flowrun.set_final_state(run.flow_run_id, "CANCELLED",
                                                 "cancelled: dke tore the run's Dask cluster down")
                 log.info("flow run %s cancelled; its Dask cluster is torn down (state: %s)",
                          flow_run.name, state or "unknown")
                 return exitcodes.INTERRUPTED
+    if watch.cancelled:  # the engine ended the run itself after the cancel
+        log.info("flow run %s cancelled; its Dask cluster is torn down", flow_run.name)
+        return exitcodes.INTERRUPTED
     name = outcome.flow_run_name or flow_run.name
     if outcome.ok:
         log.info("flow run %s completed in %.1fs", name, outcome.duration)

@@ -301,6 +301,8 @@ def test_cancelling_the_flow_run_tears_the_cluster_down_and_leaves_it_cancelled(
             runner.wait()
     assert runner.returncode == 130, log
     assert client.read_flow_run(flow_run.id).state.type.value == "CANCELLED"
+    # never Crashed on the way (automations and notifications on Crashed must not fire for a cancel)
+    assert "CRASHED" not in [s.type.value for s in client.read_flow_run_states(flow_run.id)]
     record = read_record(tmp_path / "record.jsonl")
     assert record[-1]["event"] == "closed" and record[-1]["workers_left"] == 0
     hung = int(started.read_text())  # the worker process that ran the hanging task is gone

@@ -185,8 +185,17 @@ def square(x: int) -> dict:
     return {"square": x * x, "worker": get_worker().name}
 
 
+@task
+def hang() -> None:
+    import time
+
+    time.sleep(600)
+
+
 @flow(name="squares", log_prints=True)
-def squares(n: int = 2) -> int:
+def squares(n: int = 2, hang_first: bool = False) -> int:
+    if hang_first:
+        hang.submit().result()
     results = [f.result() for f in square.map(range(n))]
     print("results", results)
     return sum(r["square"] for r in results)
@@ -234,6 +243,20 @@ def test_a_deployment_run_goes_through_prefects_kubernetes_worker_to_dkes_job(tm
             while not state.is_final() and time.monotonic() < deadline:
                 time.sleep(1)
                 state = client.read_flow_run(flow_run_id).state
+            # a second run, cancelled while its task runs on its Dask cluster
+            started = subprocess.run([str(bin_dir / "prefect"), "deployment", "run", "squares/e2e", "--param",
+                                      "hang_first=true"], env=env, capture_output=True, text=True, timeout=120)
+            hung_id = uuid.UUID(re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1))
+            hung_cluster = f"squares-{hung_id.hex[-12:]}"
+            clusters = "/apis/kubernetes.dask.org/v1/namespaces/default/daskclusters"
+            standin.wait_for(lambda: client.read_flow_run(hung_id).state.is_running() and any(
+                c["metadata"]["name"] == hung_cluster for c in standin.items(clusters)), timeout=180, interval=1)
+            cancel = subprocess.run([str(bin_dir / "prefect"), "flow-run", "cancel", str(hung_id)], env=env,
+                                    capture_output=True, text=True, timeout=120)
+            assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+            standin.wait_for(lambda: client.read_flow_run(hung_id).state.is_final(), timeout=120, interval=1)
+            hung_state = client.read_flow_run(hung_id).state
+            standin.wait_for(lambda: not standin.items(clusters), timeout=60, interval=1)
         finally:
             worker.send_signal(signal.SIGINT)  # the worker's own shutdown; it ignores SIGTERM while watching
             try:
@@ -246,11 +269,15 @@ def test_a_deployment_run_goes_through_prefects_kubernetes_worker_to_dkes_job(tm
         deployment = client.read_deployment_by_name("squares/e2e")
         runs = client.request("POST", "/flow_runs/filter",
                               json={"flow_runs": {"deployment_id": {"any_": [str(deployment.id)]}}}).json()
-        assert [r["id"] for r in runs] == [str(flow_run_id)]
+        assert sorted(r["id"] for r in runs) == sorted([str(flow_run_id), str(hung_id)])
+        # the cancelled one: Cancelled, its cluster gone (waited for above)
+        assert hung_state.type.value == "CANCELLED", hung_state
+        assert "CRASHED" not in [s.type.value for s in client.read_flow_run_states(hung_id)]
         assert client.request("POST", "/task_runs/count",
                               json={"flow_runs": {"id": {"any_": [str(flow_run_id)]}}}).json() == 3
         # the Job the worker made is dke's, and its pod ran the flow on the run's own Dask cluster
-        [job] = standin.items("/apis/batch/v1/namespaces/default/jobs")
+        [job] = [j for j in standin.items("/apis/batch/v1/namespaces/default/jobs")
+                 if j["metadata"]["labels"]["prefect.io/flow-run-id"] == str(flow_run_id)]
         assert job["metadata"]["name"].startswith("squares-")
         assert job["metadata"]["labels"]["prefect.io/flow-run-id"] == str(flow_run_id)
         [runner] = job["spec"]["template"]["spec"]["containers"]
