@@ -683,3 +683,24 @@ def test_where_the_run_values_and_the_names_come_from(tmp_path):
     assert (found["run id"], found["namespace"]) == (Origin("run", "--run-id"), Origin("run", "--namespace"))
     found = origins_of(load(tmp_path, namespace="data"))
     assert found["namespace"] == Origin("environment", "namespace", file, 7, 15, ("namespace",))
+
+
+@pytest.mark.parametrize("extra", [{}, {"scheduler_address": "tcp://dask:8786"}])
+def test_the_explained_run_spec_is_the_run_spec_with_each_value_s_origin(tmp_path, extra):
+    loaded = load(tmp_path, flow={"entrypoint": "flows/flow.py:main", "parameters": {"n": 5}}, min_workers=1,
+                  max_workers=3, **extra)
+    compiled = dc.compile_traced(loaded, "r1")
+    spec = run_spec(compiled.objects[-1]).model_dump(mode="json")
+    assert compiled.run == {k: v for k, v in spec.items() if k in compiled.run}
+    assert set(compiled.run) == {"name", "run_id", "flow", "min_workers", "max_workers", "executor", *extra}
+    where = {path: (o.kind, o.key, o.path) for path, o in compiled.run_origins.items()}
+    assert where == {
+        ("name",): ("environment", "name", ("name",)),
+        ("run_id",): ("run", "--run-id", ()),
+        ("flow", "entrypoint"): ("environment", "flow.entrypoint", ("flow", "entrypoint")),
+        ("flow", "parameters", "n"): ("environment", "flow.parameters.n", ("flow", "parameters", "n")),
+        ("min_workers",): ("environment", "min_workers", ("min_workers",)),
+        ("max_workers",): ("environment", "max_workers", ("max_workers",)),
+        ("executor",): ("default", "executor", ()),
+        **({("scheduler_address",): ("environment", "scheduler_address", ("scheduler_address",))} if extra else {}),
+    }
