@@ -704,3 +704,43 @@ def test_the_explained_run_spec_is_the_run_spec_with_each_value_s_origin(tmp_pat
         ("executor",): ("default", "executor", ()),
         **({("scheduler_address",): ("environment", "scheduler_address", ("scheduler_address",))} if extra else {}),
     }
+
+
+def test_the_scheduler_spec_file_reaches_the_scheduler(tmp_path):
+    scheduler = ("kind: Pod\nmetadata:\n  labels: {pool: small}\nspec:\n  nodeSelector: {disk: ssd}\n"
+                 "  containers:\n  - name: scheduler\n    resources: {limits: {memory: 1Gi}}\n")
+    loaded = load(tmp_path, {"scheduler.yaml": scheduler}, scheduler_spec_file="scheduler.yaml")
+    compiled = dc.compile_traced(loaded)
+    part = compiled.cluster["spec"]["scheduler"]
+    assert part["metadata"] == {"annotations": {dc.SAFE_TO_EVICT: "false"}, "labels": {"pool": "small"}}
+    assert part["spec"]["nodeSelector"] == {"disk": "ssd"}
+    [container] = part["spec"]["containers"]
+    assert container["resources"] == {"limits": {"memory": "1Gi"}} and container["args"][:2] == ["dask", "scheduler"]
+    assert "nodeSelector" not in compiled.cluster["spec"]["worker"]["spec"]
+    o = compiled.cluster_origins[("spec", "scheduler", "spec", "nodeSelector", "disk")]
+    assert (o.kind, o.file.endswith("scheduler.yaml"), o.line) == ("spec", True, 5)
+    assert o.path == ("spec", "nodeSelector", "disk")
+
+
+@pytest.mark.parametrize("pull", [{"private_registry": True},
+                                  {"private_registry": True, "image_pull_secret": "regcred"}])
+def test_where_env_secrets_labels_and_pull_secrets_come_from(tmp_path, pull):
+    loaded = load(tmp_path, env={"A": "1"}, secrets=["s1"], labels={"team": "data"}, **pull)
+    compiled = dc.compile_traced(loaded, "r1")
+    job, origins = compiled.objects[-1], compiled.origins[-1]
+    pod = ("spec", "template", "spec")
+    env = [e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]]
+    a = pod + ("containers", 0, "env", env.index("A"))
+
+    def where(path):
+        o = origins[path]
+        return o.kind, o.key, o.path
+
+    assert where(a + ("name",)) == where(a + ("value",)) == ("environment", "env.A", ("env", "A"))
+    assert where(pod + ("containers", 0, "envFrom", 0, "secretRef", "name")) == ("environment", "secrets.0",
+                                                                                ("secrets", 0))
+    assert where(("metadata", "labels", "team")) == ("environment", "labels.team", ("labels", "team"))
+    key = "image_pull_secret" if "image_pull_secret" in pull else "private_registry"
+    assert where(pod + ("imagePullSecrets", 0, "name")) == ("environment", key, (key,))
+    assert where(("spec", "template", "metadata", "annotations", dc.SAFE_TO_EVICT)) == (
+        "default", "job.safe_to_evict", ())
