@@ -4,6 +4,7 @@ serve machinery, a Runner), each flow run on the local adaptive Dask cluster `dk
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -124,6 +125,7 @@ async def _report(runner, deployment_id, max_runs, finished: list[str]) -> None:
                 seen.add(run.id)
                 finished.append(run.state.type.value)
                 click.echo(f"flow run {run.name} ({run.id}) {run.state.name}")
+                sys.stdout.flush()  # a line as soon as it happens, also into a pipe
                 if max_runs and len(finished) >= max_runs:
                     if runner.started:
                         await runner.astop()

@@ -118,8 +118,14 @@ def test_a_run_started_through_the_api_is_served_here_and_ctrl_c_stops_cleanly(t
                 time.sleep(0.5)
             assert state is not None and state.is_completed(), state
             assert list((tmp_path / "results").glob("14-*.json"))  # 0+1+4+9: the deployment's n=4
+            reported = ""
+            while f"({run.id})" not in reported:  # serve reports the run (EOF: it died)
+                line = process.stdout.readline()
+                assert line, "serve ended before reporting the run"
+                reported += line
             process.send_signal(signal.SIGINT)  # Ctrl-C
             out, err = finish(process, timeout=60)
+            out = reported + out
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
