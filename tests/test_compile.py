@@ -559,9 +559,9 @@ def test_a_problem_from_a_default_is_reported_at_the_top_of_the_file(tmp_path):
     d = dc.diagnostic_at(loaded, Origin("default", "job.backoff_limit"), "DKE400", "too big", WARNING)
     assert d == type(d)(WARNING, "DKE400", "too big (from the default of job.backoff_limit)", loaded.file, 1, 1, "$")
     # from the run (a --run-id, --namespace): at the environment's name
-    d = dc.diagnostic_at(loaded, Origin("run", "--namespace"), "DKE400", "bad namespace")
-    assert (d.severity, d.code, d.message, d.file, d.line, d.path) == (ERROR, "DKE400", "bad namespace", loaded.file,
-                                                                      2, "$.name")
+    d = dc.diagnostic_at(loaded, Origin("run", "--namespace"), "DKE400", "bad namespace", WARNING)
+    assert (d.severity, d.code, d.message, d.file, d.line, d.path) == (WARNING, "DKE400", "bad namespace",
+                                                                      loaded.file, 2, "$.name")
     # an origin that names a file only when it has one
     d = dc.diagnostic_at(loaded, Origin("environment", "name", None, 5, 3, ("name",)), "DKE400", "no file")
     assert (d.line, d.path) == (2, "$.name")
@@ -744,3 +744,29 @@ def test_where_env_secrets_labels_and_pull_secrets_come_from(tmp_path, pull):
     assert where(pod + ("imagePullSecrets", 0, "name")) == ("environment", key, (key,))
     assert where(("spec", "template", "metadata", "annotations", dc.SAFE_TO_EVICT)) == (
         "default", "job.safe_to_evict", ())
+
+
+@pytest.mark.parametrize("change, path, rule, message", [
+    ({"apiVersion": "kubernetes.dask.org/v2"}, ["apiVersion"], "const", "'kubernetes.dask.org/v1' was expected"),
+    ({"kind": "DaskJob"}, ["kind"], "const", "'DaskCluster' was expected"),
+    ({"metadata": {"name": 5}}, ["metadata", "name"], "type", "5 is not of type 'string', 'null'"),
+    ({"metadata": None}, [], "required", "'metadata' is a required property"),
+])
+def test_the_crd_schema_checks_the_object_itself(change, path, rule, message):
+    good = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster", "metadata": {"name": "x"},
+            "spec": {"scheduler": {"spec": {"containers": [{"name": "s"}]}, "service": {}},
+                     "worker": {"spec": {"containers": [{"name": "w"}]}}}}
+    bad = {k: v for k, v in {**good, **change}.items() if v is not None}
+    validator = dc.crd_validator("daskcluster", KUBE)
+    assert [(list(e.absolute_path), e.validator, e.message) for e in validator.iter_errors(bad)] == [
+        (path, rule, message)]
+    assert [e.validator for e in validator.iter_errors([good])] == ["type", "type"]  # not an object at all
+
+
+def test_only_the_dask_container_gets_the_dask_command(tmp_path):
+    worker = ("containers:\n- name: worker\n  args: [dask, worker, --nthreads, '2']\n"
+              "- name: sidecar\n  command: [sh, -c]\n  args: [sleep infinity]\n")
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    main, sidecar = dc.compile_traced(loaded).cluster["spec"]["worker"]["spec"]["containers"]
+    assert main["args"][:2] == ["dask", "worker"] and "--nthreads" in main["args"] and "command" not in main
+    assert (sidecar["command"], sidecar["args"]) == (["sh", "-c"], ["sleep infinity"])
