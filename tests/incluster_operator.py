@@ -245,6 +245,20 @@ _target: dict[str, str] = {}
 _registered = False
 
 
+def _without_prefect_kubernetes() -> None:
+    """Importing prefect (at any time) loads its integrations, and prefect-kubernetes' kopf observer
+    registers its handlers in kopf's default registry too: this operator runs dask-kubernetes' alone."""
+    from kopf._core.intents import registries
+    from prefect.plugins import load_prefect_collections
+
+    load_prefect_collections()  # now, so that its handlers are here to be taken out (it loads once)
+    default = registries.get_default_registry()
+    for part in (default._activities, default._indexing, default._watching, default._spawning,
+                 default._changing, default._webhooks):
+        part._handlers = [h for h in part._handlers
+                          if not getattr(h.fn, "__module__", "").startswith("prefect_kubernetes")]
+
+
 def _register_handlers() -> None:
     """dask-kubernetes' controller handlers (registered by importing it) + how to reach the emulator."""
     global _registered
@@ -253,6 +267,7 @@ def _register_handlers() -> None:
     import kopf
 
     import dask_kubernetes.operator.controller.controller  # noqa: F401 - registers the operator's handlers
+    import standin_operator  # noqa: F401 - the upstream fix of dask-kubernetes#968 (#977), as the stand-in runs it
 
     @kopf.on.login()
     def emulator_login(**_: Any) -> kopf.ConnectionInfo:
@@ -291,6 +306,7 @@ class RealDaskOperator:
 
     def __enter__(self) -> "RealDaskOperator":
         _register_handlers()
+        _without_prefect_kubernetes()
         _target.update(url=self.url, namespace=self.namespace)
         self._thread.start()
         if not self._ready.wait(20) or self.error:
@@ -299,5 +315,5 @@ class RealDaskOperator:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._thread.join(15)
+        self._thread.join(60)  # kopf finishes its handlers and timers first: slow on a loaded machine
         assert not self._thread.is_alive(), "the Dask operator thread outlived its test"
