@@ -30,6 +30,17 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered like Ctrl-C so that every `finally` and `with` runs."""
 
 
+# Interrupts received during this process's run (the signal handlers record them): an interrupt
+# raised while Prefect submits tasks can come back wrapped in another error, as a Failed run.
+_interrupts: list[type[KeyboardInterrupt]] = []
+
+
+def interrupt(kind: type[KeyboardInterrupt] = KeyboardInterrupt) -> KeyboardInterrupt:
+    """Record an interrupt (Ctrl-C, or Terminated for SIGTERM) and return the exception to raise."""
+    _interrupts.append(kind)
+    return kind()
+
+
 # ---------------------------------------------------------------------------
 # loading
 
@@ -115,6 +126,7 @@ def run_flow(flow, parameters: dict, task_runner=None) -> FlowOutcome:
     if task_runner is not None:
         flow = flow.with_options(task_runner=task_runner)
     started = time.monotonic()
+    _interrupts.clear()  # only those that arrive during this run
     try:
         state = flow(**parameters, return_state=True)
         if inspect.isawaitable(state):  # an async flow
@@ -124,9 +136,27 @@ def run_flow(flow, parameters: dict, task_runner=None) -> FlowOutcome:
     except KeyboardInterrupt:
         raise
     except Exception as e:  # bad parameters, an engine error before the run exists...
+        if _interrupts:
+            raise _interrupts[-1]() from None
         return FlowOutcome(False, "Failed", duration=time.monotonic() - started,
                            error=f"{type(e).__name__}: {e}")
+    if _interrupts and not state.is_completed():
+        # The interrupt ended the run, whatever state the engine made of it: it crashed.
+        _mark_crashed(state)
+        raise _interrupts[-1]()
     return _outcome(state, time.monotonic() - started)
+
+
+def _mark_crashed(state) -> None:
+    flow_run_id = state.state_details.flow_run_id if state.state_details else None
+    if flow_run_id is None:
+        return
+    with contextlib.suppress(Exception):  # best effort: the run is ending either way
+        from prefect.client.orchestration import get_client
+        from prefect.states import Crashed
+
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(flow_run_id, Crashed(message="interrupted (Ctrl-C or SIGTERM)"), force=True)
 
 
 def _outcome(state, duration: float) -> FlowOutcome:
@@ -534,7 +564,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     cleanup runs as on Ctrl-C. A no-op outside the main thread."""
 
     def handler(signum, frame):
-        raise Terminated()
+        raise interrupt(Terminated)
 
     with handled(handler, signal.SIGTERM):
         yield

@@ -262,3 +262,37 @@ def test_a_stopped_run_that_was_being_cancelled_ends_cancelled(api_url):
         run = client.create_flow_run(load_flow("helpers:hello", FLOWS), state=Cancelling())
     # the worker deleted the Job of a cancelled run: the runner's SIGTERM is that cancel
     assert set_final_state(str(run.id), "CRASHED", "terminated") == "Cancelled"
+
+
+def test_an_interrupt_wrapped_by_the_engine_still_ends_the_run_as_interrupted(monkeypatch):
+    """Ctrl-C while Prefect submits tasks came back as a Failed state (the KeyboardInterrupt wrapped in
+    a serialization error): an interrupt received during the run ends it as an interrupt."""
+    from dke import flowrun
+
+    class FailedState:
+        state_details = None
+
+        def is_completed(self):
+            return False
+
+    class Flow:
+        def __call__(self, **kwargs):
+            flowrun.interrupt(flowrun.Terminated)  # what the signal handler does, mid-run
+            return FailedState()
+
+    monkeypatch.setattr(flowrun, "_interrupts", [])
+    with pytest.raises(flowrun.Terminated):
+        flowrun.run_flow(Flow(), {})
+    # an interrupt of an earlier run does not end the next one
+    from prefect.states import Failed
+
+    assert flowrun.run_flow(lambda **kw: Failed(message="boom"), {}).ok is False
+
+    class Raising:
+        def __call__(self, **kwargs):
+            flowrun.interrupt()
+            raise ValueError("PydanticSerializationError: ... KeyboardInterrupt")
+
+    monkeypatch.setattr(flowrun, "_interrupts", [])
+    with pytest.raises(KeyboardInterrupt):
+        flowrun.run_flow(Raising(), {})

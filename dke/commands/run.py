@@ -167,15 +167,15 @@ def _interrupts_end_quietly():
     at length from its own thread. That is the expected end of an interrupted run."""
     import logging
 
-    from dke.flowrun import Terminated
+    from dke.flowrun import Terminated, interrupt
     from dke.signals import handled
 
-    def interrupt(signum, frame):
+    def on_signal(signum, frame):
         for name in ("distributed", "tornado.application", "asyncio"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        raise interrupt(Terminated if signum == signal.SIGTERM else KeyboardInterrupt)
 
-    with handled(interrupt, signal.SIGINT, signal.SIGTERM):
+    with handled(on_signal, signal.SIGINT, signal.SIGTERM):
         yield
 
 
