@@ -540,6 +540,12 @@ def env_selector(env_name: str) -> str:
     return f"{MANAGED_BY}=dke,{ENV_LABEL}={env_name}"
 
 
+def deployment_runs_selector(env_name: str) -> str:
+    """The Jobs Prefect's Kubernetes worker made from the environment's deployment: it keeps dke's
+    labels but sets `managed-by: prefect`."""
+    return f"{ENV_LABEL}={env_name},{MANAGED_BY}=prefect"
+
+
 def list_runs(kube: Kube, env_name: str) -> list[dict]:
     """The runs (Jobs) of an environment, newest first, with their Dask cluster's workers."""
     jobs = kube.list("Job", env_selector(env_name)) or []
@@ -778,6 +784,9 @@ def delete_environment(kube: Kube, env_name: str) -> list[str]:
     for kind in ("Job", "RoleBinding", "Role", "ServiceAccount", "Secret"):
         for obj in kube.list(kind, selector) or []:
             deleted.append(_delete(kube, kind, obj["metadata"]["name"]))
+        if kind == "Job":
+            for obj in kube.list(kind, deployment_runs_selector(env_name)) or []:
+                deleted.append(_delete(kube, kind, obj["metadata"]["name"]))
     return deleted
 
 

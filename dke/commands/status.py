@@ -5,7 +5,6 @@ from dke.kube import kube_options, output_option
 
 # Labels Prefect's Kubernetes worker puts on the Jobs it creates (prefect-kubernetes).
 FLOW_RUN_LABEL = "prefect.io/flow-run-id"
-DEPLOYMENT_RUN_SELECTOR = "app.kubernetes.io/managed-by=prefect"
 
 
 @click.command(epilog="Exit codes: 0 listed (even when there are no runs); 2 usage error; "
@@ -55,10 +54,9 @@ def deployment_runs(api, env_name: str) -> list[dict]:
     environment's labels but `managed-by: prefect`, and the flow run's id. The run id is the one
     `dke incluster` derives from it (it names the run's Dask cluster)."""
     from dke import kube
-    from dke.compile import ENVIRONMENT_LABEL
     from dke.incluster import run_id_for
 
-    jobs = api.list("Job", f"{ENVIRONMENT_LABEL}={env_name},{DEPLOYMENT_RUN_SELECTOR}") or []
+    jobs = api.list("Job", kube.deployment_runs_selector(env_name)) or []
     workers: dict[str, int] = {}
     if jobs:
         for pod in api.list("Pod", "dask.org/component=worker") or []:

@@ -213,15 +213,16 @@ def test_status_logs_and_delete_select_what_apply_labelled_by_the_literal_keys(c
                      if "labelSelector" in q and "/pods" not in path]
 
     everything = "app.kubernetes.io/managed-by=dke,dke.dev/environment=etl"
+    by_prefect = "dke.dev/environment=etl,app.kubernetes.io/managed-by=prefect"  # its worker's Jobs
     out, sent = selectors_of("status", env)
     assert out.splitlines()[1].split()[:2] == ["r1", "Succeeded"]
-    assert sent == [everything, everything]  # jobs, daskclusters
+    assert sent == [everything, everything, by_prefect]  # jobs, daskclusters, deployment runs
     out, sent = selectors_of("logs", env, "--run", "r1")
     assert out == "from r1\n" and sent == [f"{everything},dke.dev/run-id=r1"]
     out, sent = selectors_of("delete", env, "--run", "r1")
     assert out == "job/etl-r1 deleted\n" and sent == [f"{everything},dke.dev/run-id=r1"]
     out, sent = selectors_of("delete", env, "--all")
-    assert sent == [everything] * 5 and "secret/etl-registry deleted" in out
+    assert sent == [everything, by_prefect] + [everything] * 4 and "secret/etl-registry deleted" in out
 
 
 @pytest.mark.parametrize("command", ["apply", "diff", "status", "logs", "delete"])
