@@ -19,6 +19,10 @@ def incluster() -> int:
     rebuild the image, see docs/flow-image.md), 130 terminated (SIGTERM); the cluster is torn
     down in every case. Both checks come before anything is created; differing dke, Prefect or
     distributed versions between the compiling CLI and the image are a warning line.
+
+    Under Prefect's Kubernetes worker (a deployment's run, `dke deploy`), PREFECT__FLOW_RUN_ID
+    names the flow run to run: that run is executed, no new one is created; a cancel from
+    Prefect tears the cluster down and leaves it Cancelled (exit 130).
     """
     from dke import incluster as runner
 
