@@ -770,3 +770,16 @@ def test_only_the_dask_container_gets_the_dask_command(tmp_path):
     main, sidecar = dc.compile_traced(loaded).cluster["spec"]["worker"]["spec"]["containers"]
     assert main["args"][:2] == ["dask", "worker"] and "--nthreads" in main["args"] and "command" not in main
     assert (sidecar["command"], sidecar["args"]) == (["sh", "-c"], ["sleep infinity"])
+
+
+def test_the_runner_component_label_and_a_renamed_container_s_origin(tmp_path):
+    objects = dc.compile_environment(load(tmp_path), "r1")
+    job = objects[-1]
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "runner"
+    assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "runner"
+    assert all("app.kubernetes.io/component" not in o["metadata"]["labels"] for o in objects[:-1])
+    # a classic container name taken for dke's: the name's origin is the line that named it
+    worker = "containers:\n- name: dask-worker\n  args: [dask, worker]\n"
+    compiled = dc.compile_traced(load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml"))
+    o = compiled.cluster_origins[("spec", "worker", "spec", "containers", 0, "name")]
+    assert (o.kind, o.file.endswith("worker.yaml"), o.line) == ("spec", True, 2)
