@@ -14,7 +14,9 @@ def diff(file, overlays, sets, kube_version, target) -> None:
     """Show what `dke apply` would change in the cluster, as a unified diff.
 
     Each long-lived object is compared with the server's dry-run apply of it, as
-    `kubectl diff` does. A run's Job is new on every apply and is not diffed.
+    `kubectl diff` does. A run's Job is new on every apply and is not diffed. With a
+    `deployment:` and PREFECT_API_URL set, the work pool and the Prefect deployment are
+    compared too (what `dke deploy` would change).
     """
     from dke import kube
     from dke.compile import compile_environment
@@ -32,5 +34,31 @@ def diff(file, overlays, sets, kube_version, target) -> None:
             if d.changed:
                 click.echo(d.text.rstrip("\n"))
                 changes += 1
+    if getattr(env, "deployment", None) is not None:
+        changes += _deployment_changes(loaded, objects)
     click.echo(f"{changes} object(s) would change; apply also creates the run's Job.", err=True)
     raise SystemExit(exitcodes.FAILED if changes else exitcodes.OK)
+
+
+def _deployment_changes(loaded, objects: list[dict]) -> int:
+    """What `dke deploy` would change in Prefect (the work pool, the deployment), printed."""
+    from dke import deploy as core
+    from dke import flowrun
+    from dke.commands.deploy import _sync_prefect
+
+    url = flowrun.configured_api_url()
+    if not url:
+        click.echo("deployment: not compared (PREFECT_API_URL is not set)", err=True)
+        return 0
+    env = loaded.env
+    pool = core.pool_name(env)
+    flow_name, schema = core.flow_name_and_schema(env.flow.entrypoint, loaded.base_dir)
+    spec = core.deployment_spec(loaded, objects, flow_name, pool, schema)
+    changed = 0
+    for change in _sync_prefect(url, pool, spec, dry_run=True):
+        if change.action != "unchanged":
+            click.echo(change.text())
+            if change.diff:
+                click.echo(change.diff.rstrip("\n"))
+            changed += 1
+    return changed

@@ -131,6 +131,8 @@ def test_deploy_creates_pool_deployment_schedules_and_standing_objects_then_is_i
     still = client.request("POST", "/flow_runs/filter",
                            json={"flow_runs": {"deployment_id": {"any_": [str(deployment.id)]}}}).json()
     assert len(still) == 3
+    code, out, err = run_dke(capsys, "diff", str(environment), "--kubeconfig", cluster.config)
+    assert code == 0 and out == "", out + err
 
     # a change: --dry-run shows it and exits 1, sends nothing; then deploy applies it
     environment.write_text(ENVIRONMENT.replace("concurrency_limit: 1", "concurrency_limit: 2"))
@@ -139,6 +141,10 @@ def test_deploy_creates_pool_deployment_schedules_and_standing_objects_then_is_i
     assert "deployment etl-flow/nightly configured (dry run)" in out
     assert '-  "concurrency_limit": 1,' in out and '+  "concurrency_limit": 2,' in out
     assert client.read_deployment_by_name("etl-flow/nightly").global_concurrency_limit.limit == 1
+    # dke diff shows the same change beside the cluster's (none there), and sends nothing either
+    code, out, _ = run_dke(capsys, "diff", str(environment), "--kubeconfig", cluster.config)
+    assert code == 1 and "deployment etl-flow/nightly configured" in out, out
+    assert '+  "concurrency_limit": 2,' in out and "role/" not in out
     code, out, err = run_dke(capsys, "deploy", str(environment), "--kubeconfig", cluster.config)
     assert code == 0 and "deployment etl-flow/nightly configured" in out, err
     assert client.read_deployment_by_name("etl-flow/nightly").global_concurrency_limit.limit == 2
