@@ -784,9 +784,3 @@ def test_the_runner_component_label_and_a_renamed_container_s_origin(tmp_path):
     o = compiled.cluster_origins[("spec", "worker", "spec", "containers", 0, "name")]
     assert (o.kind, o.file.endswith("worker.yaml"), o.line) == ("spec", True, 2)
 
-
-def test_a_container_s_own_image_is_kept(tmp_path):
-    worker = "containers:\n- name: worker\n- name: sidecar\n  image: busybox:1.36\n  args: [sleep, infinity]\n"
-    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
-    main, sidecar = dc.compile_traced(loaded).cluster["spec"]["worker"]["spec"]["containers"]
-    assert (main["image"], sidecar["image"]) == ("ghcr.io/acme/etl:1.0", "busybox:1.36")
