@@ -132,8 +132,8 @@ class ArgProblem:
 class DaskCommand:
     """How compile writes the Dask container's command line, and what is wrong with it."""
 
-    command: list  # words before the Dask program (e.g. `tini -g --`), [] for none
-    args: list  # `dask <role>` + dke's flags + the user's
+    command: list  # the container's command: words before the Dask program (e.g. `tini -g --`), or []
+    args: list  # what precedes the program in args, then `dask <role>` + dke's flags + the user's
     problems: list[ArgProblem]
 
 
@@ -189,7 +189,12 @@ def dask_command(command: list | None, args: list | None, role: str, value_of=la
             f"{value!r}: the operator gives every worker its scheduler (DASK_SCHEDULER_ADDRESS); remove it"
             if role == "worker" else f"{value!r} is not an argument of `dask scheduler`; remove it")))
     merged = _with_dke_flags(found.current, role, given) + user
-    return DaskCommand(words[:found.start], merged, sorted(problems, key=lambda p: p.index))
+    # words before the program stay where they were: in `command` (a wrapper such as tini
+    # replacing the entrypoint), or at the head of `args` (given to the image's entrypoint)
+    n = len(command or [])
+    if found.start <= n:
+        return DaskCommand(words[:found.start], merged, sorted(problems, key=lambda p: p.index))
+    return DaskCommand(words[:n], words[n:found.start] + merged, sorted(problems, key=lambda p: p.index))
 
 
 # dke's own flags, in order, with their values: kept unless the user gives that flag

@@ -241,3 +241,11 @@ def test_any_spec_file_gives_diagnostics_not_a_traceback(tmp_path_factory, pod, 
         cluster = dc.compile_traced(loaded).cluster
         containers = cluster["spec"][role]["spec"]["containers"]
         assert [c["name"] for c in containers].count(role) == 1
+
+
+def test_words_before_the_program_in_args_stay_in_args(tmp_path):
+    loaded = load(tmp_path, "worker", "containers:\n- name: worker\n  args: [tini, --, dask, worker, --nthreads, '1']\n")
+    assert found(loaded) == []
+    c = container(loaded, "worker")
+    assert "command" not in c  # the image's entrypoint still runs
+    assert c["args"][:5] == ["tini", "--", "dask", "worker", "--name"] and c["args"][-2:] == ["--nthreads", "1"]
