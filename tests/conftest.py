@@ -20,3 +20,27 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _prefect_console_on_an_open_stream():
+    """Prefect binds its console log handler to the sys.stdout/stderr of the moment it sets up
+    logging; when that was a CliRunner's stream, the stream is closed after that test and every
+    later Prefect log line fails, until a flow run ends in RecursionError. Re-point such handlers
+    at the real stderr after each test (test harness only: a process's own streams stay open)."""
+    yield
+    if "prefect.logging.handlers" not in sys.modules:
+        return
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger()] + [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler) and getattr(handler.stream, "closed", False):
+                handler.stream = handler.console.file = sys.__stderr__
