@@ -103,8 +103,8 @@ def find_dask(argv: list) -> DaskInvocation | None:
             return DaskInvocation(role, i, i + 1, True, name, current, current[1] != "cuda")
         if name.startswith("python") and i + 2 < len(words) and words[i + 1] == "-m":
             module = words[i + 2]
-            if module in MODULES:
-                return DaskInvocation(MODULES[module], i, i + 3, True, f"{word} -m {module}")
+            if module in MODULES:  # still runs: the modules keep their `__main__` entry
+                return DaskInvocation(MODULES[module], i, i + 3, False, f"{word} -m {module}")
             if module in ("dask", "distributed.cli.dask") and i + 3 < len(words) and words[i + 3] in ROLES:
                 return DaskInvocation(words[i + 3], i, i + 4, False, f"{word} -m {module} {words[i + 3]}")
     return None

@@ -188,7 +188,9 @@ def dask_command(command: list | None, args: list | None, role: str, value_of=la
         problems.append(ArgProblem(index, ERROR, (
             f"{value!r}: the operator gives every worker its scheduler (DASK_SCHEDULER_ADDRESS); remove it"
             if role == "worker" else f"{value!r} is not an argument of `dask scheduler`; remove it")))
-    merged = _with_dke_flags(found.current, role, given) + user
+    # the user's program words (a legacy one is an error above), or dke's for flags alone
+    program = words[found.start:found.program_end] if found.program_end > found.start else list(found.current)
+    merged = _with_dke_flags(program, role, given) + user
     # words before the program stay where they were: in `command` (a wrapper such as tini
     # replacing the entrypoint), or at the head of `args` (given to the image's entrypoint)
     n = len(command or [])
@@ -208,7 +210,7 @@ _DKE_FLAGS = {
 _USER_WINS = {"--death-timeout"}  # dke's default, unless the spec file sets its own
 
 
-def _with_dke_flags(program: tuple[str, ...], role: str, given: set[str]) -> list:
+def _with_dke_flags(program: list, role: str, given: set[str]) -> list:
     out: list = list(program)
     for flag, value in _DKE_FLAGS[role].items():
         if flag in _USER_WINS and flag in given:

@@ -45,7 +45,7 @@ def main(): ...
         (["/opt/conda/bin/dask-worker", "tcp://s:8786"], "worker", 0, 1, True),
         (["tini", "-g", "--", "dask-scheduler"], "scheduler", 3, 4, True),
         (["dask-cuda-worker"], "worker", 0, 1, True),
-        (["python", "-m", "distributed.cli.dask_worker"], "worker", 0, 3, True),
+        (["python", "-m", "distributed.cli.dask_worker"], "worker", 0, 3, False),
         (["python3", "-m", "dask", "scheduler"], "scheduler", 0, 4, False),
     ],
 )

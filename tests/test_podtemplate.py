@@ -249,3 +249,11 @@ def test_words_before_the_program_in_args_stay_in_args(tmp_path):
     c = container(loaded, "worker")
     assert "command" not in c  # the image's entrypoint still runs
     assert c["args"][:5] == ["tini", "--", "dask", "worker", "--name"] and c["args"][-2:] == ["--nthreads", "1"]
+
+
+def test_python_m_distributed_still_runs_and_keeps_its_program(tmp_path):
+    spec = "containers:\n- name: worker\n  args: [python, -m, distributed.cli.dask_worker, --nthreads, '2']\n"
+    loaded = load(tmp_path, "worker", spec)
+    assert found(loaded) == []
+    assert container(loaded, "worker")["args"][:5] == ["python", "-m", "distributed.cli.dask_worker", "--name",
+                                                        "$(DASK_WORKER_NAME)"]
