@@ -546,17 +546,22 @@ def deployment_runs_selector(env_name: str) -> str:
     return f"{ENV_LABEL}={env_name},{MANAGED_BY}=prefect"
 
 
+def running_workers(kube: Kube) -> dict[str, int]:
+    """Running Dask worker pods in the namespace, by their cluster's name."""
+    out: dict[str, int] = {}
+    for pod in kube.list("Pod", "dask.org/component=worker") or []:
+        labels = pod.get("metadata", {}).get("labels") or {}
+        if (pod.get("status") or {}).get("phase") == "Running":
+            cluster = labels.get("dask.org/cluster-name", "")
+            out[cluster] = out.get(cluster, 0) + 1
+    return out
+
+
 def list_runs(kube: Kube, env_name: str) -> list[dict]:
     """The runs (Jobs) of an environment, newest first, with their Dask cluster's workers."""
     jobs = kube.list("Job", env_selector(env_name)) or []
     clusters = kube.list("DaskCluster", env_selector(env_name), allow_missing_resource=True) or []
-    workers_by_cluster: dict[str, int] = {}
-    if clusters:
-        for pod in kube.list("Pod", "dask.org/component=worker") or []:
-            labels = pod.get("metadata", {}).get("labels") or {}
-            if (pod.get("status") or {}).get("phase") == "Running":
-                cluster = labels.get("dask.org/cluster-name", "")
-                workers_by_cluster[cluster] = workers_by_cluster.get(cluster, 0) + 1
+    workers_by_cluster = running_workers(kube) if clusters else {}
     cluster_of_run = {(c["metadata"].get("labels") or {}).get(RUN_LABEL): c for c in clusters}
     rows = []
     for job in jobs:

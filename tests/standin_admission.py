@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from dke import kubeschema
+from standin_store import match_labels_selector
 
 DEFAULT_KUBE_VERSION = "1.31"
 
@@ -1284,28 +1285,9 @@ def _pod_template(template: Any, path: list[Any], causes: list[dict], kube_versi
 
 def _selector_matches(sel: Any, labels: dict) -> bool | None:
     """None for an empty selector (matches nothing for workloads, the callers skip the check)."""
-    if not isinstance(sel, dict):
+    if not isinstance(sel, dict) or not (sel.get("matchLabels") or sel.get("matchExpressions")):
         return None
-    ml = sel.get("matchLabels") or {}
-    exprs = sel.get("matchExpressions") or []
-    if not ml and not exprs:
-        return None
-    for k, v in ml.items():
-        if labels.get(k) != v:
-            return False
-    for e in exprs:
-        if not isinstance(e, dict):
-            continue
-        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    return match_labels_selector(sel, labels)
 
 
 def _label_selector(sel: Any, field: str, causes: list[dict]) -> None:

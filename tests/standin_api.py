@@ -11,7 +11,7 @@ Every request goes through the same pipeline as on kube-apiserver:
 The API server's shapes are kept: Status bodies for 401/403/404/405/409/410/422, discovery
 (/api, /apis, /apis/<group>/<version>), watch streams, list kinds, TokenRequest, pods/log and the
 scale subresource. Admission and server-side apply come from standin_admission (S1), users and
-RBAC from standin_auth (S3); `_adapters` holds the fallbacks used until those modules exist.
+RBAC from standin_auth (S3).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import secrets as pysecrets
 from typing import Any, Callable
 
 import aiohttp.web
+import standin_admission as admission
 import standin_auth as auth
 import yaml
 from standin_store import (
@@ -47,11 +48,6 @@ from standin_store import (
 )
 
 log = logging.getLogger("standin.api")
-
-try:  # S1's admission and server-side apply
-    import standin_admission as admission
-except ImportError:  # pragma: no cover - only until tests/standin_admission.py lands
-    admission = None
 
 APPLY_PATCH = "application/apply-patch+yaml"
 FAULT_KINDS = {"500", "503", "429", "drop", "drop-after"}
@@ -104,19 +100,12 @@ def bad_request(message: str) -> ApiError:
 
 
 def invalid(obj: dict, causes: list[dict]) -> ApiError:
-    if admission is not None:
-        return ApiError(admission.invalid_status(obj, causes))
-    name = meta(obj).get("name", "")
-    text = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
-    return ApiError(status_body(422, "Invalid", f'{obj.get("kind")} "{name}" is invalid: {text}',
-                                {"name": name, "kind": obj.get("kind"), "causes": causes}))
+    return ApiError(admission.invalid_status(obj, causes))
 
 
 def admit(operation: str, obj: dict, old: dict | None, kube_version: str, field_validation: str,
           warnings: list[str]) -> dict:
     """Validating admission; returns the object to store (unknown fields pruned unless Strict)."""
-    if admission is None:
-        return obj
     causes = admission.admit(operation, obj, old, kube_version, field_validation=field_validation)
     if causes:
         raise invalid(obj, causes)
@@ -130,22 +119,7 @@ def admit(operation: str, obj: dict, old: dict | None, kube_version: str, field_
     return obj
 
 
-def _crude_apply(live: dict | None, applied: dict) -> dict:
-    """Fallback until standin_admission.server_side_apply exists: maps merge, lists replace."""
-    def merge(a: Any, b: Any) -> Any:
-        if isinstance(a, dict) and isinstance(b, dict):
-            out = dict(a)
-            for k, v in b.items():
-                out[k] = merge(a.get(k), v)
-            return out
-        return copy.deepcopy(b)
-
-    return merge(live or {}, applied)
-
-
 def server_side_apply(live: dict | None, applied: dict, manager: str, force: bool) -> dict:
-    if admission is None:
-        return _crude_apply(live, applied)
     try:
         return admission.server_side_apply(live, applied, manager, force, now())
     except admission.Conflict as e:
@@ -153,8 +127,6 @@ def server_side_apply(live: dict | None, applied: dict, manager: str, force: boo
 
 
 def record_write(old: dict | None, new: dict, manager: str) -> dict:
-    if admission is None:
-        return new
     return admission.record_write(old, new, manager, now())
 
 

@@ -312,7 +312,9 @@ def match_labels_selector(selector: dict | None, labels: dict) -> bool:
         if labels.get(k) != v:
             return False
     for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], set(expr.get("values") or [])
+        if not isinstance(expr, dict):  # admission reports it; matching skips it
+            continue
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
         if op == "In" and labels.get(key) not in values:
             return False
         if op == "NotIn" and key in labels and labels[key] in values:

@@ -57,13 +57,7 @@ def deployment_runs(api, env_name: str) -> list[dict]:
     from dke.incluster import run_id_for
 
     jobs = api.list("Job", kube.deployment_runs_selector(env_name)) or []
-    workers: dict[str, int] = {}
-    if jobs:
-        for pod in api.list("Pod", "dask.org/component=worker") or []:
-            labels = pod.get("metadata", {}).get("labels") or {}
-            if (pod.get("status") or {}).get("phase") == "Running":
-                cluster = labels.get("dask.org/cluster-name", "")
-                workers[cluster] = workers.get(cluster, 0) + 1
+    workers = kube.running_workers(api) if jobs else {}
     rows = []
     for job in jobs:
         meta, status = job.get("metadata") or {}, job.get("status") or {}

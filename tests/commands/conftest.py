@@ -1,4 +1,4 @@
-"""Fixtures for the commands that talk to Kubernetes (apply, diff, status, logs, delete):
+"""Fixtures for the commands that talk to Kubernetes (apply, diff, status, logs, delete, deploy):
 an emulated API server with the Dask operator's CRDs, and retries/polling made fast."""
 
 import pytest

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from kube_emulator import run_dke, served_emulator
+from kube_emulator import run_dke
 from prefect_support import temporary_server
 
 FLOW = '''from prefect import flow
@@ -50,14 +50,6 @@ def fresh_server(directory):
     with exported("PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{directory}/prefect.db"):
         with temporary_server() as url:
             yield url
-
-
-@pytest.fixture
-def cluster(tmp_path, fast_kube):
-    with served_emulator() as served:
-        served.emulator.install_dask_operator()
-        served.config = served.kubeconfig(tmp_path / "kubeconfig", namespace="data")
-        yield served
 
 
 @pytest.fixture
