@@ -2,13 +2,13 @@
 
     python bench/apply_requests.py [--runs 7]
 
-The API is kmock's KubernetesEmulator over HTTP on localhost (tests/kube_emulator.py), so
+The API is kmock's KubernetesEmulator over HTTP on localhost (tests/support/kube_emulator.py), so
 the times are dke's own cost (imports, load, compile, client, serialisation) plus a
 near-zero-latency server: on a real cluster add one round trip per request.
 Three cases on examples/quickstart (adaptive, 1..4 workers):
   public image; private registry with the pull Secret missing; and with it present.
 "Cold CLI" is a fresh `dke apply` process (interpreter start and imports included);
-"in process" is one more apply through dke.kube once everything is imported.
+"in process" is one more apply through dke.runners.kube once everything is imported.
 Baseline (2 shared cores, median of 5): 5 / 7 / 6 requests; cold CLI 0.35-0.38 s; in process 12-17 ms.
 """
 
@@ -30,10 +30,19 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from kube_emulator import served_emulator  # noqa: E402
 
-CREDENTIALS = json.dumps({"docker-server": "ghcr.io", "docker-username": "bench", "docker-password": "bench-pw",
-                          "docker-email": ""})
-CASES = [("public image", ""), ("private, Secret missing", "private_registry: true\n"),
-         ("private, Secret exists", "private_registry: true\n")]
+CREDENTIALS = json.dumps(
+    {
+        "docker-server": "ghcr.io",
+        "docker-username": "bench",
+        "docker-password": "bench-pw",
+        "docker-email": "",
+    }
+)
+CASES = [
+    ("public image", ""),
+    ("private, Secret missing", "private_registry: true\n"),
+    ("private, Secret exists", "private_registry: true\n"),
+]
 
 
 def environment(workdir: Path, extra: str) -> str:
@@ -46,10 +55,23 @@ def environment(workdir: Path, extra: str) -> str:
 
 
 def cold_cli(env_file: str, config: str, run_id: str) -> float:
-    cmd = [str(Path(sys.executable).parent / "dke"), "apply", env_file, "--kubeconfig", config, "--run-id", run_id]
+    cmd = [
+        str(Path(sys.executable).parent / "dke"),
+        "apply",
+        env_file,
+        "--kubeconfig",
+        config,
+        "--run-id",
+        run_id,
+    ]
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "DOCKER_REGISTRY_CREDENTIALS": CREDENTIALS})
+    result = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DOCKER_REGISTRY_CREDENTIALS": CREDENTIALS},
+    )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"dke apply failed ({result.returncode}):\n{result.stdout}{result.stderr}")
@@ -57,10 +79,10 @@ def cold_cli(env_file: str, config: str, run_id: str) -> float:
 
 
 def in_process(env_file: str, config: str, run_id: str) -> tuple[float, int]:
-    from dke import kube
-    from dke.compile import compile_environment
-    from dke.credentials import lookup
-    from dke.pipeline import load_environment
+    from dke.environment.pipeline import load_environment
+    from dke.objects.compile import compile_environment
+    from dke.runners import kube
+    from dke.runners.credentials import lookup
 
     start = time.perf_counter()
     loaded = load_environment(env_file)
@@ -69,9 +91,12 @@ def in_process(env_file: str, config: str, run_id: str) -> tuple[float, int]:
         objects = kube.retarget(compile_environment(loaded, run_id, api.namespace), api.namespace)
         kube.preflight(api, env.adaptive)
         if env.pull_secret_name:
-            kube.ensure_pull_secret(api, env.pull_secret_name, env.name,
-                                    lambda: lookup(env.docker_secret, env.image, environ={
-                                        env.docker_secret: CREDENTIALS}))
+            kube.ensure_pull_secret(
+                api,
+                env.pull_secret_name,
+                env.name,
+                lambda: lookup(env.docker_secret, env.image, environ={env.docker_secret: CREDENTIALS}),
+            )
         kube.apply_objects(api, objects)
         return time.perf_counter() - start, api.requests
 

@@ -64,8 +64,10 @@ def main() -> None:
         elapsed = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"dke lint failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-    print(f"{args.files} environments (+{2 * args.files} spec files) in one `dke lint` call: "
-          f"{elapsed:.2f} s, {args.files / elapsed:.0f} files/s (target >= 200)")
+    print(
+        f"{args.files} environments (+{2 * args.files} spec files) in one `dke lint` call: "
+        f"{elapsed:.2f} s, {args.files / elapsed:.0f} files/s (target >= 200)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,14 @@ from quickstart import quickstart  # noqa: E402
 if __name__ == "__main__":
     runner = DaskTaskRunner(
         cluster_class=LocalCluster,
-        cluster_kwargs={"n_workers": 1, "processes": True, "threads_per_worker": 1, "memory_limit": 2**30,
-                        "dashboard_address": ":0", "env": {"GREETING": "hello from the environment"}},
+        cluster_kwargs={
+            "n_workers": 1,
+            "processes": True,
+            "threads_per_worker": 1,
+            "memory_limit": 2**30,
+            "dashboard_address": ":0",
+            "env": {"GREETING": "hello from the environment"},
+        },
         adapt_kwargs={"minimum": 1, "maximum": 4},
     )
     state = quickstart.with_options(task_runner=runner)(n=32, seconds=0.5, return_state=True)

@@ -44,8 +44,8 @@ def child_run(args: list[str]) -> tuple[float, int]:
 
 def throughput(seconds: float = 3.0) -> float:
     sys.path.insert(0, str(ROOT))
-    from dke.compile import compile_environment, validate_objects
-    from dke.pipeline import load_environment
+    from dke.environment.pipeline import load_environment
+    from dke.objects.compile import compile_environment, validate_objects
 
     loaded = load_environment(str(ROOT / EXAMPLE))
     validate_objects(loaded, "1.35")  # warm the caches (schemas) once, as lint does
@@ -61,11 +61,19 @@ def lint_corpus(folder: Path, count: int) -> list[str]:
     (folder / "flows").mkdir()
     (folder / "flows" / "flow.py").write_text("def main():\n    pass\n")
     (folder / "worker.yaml").write_text(
-        "nodeSelector: {pool: big}\ncontainers:\n- name: worker\n  resources: {limits: {cpu: '2', memory: 4Gi}}\n")
+        "nodeSelector: {pool: big}\ncontainers:\n- name: worker\n  resources: {limits: {cpu: '2', memory: 4Gi}}\n"
+    )
     files = []
     for i in range(count):
-        env = {"name": f"env-{i}", "image": f"ghcr.io/acme/flow:1.{i}", "flow": {"entrypoint": "flows/flow.py:main"},
-               "min_workers": 1, "max_workers": 2 + i % 5, "env": {"N": str(i)}, "labels": {"team": "data"}}
+        env = {
+            "name": f"env-{i}",
+            "image": f"ghcr.io/acme/flow:1.{i}",
+            "flow": {"entrypoint": "flows/flow.py:main"},
+            "min_workers": 1,
+            "max_workers": 2 + i % 5,
+            "env": {"N": str(i)},
+            "labels": {"team": "data"},
+        }
         if i % 3 == 0:
             env["worker_spec_file"] = "worker.yaml"
         if i % 4 == 0:
@@ -84,19 +92,25 @@ def main() -> None:
 
     runs = [child_run([*DKE, "render", EXAMPLE, "--validate"]) for _ in range(opts.runs)]
     walls, rss = [w for w, _ in runs], [r for _, r in runs]
-    print(f"dke render --validate {EXAMPLE}: wall median {statistics.median(walls) * 1000:.0f} ms "
-          f"(min {min(walls) * 1000:.0f}, max {max(walls) * 1000:.0f}), peak RSS median "
-          f"{statistics.median(rss) / 1024:.1f} MiB over {opts.runs} fresh processes")
+    print(
+        f"dke render --validate {EXAMPLE}: wall median {statistics.median(walls) * 1000:.0f} ms "
+        f"(min {min(walls) * 1000:.0f}, max {max(walls) * 1000:.0f}), peak RSS median "
+        f"{statistics.median(rss) / 1024:.1f} MiB over {opts.runs} fresh processes"
+    )
     print(f"compile + validate (in process, loaded once): {throughput():.0f} environments/s")
     with tempfile.TemporaryDirectory() as tmp:
         files = lint_corpus(Path(tmp), opts.files)
         start = time.perf_counter()
-        done = subprocess.run([*DKE, "lint", "-q", *files], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [*DKE, "lint", "-q", *files], cwd=ROOT, capture_output=True, text=True, timeout=600
+        )
         wall = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(done.stdout[-2000:] + done.stderr[-2000:])
-        print(f"dke lint of {opts.files} files in one call: {wall:.2f} s, {opts.files / wall:.0f} files/s "
-              "(process start included)")
+        print(
+            f"dke lint of {opts.files} files in one call: {wall:.2f} s, {opts.files / wall:.0f} files/s "
+            "(process start included)"
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dke.flowrun import TemporaryPrefectServer  # noqa: E402
+from dke.runners.flowrun import TemporaryPrefectServer  # noqa: E402
 
 COMMANDS = {
     "dke run": [sys.executable, "-m", "dke", "run", "examples/quickstart/environment.yaml"],
@@ -30,8 +30,9 @@ COMMANDS = {
 
 def timed(cmd: list[str], env: dict) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
@@ -56,10 +57,14 @@ def main() -> None:
         server.stop()
     ratios = [d / s for d, s in zip(times["dke run"], times["script"])]
     for name, values in times.items():
-        print(f"{name:8} median {statistics.median(values):.2f}s  (min {min(values):.2f}s, max {max(values):.2f}s)")
-    print(f"ratio dke/script: median of pairs {statistics.median(ratios):.3f}  "
-          f"(ratio of medians {statistics.median(times['dke run']) / statistics.median(times['script']):.3f}; "
-          f"target <= 1.05)")
+        print(
+            f"{name:8} median {statistics.median(values):.2f}s  (min {min(values):.2f}s, max {max(values):.2f}s)"
+        )
+    print(
+        f"ratio dke/script: median of pairs {statistics.median(ratios):.3f}  "
+        f"(ratio of medians {statistics.median(times['dke run']) / statistics.median(times['script']):.3f}; "
+        f"target <= 1.05)"
+    )
 
 
 if __name__ == "__main__":

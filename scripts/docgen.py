@@ -58,8 +58,8 @@ def configuration_reference(schema: dict) -> str:
     defs = schema.get("$defs", {})
     lines = ["| key | type | default | example | meaning |", "|---|---|---|---|---|"]
     for key, prop, required in field_rows(schema):
-        default = "required" if required else (
-            f"`{_yaml_inline(prop['default'])}`" if "default" in prop else "—"
+        default = (
+            "required" if required else (f"`{_yaml_inline(prop['default'])}`" if "default" in prop else "—")
         )
         example = prop.get("examples", [None])[0]
         example_text = f"`{_yaml_inline(example)}`" if example is not None else ""
@@ -95,7 +95,7 @@ def replace_generated(text: str, generated: str) -> str:
 
 
 def pages() -> dict[Path, str]:
-    from dke.model import json_schema
+    from dke.environment.model import json_schema
 
     schema_text = json.dumps(json_schema(), indent=2) + "\n"
     return {
@@ -116,7 +116,11 @@ def main(argv: list[str]) -> int:
             if "--check" not in argv:
                 path.write_text(updated)
     if "--check" in argv and stale:
-        print("out of date: " + ", ".join(str(p.relative_to(ROOT)) for p in stale) + "; run python scripts/docgen.py")
+        print(
+            "out of date: "
+            + ", ".join(str(p.relative_to(ROOT)) for p in stale)
+            + "; run python scripts/docgen.py"
+        )
         return 1
     return 0
 

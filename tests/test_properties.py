@@ -16,14 +16,55 @@ FULL = Path(__file__).parent / "data" / "good" / "full"
 ORIGINAL = (FULL / "environment.yaml").read_text()
 ORIGINAL_LINES = ORIGINAL.splitlines(keepends=True)
 JUNK = st.sampled_from(
-    ["", "- x", "[", "]", "{", "}", ": :", "&a", "*a", "*nope", "!!binary AAA", "!!python/object:os.system x",
-     "? x", "|", ">-", "---", "...", "%YAML 1.1", "'", '"', "\t", "\x00", "\ufeff", "<<: *a", "x: &a [*a]",
-     "name: 1", "image: ~", "min_workers: -5", "max_workers: 1e400", "flow: []", "env: {1: 2}", "- - -",
-     "#", "@", "`", "scheduler_spec_file: /", "worker_spec_file: ../..", "scheduler_spec_file: environment.yaml"]
+    [
+        "",
+        "- x",
+        "[",
+        "]",
+        "{",
+        "}",
+        ": :",
+        "&a",
+        "*a",
+        "*nope",
+        "!!binary AAA",
+        "!!python/object:os.system x",
+        "? x",
+        "|",
+        ">-",
+        "---",
+        "...",
+        "%YAML 1.1",
+        "'",
+        '"',
+        "\t",
+        "\x00",
+        "\ufeff",
+        "<<: *a",
+        "x: &a [*a]",
+        "name: 1",
+        "image: ~",
+        "min_workers: -5",
+        "max_workers: 1e400",
+        "flow: []",
+        "env: {1: 2}",
+        "- - -",
+        "#",
+        "@",
+        "`",
+        "scheduler_spec_file: /",
+        "worker_spec_file: ../..",
+        "scheduler_spec_file: environment.yaml",
+    ]
 )
 VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=20),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
 )
 
 
@@ -89,23 +130,48 @@ def test_the_unmutated_file_is_clean(project):
     assert result.exit_code == 0, result.output
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # counts: the profile
+@settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)  # counts: the profile
 @given(data=mutated())
 def test_mutated_files_never_crash(project, data):
     assert_clean_outcome(run_lint(project, data))
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # counts: the profile
+@settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)  # counts: the profile
 @given(data=st.binary(max_size=200))
 def test_random_bytes_never_crash(project, data):
     assert_clean_outcome(run_lint(project, data))
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # counts: the profile
-@given(key=st.sampled_from(["name", "image", "flow", "flow.entrypoint", "flow.parameters", "min_workers",
-                            "max_workers", "env", "env.X", "secrets", "labels", "job", "job.backoff_limit",
-                            "worker_spec_file", "nope", "flow.parameters.deep.er"]),
-       value=st.text(max_size=15).filter(lambda v: "\x00" not in v))
+@settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)  # counts: the profile
+@given(
+    key=st.sampled_from(
+        [
+            "name",
+            "image",
+            "flow",
+            "flow.entrypoint",
+            "flow.parameters",
+            "min_workers",
+            "max_workers",
+            "env",
+            "env.X",
+            "secrets",
+            "labels",
+            "job",
+            "job.backoff_limit",
+            "worker_spec_file",
+            "nope",
+            "flow.parameters.deep.er",
+        ]
+    ),
+    value=st.text(max_size=15).filter(lambda v: "\x00" not in v),
+)
 def test_any_set_value_is_a_report_or_a_usage_error(project, key, value):
     result = run_lint(project, ORIGINAL.encode(), "--set", f"{key}={value}")
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from dke.model import json_schema
+from dke.environment.model import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = ROOT / "schemas" / "environment.schema.json"
@@ -51,10 +51,23 @@ def test_check_jsonschema_accepts_the_good_corpus_and_the_examples():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("case", ["unknown-key", "bad-name", "env-value-number", "max-workers-zero", "missing-name",
-                                  "bad-entrypoint", "name-too-long", "bad-env-key"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown-key",
+        "bad-name",
+        "env-value-number",
+        "max-workers-zero",
+        "missing-name",
+        "bad-entrypoint",
+        "name-too-long",
+        "bad-env-key",
+    ],
+)
 def test_check_jsonschema_rejects_what_the_schema_can_express(case):
-    result = check_jsonschema("--schemafile", str(SCHEMA_FILE), str(ROOT / "tests/data/bad" / case / "environment.yaml"))
+    result = check_jsonschema(
+        "--schemafile", str(SCHEMA_FILE), str(ROOT / "tests/data/bad" / case / "environment.yaml")
+    )
     assert result.returncode == 1, result.stdout + result.stderr
 
 

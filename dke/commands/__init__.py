@@ -1,1 +1,1 @@
-"""One module per command; each is a thin layer over the core (dke.pipeline & co)."""
+"""One module per command; each is a thin layer over the core (dke.environment.pipeline & co)."""

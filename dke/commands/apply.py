@@ -2,41 +2,77 @@ import click
 
 from dke import exitcodes
 from dke.commands.common import environment_options, load_valid
-from dke.kube import kube_options, output_option
+from dke.runners.kube import kube_options, output_option
 
-EPILOG = ("Exit codes: 0 applied (with --wait: the flow run completed); 1 the flow run failed; "
-          "2 usage error; 3 Kubernetes API or cluster error (nothing half-done goes unreported); "
-          "4 invalid environment; 130 interrupted (what was applied is listed).")
+EPILOG = (
+    "Exit codes: 0 applied (with --wait: the flow run completed); 1 the flow run failed; "
+    "2 usage error; 3 Kubernetes API or cluster error (nothing half-done goes unreported); "
+    "4 invalid environment; 130 interrupted (what was applied is listed)."
+)
 
 
 @click.command(epilog=EPILOG)
 @click.argument("file", type=click.Path(dir_okay=False))
 @environment_options
 @kube_options
-@click.option("--dry-run", type=click.Choice(["none", "client", "server"]), default="none", show_default=True,
-              help="client: print what would be sent, contact no cluster; server: send everything with "
-              "dryRun=All (validated and admitted, nothing persisted).")
-@click.option("--wait", is_flag=True, help="Follow the run to its end with a live status; exit 0/1 like the flow.")
+@click.option(
+    "--dry-run",
+    type=click.Choice(["none", "client", "server"]),
+    default="none",
+    show_default=True,
+    help="client: print what would be sent, contact no cluster; server: send everything with "
+    "dryRun=All (validated and admitted, nothing persisted).",
+)
+@click.option(
+    "--wait", is_flag=True, help="Follow the run to its end with a live status; exit 0/1 like the flow."
+)
 @click.option("--follow", is_flag=True, help="Stream the runner pod's logs (implies --wait).")
-@click.option("--timeout", default=None, metavar="DURATION",
-              help="With --wait/--follow: give up waiting after this long (90s, 5m, 1h), exit 3; the run goes on.")
-@click.option("--run-id", default=None,
-              help="Use this run id instead of a fresh one: applying again with it creates no second Job.")
-@click.option("--docker-config", type=click.Path(dir_okay=False), default=None,
-              help="A docker config.json to take the registry credentials from (last resort; see docs).")
-@click.option("--force-conflicts", is_flag=True,
-              help="Take over fields another field manager owns (server-side apply --force-conflicts).")
+@click.option(
+    "--timeout",
+    default=None,
+    metavar="DURATION",
+    help="With --wait/--follow: give up waiting after this long (90s, 5m, 1h), exit 3; the run goes on.",
+)
+@click.option(
+    "--run-id",
+    default=None,
+    help="Use this run id instead of a fresh one: applying again with it creates no second Job.",
+)
+@click.option(
+    "--docker-config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A docker config.json to take the registry credentials from (last resort; see docs).",
+)
+@click.option(
+    "--force-conflicts",
+    is_flag=True,
+    help="Take over fields another field manager owns (server-side apply --force-conflicts).",
+)
 @output_option
-def apply(file, overlays, sets, kube_version, target, dry_run, wait, follow, timeout, run_id, docker_config,
-          force_conflicts, output) -> None:
+def apply(
+    file,
+    overlays,
+    sets,
+    kube_version,
+    target,
+    dry_run,
+    wait,
+    follow,
+    timeout,
+    run_id,
+    docker_config,
+    force_conflicts,
+    output,
+) -> None:
     """Run the flow on Kubernetes: check the cluster, create the objects and the run's Job.
 
     Long-lived objects (ServiceAccount, Role, RoleBinding) are server-side applied with field
     manager `dke`; each run is one Job, created once. With `private_registry: true` the
     imagePullSecret is created from the `docker_secret` credentials when it is missing.
     """
-    from dke import kube
-    from dke.compile import compile_environment, new_run_id
+    from dke.objects.compile import compile_environment, new_run_id
+    from dke.runners import kube
 
     wait_for = kube.parse_duration(timeout)
     loaded = load_valid(file, overlays, sets, kube_version)
@@ -52,8 +88,10 @@ def apply(file, overlays, sets, kube_version, target, dry_run, wait, follow, tim
         if env.pull_secret_name:
             click.echo(f"secret/{env.pull_secret_name} ensured (client dry run; created only if missing)")
         for obj in kube.sort_objects(objects):
-            click.echo(f"{kube.obj_ref(obj)} {'created' if obj['kind'] == 'Job' else 'serverside-applied'} "
-                       "(client dry run)")
+            click.echo(
+                f"{kube.obj_ref(obj)} {'created' if obj['kind'] == 'Job' else 'serverside-applied'} "
+                "(client dry run)"
+            )
         return
 
     with kube.connect(target, env.namespace) as api:
@@ -67,39 +105,77 @@ def apply(file, overlays, sets, kube_version, target, dry_run, wait, follow, tim
                 kube.preflight(api, env.adaptive)
             if env.pull_secret_name:
                 stage = f"during setup; secret/{env.pull_secret_name} may or may not have been created"
-                action = kube.ensure_pull_secret(api, env.pull_secret_name, env.name,
-                                                 lambda: _credentials(env, docker_config), dry_run=server_dry)
-                done = kube.Applied("Secret", env.pull_secret_name, api.namespace,
-                                    action + (" (server dry run)" if server_dry and action == "created" else ""))
+                action = kube.ensure_pull_secret(
+                    api,
+                    env.pull_secret_name,
+                    env.name,
+                    lambda: _credentials(env, docker_config),
+                    dry_run=server_dry,
+                )
+                done = kube.Applied(
+                    "Secret",
+                    env.pull_secret_name,
+                    api.namespace,
+                    action + (" (server dry run)" if server_dry and action == "created" else ""),
+                )
                 result.applied.append(done)
                 _print_applied(done, output)
         except KeyboardInterrupt:
             raise kube.Interrupted(f"interrupted {stage}", exitcodes.INTERRUPTED) from None
-        kube.apply_objects(api, objects, dry_run=server_dry, force_conflicts=force_conflicts,
-                           on_applied=lambda a: _print_applied(a, output), result=result)
+        kube.apply_objects(
+            api,
+            objects,
+            dry_run=server_dry,
+            force_conflicts=force_conflicts,
+            on_applied=lambda a: _print_applied(a, output),
+            result=result,
+        )
         if output != "text":
-            click.echo(kube.dump({"namespace": api.namespace, "runId": run_id, "dryRun": dry_run,
-                                  "applied": [a.__dict__ for a in result.applied]}, output))
+            click.echo(
+                kube.dump(
+                    {
+                        "namespace": api.namespace,
+                        "runId": run_id,
+                        "dryRun": dry_run,
+                        "applied": [a.__dict__ for a in result.applied],
+                    },
+                    output,
+                )
+            )
         if server_dry or result.job is None:
             return
         job_name = result.job["metadata"]["name"]
         if not (wait or follow):
-            click.echo(f"run {run_id} started: `dke status {env.name}`, "
-                       f"`dke logs {env.name} --run {run_id} --follow`", err=True)
+            click.echo(
+                f"run {run_id} started: `dke status {env.name}`, "
+                f"`dke logs {env.name} --run {run_id} --follow`",
+                err=True,
+            )
             return
         try:
-            code = kube.wait_for_run(api, result.job, timeout=wait_for, follow=follow,
-                                     status=lambda line: click.echo(line, err=True),
-                                     write_log=click.echo, min_workers=env.min_workers,
-                                     max_workers=env.max_workers, interval=_poll_interval())
+            code = kube.wait_for_run(
+                api,
+                result.job,
+                timeout=wait_for,
+                follow=follow,
+                status=lambda line: click.echo(line, err=True),
+                write_log=click.echo,
+                min_workers=env.min_workers,
+                max_workers=env.max_workers,
+                interval=_poll_interval(),
+            )
         except KeyboardInterrupt:
-            raise kube.Interrupted(f"interrupted: stopped waiting; run {run_id} (job/{job_name}) goes on in the "
-                                   f"cluster (`dke delete {env.name} --run {run_id}` stops it)",
-                                   exitcodes.INTERRUPTED) from None
+            raise kube.Interrupted(
+                f"interrupted: stopped waiting; run {run_id} (job/{job_name}) goes on in the "
+                f"cluster (`dke delete {env.name} --run {run_id}` stops it)",
+                exitcodes.INTERRUPTED,
+            ) from None
     if code != exitcodes.OK:
         from dke.diagnostics import DkeError
 
-        raise DkeError(f"run {run_id} failed (job/{job_name}); see `dke logs {env.name} --run {run_id}`", code)
+        raise DkeError(
+            f"run {run_id} failed (job/{job_name}); see `dke logs {env.name} --run {run_id}`", code
+        )
     click.echo(f"run {run_id} succeeded", err=True)
 
 
@@ -109,7 +185,7 @@ def _print_applied(applied, output: str) -> None:
 
 
 def _credentials(env, docker_config):
-    from dke import credentials, kube
+    from dke.runners import credentials, kube
 
     creds = credentials.lookup(env.docker_secret, env.image, docker_config)
     kube.register_secret(*creds.secret_values())
@@ -120,8 +196,8 @@ def _offline_namespace(target, env_namespace):
     """Namespace precedence without contacting the cluster (kubeconfig read only, if any)."""
     if target.namespace or env_namespace:
         return target.namespace or env_namespace
-    from dke import kube
     from dke.diagnostics import DkeError
+    from dke.runners import kube
 
     try:
         with kube.connect(target, None) as api:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import click
 
 from dke import exitcodes
 from dke.diagnostics import DkeError, format_all, sort_key
-from dke.kubeschema import DEFAULT_KUBE_VERSION
+from dke.environment.kubeschema import DEFAULT_KUBE_VERSION
 
 FORMATS = click.Choice(["text", "json", "github"])
 
@@ -47,12 +47,13 @@ def environment_options(func: Callable) -> Callable:
 
 def load_valid(file: str, overlays, sets, kube_version: str, strict: bool = False, fmt: str = "text"):
     """Load an environment for a command that acts on it: print problems, stop on errors."""
-    from dke.pipeline import load_environment
+    from dke.environment.pipeline import load_environment
 
     loaded = load_environment(file, overlays, sets, kube_version)
     if loaded.diagnostics:
         click.echo(format_all(sorted(loaded.diagnostics, key=sort_key), fmt), err=True)
     if not loaded.ok(strict):
-        raise DkeError(f"{file}: invalid environment; fix the problems above (see `dke lint {file}`)",
-                       exitcodes.INVALID)
+        raise DkeError(
+            f"{file}: invalid environment; fix the problems above (see `dke lint {file}`)", exitcodes.INVALID
+        )
     return loaded

@@ -1,24 +1,32 @@
 import click
 
 from dke.commands.common import environment_options
-from dke.kube import kube_options
+from dke.runners.kube import kube_options
 
 
-@click.command(epilog="Exit codes: 0 deleted; 1 no such run; 2 usage error; 3 Kubernetes API or cluster error.")
+@click.command(
+    epilog="Exit codes: 0 deleted; 1 no such run; 2 usage error; 3 Kubernetes API or cluster error."
+)
 @click.argument("environment", metavar="NAME|FILE")
 @environment_options
 @kube_options
 @click.option("--run", "run_id", default=None, help="Delete this run: its Job and everything the Job owns.")
-@click.option("--all", "everything", is_flag=True,
-              help="Delete every object dke made for the environment: runs, RBAC, ServiceAccount, pull secret.")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Delete every object dke made for the environment: runs, RBAC, ServiceAccount, pull secret.",
+)
 def delete(environment, overlays, sets, kube_version, target, run_id, everything) -> None:
     """Delete a run (foreground propagation: its pods and Dask cluster go first), or a whole environment."""
-    from dke import exitcodes, kube
+    from dke import exitcodes
     from dke.diagnostics import DkeError
+    from dke.runners import kube
 
     if bool(run_id) == everything:
-        raise DkeError("say what to delete: --run ID (one run) or --all (everything of the environment)",
-                       exitcodes.USAGE)
+        raise DkeError(
+            "say what to delete: --run ID (one run) or --all (everything of the environment)", exitcodes.USAGE
+        )
     subject = kube.subject(environment, overlays, sets, kube_version)
     with kube.connect(target, subject.namespace) as api:
         if everything:

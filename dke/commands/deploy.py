@@ -7,23 +7,32 @@ import click
 from dke import exitcodes
 from dke.commands.common import environment_options, load_valid
 from dke.diagnostics import DkeError
-from dke.kube import kube_options
+from dke.runners.kube import kube_options
 
-EPILOG = ("Exit codes: 0 deployed (or, with --dry-run, nothing changed); 1 --dry-run: changes; 2 usage error "
-          "(no PREFECT_API_URL); 3 Kubernetes or Prefect API error; 4 invalid environment or flow file; "
-          "130 interrupted.")
+EPILOG = (
+    "Exit codes: 0 deployed (or, with --dry-run, nothing changed); 1 --dry-run: changes; 2 usage error "
+    "(no PREFECT_API_URL); 3 Kubernetes or Prefect API error; 4 invalid environment or flow file; "
+    "130 interrupted."
+)
 
 
 @click.command(epilog=EPILOG)
 @click.argument("file", type=click.Path(dir_okay=False))
 @environment_options
 @kube_options
-@click.option("--pool", default=None, metavar="NAME",
-              help="The Kubernetes work pool (wins over deployment.work_pool.name; default `dke`). "
-              "Created with dke's base job template when missing.")
-@click.option("--dry-run", is_flag=True,
-              help="Show what would change in Prefect (work pool, deployment) and send nothing; exit 1 "
-              "when something would change.")
+@click.option(
+    "--pool",
+    default=None,
+    metavar="NAME",
+    help="The Kubernetes work pool (wins over deployment.work_pool.name; default `dke`). "
+    "Created with dke's base job template when missing.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would change in Prefect (work pool, deployment) and send nothing; exit 1 "
+    "when something would change.",
+)
 def deploy(file, overlays, sets, kube_version, target, pool, dry_run) -> None:
     """Create or update FILE's Prefect deployment and the standing objects its runs need.
 
@@ -34,16 +43,19 @@ def deploy(file, overlays, sets, kube_version, target, pool, dry_run) -> None:
     already matches is left alone. Start the worker with
     `prefect worker start --pool NAME --type kubernetes`.
     """
-    from dke import deploy as core
-    from dke import flowrun, kube
-    from dke.compile import compile_environment
+    from dke.objects.compile import compile_environment
+    from dke.runners import deploy as core
+    from dke.runners import flowrun, kube
 
     loaded = load_valid(file, overlays, sets, kube_version)
     env = loaded.env
     url = flowrun.configured_api_url()
     if not url:
-        raise DkeError("dke deploy needs the Prefect API the worker uses: set PREFECT_API_URL (a deployment "
-                       "on a temporary server would vanish with it; `dke serve` runs one here)", exitcodes.USAGE)
+        raise DkeError(
+            "dke deploy needs the Prefect API the worker uses: set PREFECT_API_URL (a deployment "
+            "on a temporary server would vanish with it; `dke serve` runs one here)",
+            exitcodes.USAGE,
+        )
     pool = core.pool_name(env, pool)
     flow_name, schema = core.flow_name_and_schema(env.flow.entrypoint, loaded.base_dir)
     _check_api(url)  # before anything is applied in the cluster
@@ -58,8 +70,9 @@ def deploy(file, overlays, sets, kube_version, target, pool, dry_run) -> None:
             if env.pull_secret_name:
                 from dke.commands.apply import _credentials
 
-                action = kube.ensure_pull_secret(api, env.pull_secret_name, env.name,
-                                                 lambda: _credentials(env, None))
+                action = kube.ensure_pull_secret(
+                    api, env.pull_secret_name, env.name, lambda: _credentials(env, None)
+                )
                 click.echo(f"secret/{env.pull_secret_name} {action}")
             kube.apply_objects(api, standing, on_applied=lambda a: click.echo(a.text()))
     changes = _sync_prefect(url, pool, spec, dry_run)
@@ -70,8 +83,11 @@ def deploy(file, overlays, sets, kube_version, target, pool, dry_run) -> None:
             click.echo(change.diff.rstrip("\n"))
     if dry_run:
         raise SystemExit(exitcodes.FAILED if changed else exitcodes.OK)
-    click.echo(f"runs go to work pool {pool!r}: start its worker with "
-               f"`prefect worker start --pool {pool} --type kubernetes`", err=True)
+    click.echo(
+        f"runs go to work pool {pool!r}: start its worker with "
+        f"`prefect worker start --pool {pool} --type kubernetes`",
+        err=True,
+    )
 
 
 def _sync_prefect(url: str, pool: str, spec, dry_run: bool) -> list:
@@ -79,8 +95,8 @@ def _sync_prefect(url: str, pool: str, spec, dry_run: bool) -> list:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import PrefectHTTPStatusError
 
-    from dke import deploy as core
-    from dke.flowrun import api_url_settings
+    from dke.runners import deploy as core
+    from dke.runners.flowrun import api_url_settings
 
     try:
         with api_url_settings(url), get_client(sync_client=True) as client:
@@ -97,8 +113,11 @@ def _check_api(url: str) -> None:
     try:
         answered = httpx.get(f"{url.rstrip('/')}/health", timeout=10).status_code == 200
     except httpx.HTTPError as e:
-        raise DkeError(f"the Prefect API at {url} does not answer ({type(e).__name__}); nothing was applied",
-                       exitcodes.CLUSTER) from None
+        raise DkeError(
+            f"the Prefect API at {url} does not answer ({type(e).__name__}); nothing was applied",
+            exitcodes.CLUSTER,
+        ) from None
     if not answered:
-        raise DkeError(f"the Prefect API at {url} is not healthy (GET /health); nothing was applied",
-                       exitcodes.CLUSTER)
+        raise DkeError(
+            f"the Prefect API at {url} is not healthy (GET /health); nothing was applied", exitcodes.CLUSTER
+        )

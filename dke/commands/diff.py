@@ -2,11 +2,13 @@ import click
 
 from dke import exitcodes
 from dke.commands.common import environment_options, load_valid
-from dke.kube import kube_options
+from dke.runners.kube import kube_options
 
 
-@click.command(epilog="Exit codes (kubectl diff's): 0 no changes; 1 changes; >1 error "
-               "(2 usage, 3 Kubernetes API or cluster, 4 invalid environment).")
+@click.command(
+    epilog="Exit codes (kubectl diff's): 0 no changes; 1 changes; >1 error "
+    "(2 usage, 3 Kubernetes API or cluster, 4 invalid environment)."
+)
 @click.argument("file", type=click.Path(dir_okay=False))
 @environment_options
 @kube_options
@@ -18,8 +20,8 @@ def diff(file, overlays, sets, kube_version, target) -> None:
     `deployment:` and PREFECT_API_URL set, the work pool and the Prefect deployment are
     compared too (what `dke deploy` would change).
     """
-    from dke import kube
-    from dke.compile import compile_environment
+    from dke.objects.compile import compile_environment
+    from dke.runners import kube
 
     loaded = load_valid(file, overlays, sets, kube_version)
     env = loaded.env
@@ -27,8 +29,10 @@ def diff(file, overlays, sets, kube_version, target) -> None:
         objects = compile_environment(loaded, None, api.namespace)
         changes = 0
         if env.pull_secret_name and api.get("Secret", env.pull_secret_name) is None:
-            click.echo(f"+ secret/{env.pull_secret_name} would be created (kubernetes.io/dockerconfigjson, "
-                       f"from {env.docker_secret})")
+            click.echo(
+                f"+ secret/{env.pull_secret_name} would be created (kubernetes.io/dockerconfigjson, "
+                f"from {env.docker_secret})"
+            )
             changes += 1
         for d in kube.diff_objects(api, objects):
             if d.changed:
@@ -42,9 +46,9 @@ def diff(file, overlays, sets, kube_version, target) -> None:
 
 def _deployment_changes(loaded, objects: list[dict]) -> int:
     """What `dke deploy` would change in Prefect (the work pool, the deployment), printed."""
-    from dke import deploy as core
-    from dke import flowrun
     from dke.commands.deploy import _sync_prefect
+    from dke.runners import deploy as core
+    from dke.runners import flowrun
 
     url = flowrun.configured_api_url()
     if not url:

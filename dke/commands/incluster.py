@@ -1,6 +1,6 @@
 """`dke incluster`: the entrypoint of a run's Job (hidden from `dke --help`).
 
-Everything it needs comes from the Job's environment (see dke.incluster and
+Everything it needs comes from the Job's environment (see dke.runners.incluster and
 docs/in-cluster.md); it takes no options so that the Job's command stays `dke incluster`.
 """
 
@@ -24,7 +24,7 @@ def incluster() -> int:
     names the flow run to run: that run is executed, no new one is created; a cancel from
     Prefect tears the cluster down and leaves it Cancelled (exit 130).
     """
-    from dke import incluster as runner
+    from dke.runners import incluster as runner
 
     runner.configure_logging()
     run = runner.read_run()

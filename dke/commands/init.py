@@ -17,7 +17,7 @@ def init(directory, name, force) -> None:
     The result passes `dke lint` and runs with `dke run` straight away. The Dockerfile pins
     this CLI's Python, dke, Prefect and Dask versions (see docs/flow-image.md).
     """
-    from dke.scaffold import environment_name, scaffold
+    from dke.environment.scaffold import environment_name, scaffold
 
     root = Path(directory)
     name = name or environment_name(root.resolve().name)

@@ -10,8 +10,14 @@ from dke.diagnostics import WARNING, format_all, has_errors, sort_key
 )
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @environment_options
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True,
-              help="text: FILE:LINE:COL lines; json: a list; github: GitHub Actions annotations.")
+@click.option(
+    "--format",
+    "fmt",
+    type=FORMATS,
+    default="text",
+    show_default=True,
+    help="text: FILE:LINE:COL lines; json: a list; github: GitHub Actions annotations.",
+)
 @click.option("--strict", is_flag=True, help="Treat warnings as problems (exit 1).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when a file is clean.")
 def lint(files, overlays, sets, kube_version, fmt, strict, quiet) -> None:
@@ -19,8 +25,8 @@ def lint(files, overlays, sets, kube_version, fmt, strict, quiet) -> None:
 
     Every problem is reported as FILE:LINE:COL: severity[CODE] $.path: message.
     """
-    from dke.compile import validate_objects
-    from dke.pipeline import load_environment
+    from dke.environment.pipeline import load_environment
+    from dke.objects.compile import validate_objects
 
     diagnostics = []
     for file in files:
@@ -37,4 +43,3 @@ def lint(files, overlays, sets, kube_version, fmt, strict, quiet) -> None:
         warnings = sum(d.severity == WARNING for d in diagnostics)
         click.echo(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)", err=True)
     raise SystemExit(exitcodes.FAILED if failed else exitcodes.OK)
-

@@ -1,11 +1,13 @@
 import click
 
 from dke.commands.common import environment_options
-from dke.kube import kube_options
+from dke.runners.kube import kube_options
 
 
-@click.command(epilog="Exit codes: 0 printed; 1 no such run or no runner pod yet; 2 usage error; "
-               "3 Kubernetes API or cluster error.")
+@click.command(
+    epilog="Exit codes: 0 printed; 1 no such run or no runner pod yet; 2 usage error; "
+    "3 Kubernetes API or cluster error."
+)
 @click.argument("environment", metavar="NAME|FILE")
 @environment_options
 @kube_options
@@ -15,8 +17,9 @@ def logs(environment, overlays, sets, kube_version, target, run_id, follow) -> N
     """Print the logs of a run's runner pod (the flow's output)."""
     import time
 
-    from dke import exitcodes, kube
+    from dke import exitcodes
     from dke.diagnostics import DkeError
+    from dke.runners import kube
 
     subject = kube.subject(environment, overlays, sets, kube_version)
     with kube.connect(target, subject.namespace) as api:
@@ -29,6 +32,8 @@ def logs(environment, overlays, sets, kube_version, target, run_id, follow) -> N
             time.sleep(1)  # the pod is being scheduled: its logs come once it starts
             pod = kube.runner_pod(api, job_name)
         if pod is None:
-            raise DkeError(f"job/{job_name} has no runner pod (yet, or any more); see `dke status {subject.name}`",
-                           exitcodes.FAILED)
+            raise DkeError(
+                f"job/{job_name} has no runner pod (yet, or any more); see `dke status {subject.name}`",
+                exitcodes.FAILED,
+            )
         kube.stream_logs(api, pod["metadata"]["name"], follow, click.echo)

@@ -9,11 +9,17 @@ from dke import exitcodes
 )
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file would change (for CI).")
-@click.option("--role", type=click.Choice(["worker", "scheduler"]),
-              help="What the files' Dask container runs, when no container names a Dask program.")
-@click.option("--image", metavar="IMAGE",
-              help="The flow image (environment.yaml `image:`): remove container images that differ from it. "
-                   "Without it, images are left alone and noted.")
+@click.option(
+    "--role",
+    type=click.Choice(["worker", "scheduler"]),
+    help="What the files' Dask container runs, when no container names a Dask program.",
+)
+@click.option(
+    "--image",
+    metavar="IMAGE",
+    help="The flow image (environment.yaml `image:`): remove container images that differ from it. "
+    "Without it, images are left alone and noted.",
+)
 def migrate(specs, check, role, image) -> None:
     """Rewrite classic spec files (Prefect 0.x, dask-kubernetes from_yaml) into the form dke wants.
 
@@ -24,8 +30,8 @@ def migrate(specs, check, role, image) -> None:
     from pathlib import Path
 
     from dke.diagnostics import DkeError
-    from dke.load import read_text
-    from dke.migrate import migrate as migrate_text
+    from dke.environment.load import read_text
+    from dke.environment.migrate import migrate as migrate_text
 
     if image is not None and not image.strip():
         raise click.BadParameter("must not be empty", param_hint="--image")
@@ -51,7 +57,9 @@ def migrate(specs, check, role, image) -> None:
             continue
         if result.refusals:
             for r in result.refusals:
-                click.echo(f"{file}:{r.line}:{r.column}: error: {r.message} ({file} left unchanged)", err=True)
+                click.echo(
+                    f"{file}:{r.line}:{r.column}: error: {r.message} ({file} left unchanged)", err=True
+                )
             counts["refused"] += 1
             code = max(code, exitcodes.FAILED)
             continue
@@ -72,8 +80,11 @@ def migrate(specs, check, role, image) -> None:
                 click.echo(f"{file}:1:1: error: cannot write the file: {e.strerror}", err=True)
                 code = exitcodes.INVALID
     verb = "would change" if check else "changed"
-    click.echo(f"{len(specs)} file(s): {counts['changed']} {verb}, {counts['unchanged']} unchanged, "
-               f"{counts['refused']} refused", err=True)
+    click.echo(
+        f"{len(specs)} file(s): {counts['changed']} {verb}, {counts['unchanged']} unchanged, "
+        f"{counts['refused']} refused",
+        err=True,
+    )
     raise SystemExit(code)
 
 

@@ -12,15 +12,33 @@ from dke.diagnostics import DkeError, format_all, has_errors, sort_key
 )
 @click.argument("file", type=click.Path(dir_okay=False))
 @environment_options
-@click.option("-o", "--output", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
-              help="yaml: a stream of documents; json: a list of objects.")
+@click.option(
+    "-o",
+    "--output",
+    "fmt",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+    help="yaml: a stream of documents; json: a list of objects.",
+)
 @click.option("--run-id", help="The run id in the Job's name and labels (default: a stable placeholder).")
-@click.option("-n", "--namespace", callback=lambda ctx, param, value: check_namespace(value),
-              help="Namespace; wins over the environment's `namespace` (neither: `default`).")
-@click.option("--explain", is_flag=True,
-              help="Annotate every value with where it came from (YAML only); show the DaskCluster too.")
-@click.option("--validate", "validate", is_flag=True,
-              help="Validate the objects offline first (as `dke lint`); print nothing if they are invalid.")
+@click.option(
+    "-n",
+    "--namespace",
+    callback=lambda ctx, param, value: check_namespace(value),
+    help="Namespace; wins over the environment's `namespace` (neither: `default`).",
+)
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Annotate every value with where it came from (YAML only); show the DaskCluster too.",
+)
+@click.option(
+    "--validate",
+    "validate",
+    is_flag=True,
+    help="Validate the objects offline first (as `dke lint`); print nothing if they are invalid.",
+)
 def render(file, overlays, sets, kube_version, fmt, run_id, namespace, explain, validate) -> None:
     """Print the Kubernetes objects FILE compiles to, in apply order.
 
@@ -29,7 +47,7 @@ def render(file, overlays, sets, kube_version, fmt, run_id, namespace, explain, 
     comment): its data is never printed. Without --run-id the Job is named with the
     placeholder run id `run-id`, so that the output is the same every time.
     """
-    from dke.compile import check_run_id, compile_traced, validate_objects
+    from dke.objects.compile import check_run_id, compile_traced, validate_objects
 
     if explain and fmt != "yaml":
         raise DkeError("--explain writes comments, which only the yaml output has", exitcodes.USAGE)
@@ -42,7 +60,9 @@ def render(file, overlays, sets, kube_version, fmt, run_id, namespace, explain, 
         if problems:
             click.echo(format_all(problems, "text"), err=True)
         if has_errors(problems):
-            raise DkeError(f"{file}: the compiled objects are invalid; fix the problems above", exitcodes.FAILED)
+            raise DkeError(
+                f"{file}: the compiled objects are invalid; fix the problems above", exitcodes.FAILED
+            )
     if fmt == "json":
         click.echo(json.dumps(compiled.objects, indent=2))
     else:
@@ -51,7 +71,7 @@ def render(file, overlays, sets, kube_version, fmt, run_id, namespace, explain, 
 
 def check_namespace(value: str | None) -> str | None:
     """--namespace as a click callback: a bad one is a usage error (exit 2) before anything is read."""
-    from dke.model import namespace_problem
+    from dke.environment.model import namespace_problem
 
     problem = None if value is None else namespace_problem(value)
     if problem:
@@ -62,11 +82,17 @@ def check_namespace(value: str | None) -> str | None:
 def processes(compiled, env) -> str:
     """Which process runs where, and from which image: what the flow image must hold."""
     job = compiled.objects[-1]["spec"]["template"]["spec"]["containers"][0]
-    rows = [f"Which process runs where; every container runs the flow image {env.image}:",
-            f"  the Job's pod (runner):  {' '.join(job['command'])}: "
-            + ("creates the DaskCluster, runs the flow on it, tears it down" if compiled.cluster is not None
-               else f"runs the flow, its tasks on the Dask scheduler at {env.scheduler_address}"
-               if env.scheduler_address else "runs the flow and its tasks in the runner (executor: local)")]
+    rows = [
+        f"Which process runs where; every container runs the flow image {env.image}:",
+        f"  the Job's pod (runner):  {' '.join(job['command'])}: "
+        + (
+            "creates the DaskCluster, runs the flow on it, tears it down"
+            if compiled.cluster is not None
+            else f"runs the flow, its tasks on the Dask scheduler at {env.scheduler_address}"
+            if env.scheduler_address
+            else "runs the flow and its tasks in the runner (executor: local)"
+        ),
+    ]
     if compiled.cluster is not None:
         for role, where in (("scheduler", "the scheduler pod"), ("worker", "each worker pod")):
             pod = compiled.cluster["spec"][role]["spec"]
@@ -79,15 +105,17 @@ def processes(compiled, env) -> str:
 
 
 def yaml_stream(compiled, env, explain: bool = False) -> str:
-    from dke.explain import as_comment, to_yaml
+    from dke.objects.explain import as_comment, to_yaml
 
     out = []
     if compiled.pull_secret:
-        out.append(as_comment(
-            f"Secret {compiled.pull_secret} (type kubernetes.io/dockerconfigjson) is not rendered: `dke apply` "
-            f"creates it in namespace {compiled.namespace} from the {env.docker_secret} credentials when it "
-            "does not exist yet. Its data is never printed."
-        ))
+        out.append(
+            as_comment(
+                f"Secret {compiled.pull_secret} (type kubernetes.io/dockerconfigjson) is not rendered: `dke apply` "
+                f"creates it in namespace {compiled.namespace} from the {env.docker_secret} credentials when it "
+                "does not exist yet. Its data is never printed."
+            )
+        )
     for obj, origins in zip(compiled.objects, compiled.origins):
         out.append("---\n")
         out.append(to_yaml(obj, origins if explain else None))
@@ -95,15 +123,18 @@ def yaml_stream(compiled, env, explain: bool = False) -> str:
         out.append("\n")
         out.append(as_comment(processes(compiled, env)))
         besides = " (besides the DaskCluster)" if compiled.cluster is not None else ""
-        out.append(as_comment(
-            f"The run the Job's DKE_RUN_SPEC describes{besides}, with where each value came from:"))
+        out.append(
+            as_comment(f"The run the Job's DKE_RUN_SPEC describes{besides}, with where each value came from:")
+        )
         out.append(as_comment(to_yaml(compiled.run, compiled.run_origins)))
     if compiled.cluster is not None:
         # Not an object to apply (the runner creates it, owned by the Job): shown for review.
         out.append("\n")
-        out.append(as_comment(
-            "The DaskCluster the runner creates at run time through dask-kubernetes; it travels in the "
-            "Job's DKE_RUN_SPEC" + (", with where each value came from" if explain else "") + ":"
-        ))
+        out.append(
+            as_comment(
+                "The DaskCluster the runner creates at run time through dask-kubernetes; it travels in the "
+                "Job's DKE_RUN_SPEC" + (", with where each value came from" if explain else "") + ":"
+            )
+        )
         out.append(as_comment(to_yaml(compiled.cluster, compiled.cluster_origins if explain else None)))
     return "".join(out)

@@ -21,8 +21,13 @@ from dke.diagnostics import DkeError
 )
 @click.argument("file", type=click.Path(dir_okay=False))
 @environment_options
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="Override one flow parameter; the value is parsed as YAML (repeatable).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override one flow parameter; the value is parsed as YAML (repeatable).",
+)
 def run(file, overlays, sets, kube_version, params) -> None:
     """Run FILE's flow here: a local Dask cluster adapted between min_workers and max_workers.
 
@@ -30,19 +35,19 @@ def run(file, overlays, sets, kube_version, params) -> None:
     temporary local server that lives as long as the command. Nothing started here
     outlives the command.
     """
-    from dke.progress import Progress
+    from dke.runners.progress import Progress
 
     overrides = parse_params(params)
     with _interrupts_end_quietly(), Progress() as progress:
         progress.phase("validating")
         loaded = load_valid(file, overlays, sets, kube_version)
-        from dke.local import plan
+        from dke.runners.local import plan
 
         local = plan(loaded.env, loaded.worker)
         parameters = {**loaded.env.flow.parameters, **overrides}
         outcome, watch = execute(loaded, local, parameters, progress)
     if os.environ.get("DKE_TIMINGS"):
-        from dke.progress import format_timings
+        from dke.runners.progress import format_timings
 
         click.echo(format_timings(progress.marks, time.time()), err=True)
     click.echo(summary(outcome, watch, local))
@@ -52,7 +57,7 @@ def run(file, overlays, sets, kube_version, params) -> None:
 def parse_params(params) -> dict[str, Any]:
     """`--param name=value` pairs; values are YAML 1.2 as in --set (`n=3` is an int,
     `d=2024-01-01` stays text: Prefect validates it against the flow's annotations)."""
-    from dke.load import parse_yaml
+    from dke.environment.load import parse_yaml
 
     out: dict[str, Any] = {}
     for arg in params:
@@ -74,8 +79,8 @@ def execute(loaded, local, parameters: dict, progress):
     Returns (FlowOutcome, ClusterWatch or None). Teardown happens whatever ends the run,
     and a second Ctrl-C does not cut it short.
     """
-    from dke import flowrun
-    from dke.local import ClusterWatch, local_cluster, make_task_runner
+    from dke.runners import flowrun
+    from dke.runners.local import ClusterWatch, local_cluster, make_task_runner
 
     stack = contextlib.ExitStack()
     watch = ClusterWatch(local.max_workers) if local.uses_local_cluster else None
@@ -136,21 +141,22 @@ def _prepare_remote_workers(local, url: str) -> None:
     """Workers of an existing scheduler did not inherit our environment: send it to them."""
     from distributed import Client
 
-    from dke.local import environment_plugin
+    from dke.runners.local import environment_plugin
 
     try:
         with Client(local.scheduler_address, timeout="10s", set_as_default=False) as client:
             client.register_plugin(environment_plugin({**local.env, "PREFECT_API_URL": url}))
     except OSError as e:
-        raise DkeError(f"cannot reach the Dask scheduler at {local.scheduler_address}: {e}",
-                       exitcodes.CLUSTER) from None
+        raise DkeError(
+            f"cannot reach the Dask scheduler at {local.scheduler_address}: {e}", exitcodes.CLUSTER
+        ) from None
 
 
 @contextlib.contextmanager
 def _signals_deferred(progress):
     """During teardown, Ctrl-C / SIGTERM only say we are on it: cutting teardown short is
     what would leave processes behind."""
-    from dke.signals import handled
+    from dke.runners.signals import handled
 
     def note(signum, frame):
         progress.message("tearing down the cluster and the Prefect API, one moment...")
@@ -161,14 +167,14 @@ def _signals_deferred(progress):
 
 @contextlib.contextmanager
 def _interrupts_end_quietly():
-    """Ctrl-C and SIGTERM raise KeyboardInterrupt (SIGTERM: dke.flowrun.Terminated) in the
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt (SIGTERM: dke.runners.flowrun.Terminated) in the
     main thread, so that teardown runs. They also quiet Dask first: after Ctrl-C, workers
     that were starting fail to start and running tasks get cancelled, and Dask logs each
     at length from its own thread. That is the expected end of an interrupted run."""
     import logging
 
-    from dke.flowrun import Terminated, interrupt
-    from dke.signals import handled
+    from dke.runners.flowrun import Terminated, interrupt
+    from dke.runners.signals import handled
 
     def on_signal(signum, frame):
         for name in ("distributed", "tornado.application", "asyncio"):

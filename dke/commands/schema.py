@@ -6,6 +6,6 @@ import click
 @click.command()
 def schema() -> None:
     """Print the JSON schema of environment.yaml (for editors and check-jsonschema)."""
-    from dke.validate import packaged_schema
+    from dke.environment.validate import packaged_schema
 
     click.echo(json.dumps(packaged_schema(), indent=2))

@@ -11,18 +11,28 @@ import click
 from dke import exitcodes
 from dke.commands.common import environment_options, load_valid
 
-EPILOG = ("Exit codes: 0 stopped (with --max-runs: every counted run Completed); 1 with --max-runs: a run did "
-          "not complete; 2 usage error; 4 invalid environment or flow file; 130 interrupted (Ctrl-C, "
-          "SIGTERM: runs in flight are cancelled, everything started here is stopped).")
+EPILOG = (
+    "Exit codes: 0 stopped (with --max-runs: every counted run Completed); 1 with --max-runs: a run did "
+    "not complete; 2 usage error; 4 invalid environment or flow file; 130 interrupted (Ctrl-C, "
+    "SIGTERM: runs in flight are cancelled, everything started here is stopped)."
+)
 
 
 @click.command(epilog=EPILOG)
 @click.argument("file", type=click.Path(dir_okay=False))
 @environment_options
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Most flow runs at once here (default: Prefect's PREFECT_RUNNER_PROCESS_LIMIT).")
-@click.option("--max-runs", type=click.IntRange(min=1), default=None,
-              help="Stop once this many flow runs of the deployment have finished (CI, smoke tests).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most flow runs at once here (default: Prefect's PREFECT_RUNNER_PROCESS_LIMIT).",
+)
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop once this many flow runs of the deployment have finished (CI, smoke tests).",
+)
 def serve(file, overlays, sets, kube_version, limit, max_runs) -> None:
     """Serve FILE's deployment here until Ctrl-C: its schedules, and runs started from the UI or API.
 
@@ -47,8 +57,8 @@ def serve(file, overlays, sets, kube_version, limit, max_runs) -> None:
 def _serve(loaded, limit, max_runs) -> int:
     import contextlib
 
-    from dke import deploy, flowrun
-    from dke.local import local_cluster, make_task_runner, plan
+    from dke.runners import deploy, flowrun
+    from dke.runners.local import local_cluster, make_task_runner, plan
 
     env = loaded.env
     local = plan(env, loaded.worker)
@@ -65,8 +75,11 @@ def _serve(loaded, limit, max_runs) -> int:
         flow = flow.with_options(task_runner=make_task_runner(local, address))
         spec = deploy.deployment_spec(loaded, None, flow.name, None)
         stack.callback(flowrun.flush_prefect_logs)
-        click.echo(f"serving {flow.name}/{spec.name} from {url} ({len(spec.schedules)} schedule(s)); "
-                   f"{local.describe()}; Ctrl-C stops", err=True)
+        click.echo(
+            f"serving {flow.name}/{spec.name} from {url} ({len(spec.schedules)} schedule(s)); "
+            f"{local.describe()}; Ctrl-C stops",
+            err=True,
+        )
         import asyncio
 
         return asyncio.run(_run(flow, spec, limit, max_runs))
@@ -76,14 +89,24 @@ async def _run(flow, spec, limit, max_runs) -> int:
     import anyio
     from prefect.runner import Runner
 
-    from dke import deploy
+    from dke.runners import deploy
 
-    runner = Runner(name=f"dke-serve-{spec.name}"[:60], limit=limit,
-                    query_seconds=float(os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY") or 5))
+    runner = Runner(
+        name=f"dke-serve-{spec.name}"[:60],
+        limit=limit,
+        query_seconds=float(os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY") or 5),
+    )
     deployment_id = await runner.aadd_flow(
-        flow, name=spec.name, schedules=deploy._schedule_objects(spec), parameters=spec.parameters,
-        description=spec.description, tags=spec.tags, version=spec.version, paused=spec.paused,
-        concurrency_limit=spec.concurrency_limit)
+        flow,
+        name=spec.name,
+        schedules=deploy._schedule_objects(spec),
+        parameters=spec.parameters,
+        description=spec.description,
+        tags=spec.tags,
+        version=spec.version,
+        paused=spec.paused,
+        concurrency_limit=spec.concurrency_limit,
+    )
     finished: list[str] = []
     async with anyio.create_task_group() as group:
         group.start_soon(_report, runner, deployment_id, max_runs, finished)
@@ -107,8 +130,10 @@ async def _report(runner, deployment_id, max_runs, finished: list[str]) -> None:
     from prefect.client.schemas.objects import StateType
 
     final = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
-    query = FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
-                          state=FlowRunFilterState(type=FlowRunFilterStateType(any_=final)))
+    query = FlowRunFilter(
+        deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=final)),
+    )
     seen: set = set()
     async with get_client() as client:
         # Runs that ended before this serve started (an earlier session's) are not this one's.

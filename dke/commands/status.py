@@ -1,14 +1,16 @@
 import click
 
 from dke.commands.common import environment_options
-from dke.kube import kube_options, output_option
+from dke.runners.kube import kube_options, output_option
 
 # Labels Prefect's Kubernetes worker puts on the Jobs it creates (prefect-kubernetes).
 FLOW_RUN_LABEL = "prefect.io/flow-run-id"
 
 
-@click.command(epilog="Exit codes: 0 listed (even when there are no runs); 2 usage error; "
-               "3 Kubernetes API or cluster error; 4 invalid environment.")
+@click.command(
+    epilog="Exit codes: 0 listed (even when there are no runs); 2 usage error; "
+    "3 Kubernetes API or cluster error; 4 invalid environment."
+)
 @click.argument("environment", metavar="NAME|FILE")
 @environment_options
 @kube_options
@@ -20,7 +22,7 @@ def status(environment, overlays, sets, kube_version, target, output) -> None:
     are listed too; when the Prefect API (PREFECT_API_URL) answers, a PREFECT column shows
     their flow run's state.
     """
-    from dke import kube
+    from dke.runners import kube
 
     subject = kube.subject(environment, overlays, sets, kube_version)
     with kube.connect(target, subject.namespace) as api:
@@ -38,12 +40,19 @@ def status(environment, overlays, sets, kube_version, target, output) -> None:
         click.echo(f"no runs of {subject.name!r} in namespace {api.namespace!r}", err=True)
         return
     with_prefect = states is not None
-    rows = [("RUN ID", "PHASE") + (("PREFECT",) if with_prefect else ()) + ("STARTED", "DURATION", "WORKERS", "JOB")]
+    rows = [
+        ("RUN ID", "PHASE")
+        + (("PREFECT",) if with_prefect else ())
+        + ("STARTED", "DURATION", "WORKERS", "JOB")
+    ]
     for run in runs:
         workers = "-" if run["workers"] is None else str(run["workers"])
-        prefect = ((run.get("prefect_state") or "-",) if with_prefect else ())
-        rows.append((run["run_id"], run["phase"]) + prefect + (run["start"] or "-", run["duration"], workers,
-                                                               run["job"] or ""))
+        prefect = (run.get("prefect_state") or "-",) if with_prefect else ()
+        rows.append(
+            (run["run_id"], run["phase"])
+            + prefect
+            + (run["start"] or "-", run["duration"], workers, run["job"] or "")
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -53,8 +62,8 @@ def deployment_runs(api, env_name: str) -> list[dict]:
     """The runs Prefect's worker started from the environment's deployment: their Jobs carry the
     environment's labels but `managed-by: prefect`, and the flow run's id. The run id is the one
     `dke incluster` derives from it (it names the run's Dask cluster)."""
-    from dke import kube
-    from dke.incluster import run_id_for
+    from dke.runners import kube
+    from dke.runners.incluster import run_id_for
 
     jobs = api.list("Job", kube.deployment_runs_selector(env_name)) or []
     workers = kube.running_workers(api) if jobs else {}
@@ -67,13 +76,21 @@ def deployment_runs(api, env_name: str) -> list[dict]:
         except Exception:  # noqa: BLE001 - a label someone edited: show the Job anyway
             run_id = ""
         start, end = kube._parse_time(status.get("startTime")), kube._parse_time(status.get("completionTime"))
-        rows.append({
-            "run_id": run_id, "job": meta.get("name"), "phase": kube.job_phase(job),
-            "created": meta.get("creationTimestamp"), "start": status.get("startTime"),
-            "completion": status.get("completionTime"), "duration": kube._duration(start, end) if start else "-",
-            "cluster": f"{env_name}-{run_id}", "cluster_phase": None,
-            "workers": workers.get(f"{env_name}-{run_id}", 0), "flow_run_id": flow_run_id,
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "job": meta.get("name"),
+                "phase": kube.job_phase(job),
+                "created": meta.get("creationTimestamp"),
+                "start": status.get("startTime"),
+                "completion": status.get("completionTime"),
+                "duration": kube._duration(start, end) if start else "-",
+                "cluster": f"{env_name}-{run_id}",
+                "cluster_phase": None,
+                "workers": workers.get(f"{env_name}-{run_id}", 0),
+                "flow_run_id": flow_run_id,
+            }
+        )
     return rows
 
 
@@ -91,8 +108,8 @@ def prefect_states(flow_run_ids: list[str]) -> dict[str, str] | None:
             return None
     except httpx.HTTPError:
         return None
-    from dke.deploy import flow_run_states
-    from dke.flowrun import api_url_settings
+    from dke.runners.deploy import flow_run_states
+    from dke.runners.flowrun import api_url_settings
 
     with api_url_settings(url):
         return flow_run_states(flow_run_ids)

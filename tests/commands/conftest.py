@@ -2,13 +2,12 @@
 an emulated API server with the Dask operator's CRDs, and retries/polling made fast."""
 
 import pytest
-
 from kube_emulator import served_emulator
 
 
 @pytest.fixture
 def fast_kube(monkeypatch):
-    from dke import kube
+    from dke.runners import kube
 
     monkeypatch.setattr(kube, "DEFAULT_RETRY", kube.RetryPolicy(attempts=4, base=0.01, cap=0.05))
     monkeypatch.setenv("DKE_POLL_INTERVAL", "0.05")

@@ -2,13 +2,14 @@
 
 import json
 
-
 from kube_emulator import RunSimulation, apply, run_dke, write_environment
 
 
 def live(cluster):
-    return {p: len(cluster.emulator.stored(p)) for p in
-            ("serviceaccounts", "roles", "rolebindings", "jobs", "pods", "daskclusters", "secrets")}
+    return {
+        p: len(cluster.emulator.stored(p))
+        for p in ("serviceaccounts", "roles", "rolebindings", "jobs", "pods", "daskclusters", "secrets")
+    }
 
 
 def test_delete_a_run(cluster, tmp_path, capsys):
@@ -24,8 +25,17 @@ def test_delete_a_run(cluster, tmp_path, capsys):
 
 
 def test_delete_everything(cluster, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("DOCKER_REGISTRY_CREDENTIALS", json.dumps({
-        "docker-server": "ghcr.io", "docker-username": "u", "docker-password": "p4ssw0rd", "docker-email": ""}))
+    monkeypatch.setenv(
+        "DOCKER_REGISTRY_CREDENTIALS",
+        json.dumps(
+            {
+                "docker-server": "ghcr.io",
+                "docker-username": "u",
+                "docker-password": "p4ssw0rd",
+                "docker-email": "",
+            }
+        ),
+    )
     cluster.emulator.simulation = RunSimulation(delay=0.05)
     env = write_environment(tmp_path, "private_registry: true\n")
     apply(capsys, cluster, env, "r1", "--wait")
@@ -51,5 +61,7 @@ def test_a_forbidden_delete(cluster, tmp_path, capsys):
     cluster.emulator.deny("delete", "jobs")
     code, _, err = run_dke(capsys, "delete", "etl", "--kubeconfig", cluster.config, "--run", "r1")
     assert code == 3
-    assert err == ("dke: error: forbidden: not allowed to delete jobs.batch etl-r1 in namespace 'data' (HTTP 403); "
-                   "ask for that RBAC permission or use another --context\n")
+    assert err == (
+        "dke: error: forbidden: not allowed to delete jobs.batch etl-r1 in namespace 'data' (HTTP 403); "
+        "ask for that RBAC permission or use another --context\n"
+    )

@@ -1,7 +1,5 @@
 """`dke diff`: kubectl diff exit codes against the emulator."""
 
-
-
 from kube_emulator import apply, run_dke, write_environment
 
 

@@ -17,13 +17,19 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-from dke.runspec import JOB_NAME_ENV, JOB_UID_ENV, NAMESPACE_ENV, POD_IP_ENV, POD_NAME_ENV, RUN_SPEC_ENV
-from incluster_support import RECORD_ENV, FAIL_AT_ENV, read_record, run_spec, write_flow
+from incluster_support import FAIL_AT_ENV, RECORD_ENV, read_record, run_spec, write_flow
 from prefect_support import temporary_server
 
+from dke.objects.runspec import (
+    JOB_NAME_ENV,
+    JOB_UID_ENV,
+    NAMESPACE_ENV,
+    POD_IP_ENV,
+    POD_NAME_ENV,
+    RUN_SPEC_ENV,
+)
+
+REPO = Path(__file__).resolve().parents[2]
 JOB_UID = "4b9a7f0e-0000-4000-8000-00000000abcd"
 
 
@@ -43,24 +49,35 @@ class Runner:
 
     def env(self, spec, api_url: str | None, **extra: str) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DKE_"))}
-        env.update({
-            RUN_SPEC_ENV: spec.to_env_value(),
-            JOB_NAME_ENV: "etl-run-abc123", JOB_UID_ENV: JOB_UID, NAMESPACE_ENV: "data",
-            POD_NAME_ENV: "etl-run-abc123-x7k2p", POD_IP_ENV: "127.0.0.2",
-            "DKE_CLUSTER_FACTORY": "tests.incluster_support:local_cluster_factory",
-            RECORD_ENV: str(self.record),
-            "PYTHONPATH": str(REPO),
-            "PREFECT_HOME": str(self.dir / "prefect-home"),
-        })
+        env.update(
+            {
+                RUN_SPEC_ENV: spec.to_env_value(),
+                JOB_NAME_ENV: "etl-run-abc123",
+                JOB_UID_ENV: JOB_UID,
+                NAMESPACE_ENV: "data",
+                POD_NAME_ENV: "etl-run-abc123-x7k2p",
+                POD_IP_ENV: "127.0.0.2",
+                "DKE_CLUSTER_FACTORY": "tests.incluster_support:local_cluster_factory",
+                RECORD_ENV: str(self.record),
+                "PYTHONPATH": str(REPO),
+                "PREFECT_HOME": str(self.dir / "prefect-home"),
+            }
+        )
         if api_url:
             env["PREFECT_API_URL"] = api_url
         env.update(extra)
         return env
 
     def start(self, spec, api_url: str | None, **extra: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "dke", "incluster"], cwd=self.dir,
-                                env=self.env(spec, api_url, **extra), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "dke", "incluster"],
+            cwd=self.dir,
+            env=self.env(spec, api_url, **extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
 
     def run(self, spec, api_url: str | None, timeout: float = 90, **extra: str):
         proc = self.start(spec, api_url, **extra)
@@ -111,9 +128,15 @@ def test_runs_the_flow_on_the_cluster_with_its_own_prefect_server_reachable_at_t
     assert [e["event"] for e in events] == ["create", "adapt", "closed"]
     created = events[0]["cluster"]
     assert events[0]["namespace"] == "data"
-    assert created["metadata"]["ownerReferences"] == [{
-        "apiVersion": "batch/v1", "kind": "Job", "name": "etl-run-abc123", "uid": JOB_UID,
-        "blockOwnerDeletion": True}]
+    assert created["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": "etl-run-abc123",
+            "uid": JOB_UID,
+            "blockOwnerDeletion": True,
+        }
+    ]
     for role in ("scheduler", "worker"):
         env = {e["name"]: e.get("value") for e in created["spec"][role]["spec"]["containers"][0]["env"]}
         assert env["PREFECT_API_URL"] == result["results"][0]["api"]
@@ -147,7 +170,7 @@ def test_an_error_after_the_cluster_exists_still_tears_it_down(tmp_path, prefect
     assert "sizing the Dask cluster 'etl-run-abc123' failed: RuntimeError: adapt refused on purpose" in err
     assert runner.events() == ["create", "adapt", "closed"]
     # dke's own teardown did it (distributed's exit-time cleanup would record "closed" too)
-    assert "dke.incluster: Dask cluster etl-run-abc123 torn down in" in out
+    assert "dke.runners.incluster: Dask cluster etl-run-abc123 torn down in" in out
     assert not runner.out.exists()
 
 
@@ -172,7 +195,7 @@ def test_sigterm_mid_run_tears_down_and_leaves_no_process(tmp_path, prefect_serv
         _kill_group(proc)
     assert proc.returncode == 130, err + out
     assert runner.events() == ["create", "adapt", "closed"]
-    assert "dke.incluster: Dask cluster etl-run-abc123 torn down in" in out
+    assert "dke.runners.incluster: Dask cluster etl-run-abc123 torn down in" in out
     assert took < 20, f"teardown took {took:.1f}s, more than a pod's grace period allows"
     assert _alive(children) == []
 
@@ -183,9 +206,11 @@ def test_executor_local_runs_without_a_cluster(tmp_path, prefect_server):
         "from prefect import flow, task\n"
         "@task\ndef double(x): return 2 * x\n"
         "@flow\ndef plain(x: int, out: str):\n"
-        "    open(out, 'w').write(str(double(x)))\n")
-    spec = run_spec(entrypoint="flows/plain.py:plain", parameters={"x": 21, "out": str(runner.out)},
-                    executor="local")
+        "    open(out, 'w').write(str(double(x)))\n"
+    )
+    spec = run_spec(
+        entrypoint="flows/plain.py:plain", parameters={"x": 21, "out": str(runner.out)}, executor="local"
+    )
     code, out, err = runner.run(spec, api_url=prefect_server)
     assert code == 0, err + out
     assert runner.out.read_text() == "42"
@@ -196,8 +221,14 @@ def test_a_missing_or_broken_run_spec_is_exit_4_without_a_cluster(tmp_path):
     runner = Runner(tmp_path)
     env = runner.env(run_spec(), api_url=None)
     env[RUN_SPEC_ENV] = '{"name": "etl"}'
-    proc = subprocess.run([sys.executable, "-m", "dke", "incluster"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dke", "incluster"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 4
     assert proc.stderr.startswith("dke: error: DKE_RUN_SPEC is not a valid run spec: run_id: Field required")
     assert "Traceback" not in proc.stderr
@@ -255,21 +286,38 @@ def _spec_data(**changes) -> dict:
     return data
 
 
-@pytest.mark.parametrize("case, data, expected", [
-    ("newer", _spec_data(format=99, versions={"dke": "9.1.0"}, a_field_from_the_future=True),
-     "DKE_RUN_SPEC was compiled by dke 9.1.0 (run spec format 99); this image's dke {mine} reads format 1: "
-     "rebuild the flow image with dke[kube]==9.1.0, or render and apply with dke {mine}"),
-    ("older", _spec_data(format=0, versions={"dke": "0.0.1"}),
-     "DKE_RUN_SPEC was compiled by dke 0.0.1 (run spec format 0); this image's dke {mine} reads format 1: "
-     "render and apply with dke {mine} (pip install 'dke[kube]=={mine}'), or rebuild the flow image with "
-     "the dke that compiled it (dke[kube]==0.0.1)"),
-    ("malformed", "{\"format\": 1, \"name\": ", "DKE_RUN_SPEC is not a valid run spec: not JSON (Expecting value"),
-    ("bad fields", _spec_data(max_workers=[2], versions={"dke": "0.0.9"}),
-     "DKE_RUN_SPEC is not a valid run spec: max_workers: Input should be a valid integer (compiled by dke "
-     "0.0.9, this image has dke {mine}: rebuild the image with dke[kube]==0.0.9)"),
-])
+@pytest.mark.parametrize(
+    "case, data, expected",
+    [
+        (
+            "newer",
+            _spec_data(format=99, versions={"dke": "9.1.0"}, a_field_from_the_future=True),
+            "DKE_RUN_SPEC was compiled by dke 9.1.0 (run spec format 99); this image's dke {mine} reads format 1: "
+            "rebuild the flow image with dke[kube]==9.1.0, or render and apply with dke {mine}",
+        ),
+        (
+            "older",
+            _spec_data(format=0, versions={"dke": "0.0.1"}),
+            "DKE_RUN_SPEC was compiled by dke 0.0.1 (run spec format 0); this image's dke {mine} reads format 1: "
+            "render and apply with dke {mine} (pip install 'dke[kube]=={mine}'), or rebuild the flow image with "
+            "the dke that compiled it (dke[kube]==0.0.1)",
+        ),
+        (
+            "malformed",
+            '{"format": 1, "name": ',
+            "DKE_RUN_SPEC is not a valid run spec: not JSON (Expecting value",
+        ),
+        (
+            "bad fields",
+            _spec_data(max_workers=[2], versions={"dke": "0.0.9"}),
+            "DKE_RUN_SPEC is not a valid run spec: max_workers: Input should be a valid integer (compiled by dke "
+            "0.0.9, this image has dke {mine}: rebuild the image with dke[kube]==0.0.9)",
+        ),
+    ],
+)
 def test_a_run_spec_this_image_cannot_read_is_exit_4_in_one_line_before_anything_exists(
-        incluster_cli, case, data, expected):
+    incluster_cli, case, data, expected
+):
     from dke import __version__
 
     invoke, runner = incluster_cli
@@ -286,16 +334,23 @@ def test_differing_prefect_and_distributed_versions_are_a_warning_at_start(inclu
     from importlib import metadata
 
     invoke, runner = incluster_cli
-    data = _spec_data(versions={"dke": json.loads(run_spec().to_env_value())["versions"]["dke"],
-                                "prefect": "3.0.0", "distributed": "2024.1.0"},
-                      flow={"entrypoint": "flows/missing.py:gone", "parameters": {}})
+    data = _spec_data(
+        versions={
+            "dke": json.loads(run_spec().to_env_value())["versions"]["dke"],
+            "prefect": "3.0.0",
+            "distributed": "2024.1.0",
+        },
+        flow={"entrypoint": "flows/missing.py:gone", "parameters": {}},
+    )
     result = invoke(json.dumps(data))
     # The run goes on after the warning (here to a missing flow file: exit 4, no cluster).
     assert result.exit_code == 4, result.output
     warnings = [line for line in result.stdout.splitlines() if "version mismatch" in line]
     assert len(warnings) == 2, result.stdout
-    assert "WARNING dke.incluster: version mismatch: prefect 3.0.0 compiled this run, the flow image has " \
+    assert (
+        "WARNING dke.runners.incluster: version mismatch: prefect 3.0.0 compiled this run, the flow image has "
         f"{metadata.version('prefect')}" in warnings[0]
+    )
     assert "rebuild the image with distributed==2024.1.0" in warnings[1]
     assert "flow file" in result.stderr and "not found" in result.stderr
     assert runner.events() == []

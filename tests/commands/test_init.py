@@ -42,7 +42,12 @@ def test_init_result_runs_with_dke_run(tmp_path):
 
     target = tmp_path / "fresh"
     assert CliRunner().invoke(cli, ["init", str(target)]).exit_code == 0
-    result = subprocess.run([sys.executable, "-m", "dke", "run", str(target / "environment.yaml"), "--param", "n=5"],
-                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-m", "dke", "run", str(target / "environment.yaml"), "--param", "n=5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sum of squares below 5: 30" in result.stdout + result.stderr

@@ -65,8 +65,12 @@ def test_good_corpus_is_clean_even_when_strict(case, monkeypatch):
 
 def test_many_files_in_one_call_relative_paths_stay_relative(monkeypatch):
     monkeypatch.chdir(DATA)
-    result = lint("good/quickstart/environment.yaml", "bad/unknown-key/environment.yaml",
-                  "bad/spec-replicas/environment.yaml", "bad/empty-file/environment.yaml")
+    result = lint(
+        "good/quickstart/environment.yaml",
+        "bad/unknown-key/environment.yaml",
+        "bad/spec-replicas/environment.yaml",
+        "bad/empty-file/environment.yaml",
+    )
     assert result.exit_code == 1
     assert reported(result.output) == [
         "DKE005 bad/empty-file/environment.yaml:1:1",
@@ -78,8 +82,9 @@ def test_many_files_in_one_call_relative_paths_stay_relative(monkeypatch):
 
 def test_did_you_mean_in_the_output(monkeypatch):
     monkeypatch.chdir(BAD / "unknown-key")
-    assert "environment.yaml:6:1: error[DKE100] $.max_worker: unknown key 'max_worker'; did you mean 'max_workers'?" in (
-        lint("environment.yaml").output
+    assert (
+        "environment.yaml:6:1: error[DKE100] $.max_worker: unknown key 'max_worker'; did you mean 'max_workers'?"
+        in (lint("environment.yaml").output)
     )
 
 
@@ -88,8 +93,15 @@ def test_json_format(monkeypatch):
     result = lint("--format", "json", "environment.yaml", "-f", "prod.yaml")
     assert result.exit_code == 1
     assert json.loads(result.stdout) == [
-        {"severity": "error", "code": "DKE103", "message": "must be at least 1, found -2", "file": "prod.yaml",
-         "line": 3, "column": 14, "path": "$.max_workers"}
+        {
+            "severity": "error",
+            "code": "DKE103",
+            "message": "must be at least 1, found -2",
+            "file": "prod.yaml",
+            "line": 3,
+            "column": 14,
+            "path": "$.max_workers",
+        }
     ]
     monkeypatch.chdir(GOOD / "quickstart")
     clean = lint("--format", "json", "environment.yaml")
@@ -112,8 +124,13 @@ def test_quiet_prints_nothing_for_clean_files(monkeypatch):
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["--format", "xml", "environment.yaml"], ["--nope", "environment.yaml"], ["environment.yaml", "--set", "x"],
-     ["environment.yaml", "--kube-version", "0.1"]],
+    [
+        [],
+        ["--format", "xml", "environment.yaml"],
+        ["--nope", "environment.yaml"],
+        ["environment.yaml", "--set", "x"],
+        ["environment.yaml", "--kube-version", "0.1"],
+    ],
 )
 def test_usage_errors_exit_2(args, monkeypatch):
     monkeypatch.chdir(GOOD / "quickstart")
@@ -179,7 +196,8 @@ def test_spec_paths_outside_the_tree_are_never_read(tmp_path, monkeypatch):
     project.mkdir()
     (project / "environment.yaml").write_text(
         f"name: etl\nimage: x:1\nflow: {{entrypoint: a.b:f}}\nworker_spec_file: {secret}\n"
-        "scheduler_spec_file: ../secret.yaml\n")
+        "scheduler_spec_file: ../secret.yaml\n"
+    )
     monkeypatch.chdir(project)
     result = lint("environment.yaml")
     assert result.exit_code == 1 and "hunter2" not in result.output and "password" not in result.output
@@ -190,7 +208,8 @@ def test_trailing_document_separators_and_commented_out_mappings_are_clean(tmp_p
     monkeypatch.chdir(tmp_path)
     (tmp_path / "environment.yaml").write_text(
         "name: etl\nimage: ghcr.io/acme/flow:1.0\nflow:\n  entrypoint: acme.flows:etl\n  parameters:\n"
-        "env:\n  # LOG_LEVEL: debug\nlabels:\n  # team: data\nsecrets:\njob:\n---\n")
+        "env:\n  # LOG_LEVEL: debug\nlabels:\n  # team: data\nsecrets:\njob:\n---\n"
+    )
     result = lint("--strict", "environment.yaml")
     assert result.exit_code == 0, result.output
 
@@ -198,8 +217,9 @@ def test_trailing_document_separators_and_commented_out_mappings_are_clean(tmp_p
 def test_an_overlay_whose_mapping_is_commented_out_still_deletes(tmp_path, monkeypatch):
     # Helm's rule: in an overlay an empty value is null, and null deletes the key.
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "environment.yaml").write_text("name: etl\nimage: ghcr.io/acme/flow:1.0\nflow:\n"
-                                               "  entrypoint: acme.flows:etl\n")
+    (tmp_path / "environment.yaml").write_text(
+        "name: etl\nimage: ghcr.io/acme/flow:1.0\nflow:\n  entrypoint: acme.flows:etl\n"
+    )
     (tmp_path / "prod.yaml").write_text("flow:\n  # entrypoint: x\n")
     result = lint("environment.yaml", "-f", "prod.yaml")
     assert result.exit_code == 1 and "DKE101" in result.output

@@ -1,7 +1,5 @@
 """`dke logs`: the runner pod of a run."""
 
-
-
 from kube_emulator import RunSimulation, apply, run_dke, write_environment
 
 
@@ -15,7 +13,11 @@ def test_logs_of_the_newest_and_of_a_given_run(cluster, tmp_path, capsys):
     cluster.emulator.simulation = RunSimulation(logs=["second run", "done"], delay=0.05)
     apply(capsys, cluster, env, "r2", "--wait")
     assert run_dke(capsys, "logs", "etl", "--kubeconfig", cluster.config) == (0, "second run\ndone\n", "")
-    assert run_dke(capsys, "logs", env, "--kubeconfig", cluster.config, "--run", "r1") == (0, "first run\n", "")
+    assert run_dke(capsys, "logs", env, "--kubeconfig", cluster.config, "--run", "r1") == (
+        0,
+        "first run\n",
+        "",
+    )
 
 
 def test_logs_follow_streams_until_the_pod_ends(cluster, tmp_path, capsys):

@@ -21,7 +21,11 @@ FLOW_IMAGE = "ghcr.io/acme/flow:1.0"
 
 
 def dke(*args: str, cwd: Path | None = None):
-    runner = CliRunner(mix_stderr=False) if "mix_stderr" in CliRunner.__init__.__code__.co_varnames else CliRunner()
+    runner = (
+        CliRunner(mix_stderr=False)
+        if "mix_stderr" in CliRunner.__init__.__code__.co_varnames
+        else CliRunner()
+    )
     if cwd is None:
         return runner.invoke(cli, list(args), catch_exceptions=False)
     old = os.getcwd()
@@ -41,7 +45,9 @@ def copy(tmp_path: Path, name: str) -> Path:
 def environment(tmp_path: Path, spec: str, role: str, image: str) -> Path:
     (tmp_path / "flow.py").write_text("from prefect import flow\n\n\n@flow\ndef f():\n    pass\n")
     env = tmp_path / "environment.yaml"
-    env.write_text(f"name: classic\nimage: {image}\nflow:\n  entrypoint: flow.py:f\n{role}_spec_file: {spec}\n")
+    env.write_text(
+        f"name: classic\nimage: {image}\nflow:\n  entrypoint: flow.py:f\n{role}_spec_file: {spec}\n"
+    )
     return env
 
 
@@ -62,7 +68,11 @@ def test_a_migrated_file_passes_strict_lint_with_image(tmp_path, name):
     assert after.exit_code == 0, after.output
 
 
-ONE_IMAGE = [n for n in TRANSLATABLE if len(set(re.findall(r"image: *\"?([^\s\",}]+)", (CLASSIC / n).read_text()))) == 1]
+ONE_IMAGE = [
+    n
+    for n in TRANSLATABLE
+    if len(set(re.findall(r"image: *\"?([^\s\",}]+)", (CLASSIC / n).read_text()))) == 1
+]
 
 
 @pytest.mark.parametrize("name", ONE_IMAGE)
@@ -84,7 +94,9 @@ def test_an_untranslatable_file_is_refused_and_untouched(tmp_path, name):
     assert result.exit_code == 1
     line = EXPECTED[name]["line"]
     first = result.stderr.splitlines()[0]
-    assert first.startswith(f"{spec}:{line}:") and EXPECTED[name]["word"] in first and "left unchanged" in first
+    assert (
+        first.startswith(f"{spec}:{line}:") and EXPECTED[name]["word"] in first and "left unchanged" in first
+    )
     assert spec.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temp file left
 
@@ -159,8 +171,8 @@ def quantities_as_text(node):
 
 @pytest.mark.parametrize("name", TRANSLATABLE)
 def test_a_migrated_file_compiles_to_one_named_dask_container_with_the_users_settings(tmp_path, name):
-    from dke.compile import compile_traced
-    from dke.pipeline import load_environment
+    from dke.environment.pipeline import load_environment
+    from dke.objects.compile import compile_traced
 
     spec = copy(tmp_path, name)
     role = EXPECTED[name]["role"]
@@ -212,7 +224,10 @@ def test_a_file_that_cannot_be_written_is_exit_4_and_stays(tmp_path, monkeypatch
 
     monkeypatch.setattr(os, "replace", refused)  # as on a read-only folder (the tests may run as root)
     result = dke("migrate", str(spec))
-    assert result.exit_code == 4 and f"{spec}:1:1: error: cannot write the file: Permission denied" in result.stderr
+    assert (
+        result.exit_code == 4
+        and f"{spec}:1:1: error: cannot write the file: Permission denied" in result.stderr
+    )
     assert spec.read_text() == (CLASSIC / "prefect-worker.yaml").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prefect-worker.yaml"]  # the temp file is gone
 

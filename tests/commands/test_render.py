@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from dke.cli import cli
-from dke.runspec import RUN_SPEC_ENV, RunSpec
+from dke.objects.runspec import RUN_SPEC_ENV, RunSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "data" / "golden"
@@ -30,8 +30,14 @@ CASES = {
     **{name: [f"examples/{name}/environment.yaml"] for name in EXAMPLES},
     "overlays-prod": ["examples/overlays/environment.yaml", "-f", "examples/overlays/prod.yaml"],
     "custom-specs.explain": ["examples/custom-specs/environment.yaml", "--explain"],
-    "overlays-prod.explain": ["examples/overlays/environment.yaml", "-f", "examples/overlays/prod.yaml",
-                              "--set", "max_workers=16", "--explain"],
+    "overlays-prod.explain": [
+        "examples/overlays/environment.yaml",
+        "-f",
+        "examples/overlays/prod.yaml",
+        "--set",
+        "max_workers=16",
+        "--explain",
+    ],
     "quickstart.json": ["examples/quickstart/environment.yaml", "-o", "json"],
 }
 
@@ -50,7 +56,9 @@ def test_the_documented_examples_exist():
     assert set(REQUIRED) <= set(EXAMPLES), f"missing examples: {set(REQUIRED) - set(EXAMPLES)}"
     for name in EXAMPLES:
         text = (ROOT / "examples" / name / "environment.yaml").read_text()
-        assert text.startswith("# yaml-language-server: $schema=../../schemas/environment.schema.json\n"), name
+        assert text.startswith("# yaml-language-server: $schema=../../schemas/environment.schema.json\n"), (
+            name
+        )
         assert list((ROOT / "examples" / name / "flows").glob("*.py")), f"{name} has no flow file"
 
 
@@ -61,7 +69,7 @@ GOLDEN_VERSIONS = {"prefect": "3.9.1", "distributed": "2026.8.0"}
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden(name, monkeypatch):
-    from dke import runspec
+    from dke.objects import runspec
 
     installed = runspec.installed_version
     monkeypatch.setattr(runspec, "installed_version", lambda p: GOLDEN_VERSIONS.get(p) or installed(p))
@@ -82,11 +90,19 @@ def test_example_output_is_valid_yaml_with_objects_in_apply_order(name):
     assert result.exit_code == 0, result.output + result.stderr
     docs = [d for d in YAML(typ="safe").load_all(result.stdout) if d is not None]
     kinds = [d["kind"] for d in docs]
-    assert kinds[-1] == "Job" and kinds[:-1] in ([], ["ServiceAccount"], ["ServiceAccount", "Role", "RoleBinding"])
+    assert kinds[-1] == "Job" and kinds[:-1] in (
+        [],
+        ["ServiceAccount"],
+        ["ServiceAccount", "Role", "RoleBinding"],
+    )
     job = docs[-1]
     assert job["metadata"]["name"].endswith("-abc123")
     spec = RunSpec.from_env_value(
-        next(e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == RUN_SPEC_ENV)
+        next(
+            e["value"]
+            for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+            if e["name"] == RUN_SPEC_ENV
+        )
     )
     assert spec.run_id == "abc123"
     # the commented DaskCluster matches the one the Job carries
@@ -99,15 +115,18 @@ def test_example_output_is_valid_yaml_with_objects_in_apply_order(name):
 def test_render_is_byte_identical_across_runs_and_processes():
     args = ["examples/custom-specs/environment.yaml", "--explain"]
     first = render(args).stdout
-    again = subprocess.run([sys.executable, "-m", "dke", "render", *args], cwd=ROOT, capture_output=True,
-                           text=True, timeout=60)
+    again = subprocess.run(
+        [sys.executable, "-m", "dke", "render", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert again.returncode == 0, again.stderr
     assert again.stdout == first
 
 
 def test_json_output_is_a_list_equal_to_the_yaml_stream():
     as_json = json.loads(render(["examples/custom-specs/environment.yaml", "-o", "json"]).stdout)
-    as_yaml = [d for d in YAML(typ="safe").load_all(render(["examples/custom-specs/environment.yaml"]).stdout) if d]
+    as_yaml = [
+        d for d in YAML(typ="safe").load_all(render(["examples/custom-specs/environment.yaml"]).stdout) if d
+    ]
     assert as_json == as_yaml
 
 
@@ -183,8 +202,9 @@ def test_validate_stops_on_invalid_objects(tmp_path):
     # A spec file's Pod labels: valid YAML and PodSpec, but the API server would refuse the key.
     env = tmp_path / "environment.yaml"
     env.write_text("name: etl\nimage: x:1\nflow: {entrypoint: pkg.mod:f}\nworker_spec_file: worker.yaml\n")
-    (tmp_path / "worker.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  labels: {-bad: a}\n"
-                                          "spec:\n  nodeSelector: {pool: a}\n")
+    (tmp_path / "worker.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  labels: {-bad: a}\nspec:\n  nodeSelector: {pool: a}\n"
+    )
     result = render([str(env), "--validate"])
     assert result.exit_code == 1
     assert "worker.yaml:4:12: error[DKE400]" in result.stderr
@@ -226,8 +246,15 @@ def test_explain_says_which_process_runs_where_from_which_image():
     result = render([str(ROOT / "examples" / "custom-specs" / "environment.yaml"), "--explain"])
     assert result.exit_code == 0
     text = result.output
-    assert "# Which process runs where; every container runs the flow image ghcr.io/acme/etl-flow:0.1.0:" in text
+    assert (
+        "# Which process runs where; every container runs the flow image ghcr.io/acme/etl-flow:0.1.0:" in text
+    )
     assert "#   the Job's pod (runner):  dke incluster: creates the DaskCluster" in text
     assert "#   each worker pod (worker):  dask worker --name $(DASK_WORKER_NAME)" in text
-    existing = render([str(ROOT / "examples" / "existing-scheduler" / "environment.yaml"), "--explain"]).output
-    assert "on the Dask scheduler at tcp://" in existing and "DaskCluster" not in existing.split("Which process")[1]
+    existing = render(
+        [str(ROOT / "examples" / "existing-scheduler" / "environment.yaml"), "--explain"]
+    ).output
+    assert (
+        "on the Dask scheduler at tcp://" in existing
+        and "DaskCluster" not in existing.split("Which process")[1]
+    )

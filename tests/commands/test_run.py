@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from prefect_support import processes_with, temporary_server
 
 ROOT = Path(__file__).parent.parent.parent
@@ -50,8 +49,14 @@ def dke_env(api_url: str | None, marker: str) -> dict:
 
 def dke_run(args, api_url, timeout=120, cwd=ROOT):
     marker = uuid.uuid4().hex
-    proc = subprocess.run([*DKE, "run", *map(str, args)], env=dke_env(api_url, marker), cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [*DKE, "run", *map(str, args)],
+        env=dke_env(api_url, marker),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert_nothing_left(marker)
     return proc
 
@@ -67,8 +72,10 @@ def checks_env(tmp_path):
         doc = {
             "name": "checks",
             "image": "example.org/checks:1.0",
-            "flow": {"entrypoint": "flows/checks.py:report",
-                     "parameters": {"out": str(out), "n": 8, "label": "from-file", "seconds": 0.2}},
+            "flow": {
+                "entrypoint": "flows/checks.py:report",
+                "parameters": {"out": str(out), "n": 8, "label": "from-file", "seconds": 0.2},
+            },
             "min_workers": 2,
             "max_workers": 2,
             "env": {"DKE_TEST_VALUE": "reached"},
@@ -115,8 +122,14 @@ def test_local_executor_example_with_a_temporary_server_on_a_terminal():
     """No PREFECT_API_URL: dke starts and stops its own server. On a pty, rich draws progress."""
     marker = uuid.uuid4().hex
     main, secondary = pty.openpty()
-    proc = subprocess.Popen([*DKE, "run", "examples/local-executor/environment.yaml"], cwd=ROOT,
-                            env=dke_env(None, marker), stdin=secondary, stdout=secondary, stderr=secondary)
+    proc = subprocess.Popen(
+        [*DKE, "run", "examples/local-executor/environment.yaml"],
+        cwd=ROOT,
+        env=dke_env(None, marker),
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+    )
     os.close(secondary)
     output = b""
     while True:
@@ -137,8 +150,10 @@ def test_local_executor_example_with_a_temporary_server_on_a_terminal():
 def test_failing_flow_exits_1(tmp_path, api_url):
     (tmp_path / "failing.py").write_text((FLOWS / "failing.py").read_text())
     env_file = tmp_path / "env.yaml"
-    env_file.write_text("name: failing\nimage: x.org/y:1\nflow: {entrypoint: failing.py:failing}\n"
-                        "min_workers: 1\nmax_workers: 1\n")
+    env_file.write_text(
+        "name: failing\nimage: x.org/y:1\nflow: {entrypoint: failing.py:failing}\n"
+        "min_workers: 1\nmax_workers: 1\n"
+    )
     proc = dke_run([env_file], api_url)
     assert proc.returncode == 1, proc.stderr
     assert "Failed" in proc.stdout and "boom 7" in proc.stdout
@@ -159,15 +174,22 @@ def test_bad_param_is_a_usage_error(checks_env, param):
     assert "--param" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("sig, whole_group", [(signal.SIGINT, True), (signal.SIGTERM, False)],
-                         ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    "sig, whole_group", [(signal.SIGINT, True), (signal.SIGTERM, False)], ids=["ctrl-c", "sigterm"]
+)
 def test_interrupt_leaves_no_process(checks_env, api_url, sig, whole_group):
     """Ctrl-C on a terminal signals the whole process group; SIGTERM only dke."""
     env_file = checks_env(min_workers=1, max_workers=3)
     marker = uuid.uuid4().hex
-    proc = subprocess.Popen([*DKE, "run", str(env_file), "--param", "n=12", "--param", "seconds=5"], cwd=ROOT,
-                            env=dke_env(api_url, marker), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [*DKE, "run", str(env_file), "--param", "n=12", "--param", "seconds=5"],
+        cwd=ROOT,
+        env=dke_env(api_url, marker),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         for line in proc.stderr:  # wait until tasks are running on the cluster
             if "dke: running" in line:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prefect_support import processes_with, temporary_server
 
-FLOW = '''import json, os
+FLOW = """import json, os
 from prefect import flow, task
 
 
@@ -33,7 +33,7 @@ def squares(n: int = 2, out: str = "") -> int:
     with open(os.path.join(out, f"{total}-{os.getpid()}.json"), "w") as f:
         json.dump(results, f)
     return total
-'''
+"""
 
 
 def write(tmp_path, deployment: str) -> Path:
@@ -41,27 +41,37 @@ def write(tmp_path, deployment: str) -> Path:
     (tmp_path / "flows" / "squares.py").write_text(FLOW)
     (tmp_path / "results").mkdir()
     path = tmp_path / "environment.yaml"
-    path.write_text(f"name: squares\nimage: x:1\nflow: {{entrypoint: flows/squares.py:squares, parameters: "
-                    f"{{n: 3, out: '{tmp_path / 'results'}'}}}}\nmin_workers: 1\nmax_workers: 2\n{deployment}")
+    path.write_text(
+        f"name: squares\nimage: x:1\nflow: {{entrypoint: flows/squares.py:squares, parameters: "
+        f"{{n: 3, out: '{tmp_path / 'results'}'}}}}\nmin_workers: 1\nmax_workers: 2\n{deployment}"
+    )
     return path
 
 
 def serve(path, tmp_path, *args, api_url: str | None = None) -> tuple[subprocess.Popen, str]:
     marker = uuid.uuid4().hex
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({
-        "DKE_TEST_MARKER": marker,  # every process serve starts inherits it
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),  # the temporary server's own database
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        # fewer writes to the server's SQLite from an every-second schedule
-        "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "3",
-        "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
-    })
+    env.update(
+        {
+            "DKE_TEST_MARKER": marker,  # every process serve starts inherits it
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),  # the temporary server's own database
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # fewer writes to the server's SQLite from an every-second schedule
+            "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "3",
+            "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+        }
+    )
     if api_url:
         env["PREFECT_API_URL"] = api_url
-    process = subprocess.Popen([str(Path(sys.executable).with_name("dke")), "serve", str(path), *args], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dke")), "serve", str(path), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     return process, marker
 
 
@@ -79,7 +89,7 @@ def test_serve_runs_an_interval_schedule_here_on_a_local_dask_cluster_and_leaves
     process, marker = serve(path, tmp_path, "--max-runs", "1", "--limit", "1")
     out, err = finish(process, timeout=240)
     assert process.returncode == 0, err[-3000:]
-    [line] = [l for l in out.splitlines() if l.startswith("flow run ")]
+    [line] = [ln for ln in out.splitlines() if ln.startswith("flow run ")]
     assert line.endswith(" Completed")
     assert "serving squares/every-second from http://127.0.0.1:" in err and "adaptive 1..2" in err
     [result] = list((tmp_path / "results").glob("5-*.json"))  # 0 + 1 + 4, the deployment's n=3
@@ -92,12 +102,16 @@ def test_serve_runs_an_interval_schedule_here_on_a_local_dask_cluster_and_leaves
 def test_a_run_started_through_the_api_is_served_here_and_ctrl_c_stops_cleanly(tmp_path):
     from prefect.client.orchestration import get_client
 
-    from dke.flowrun import api_url_settings, exported
+    from dke.runners.flowrun import api_url_settings, exported
 
     path = write(tmp_path, "deployment:\n  name: on-demand\n  parameters: {n: 4}\n")
     db = tmp_path / "prefect.db"
-    with exported("PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{db}"), \
-            temporary_server() as url, api_url_settings(url), get_client(sync_client=True) as client:
+    with (
+        exported("PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{db}"),
+        temporary_server() as url,
+        api_url_settings(url),
+        get_client(sync_client=True) as client,
+    ):
         process, marker = serve(path, tmp_path, api_url=url)
         try:
             deployment = None

@@ -1,4 +1,4 @@
-"""dke against the stand-in cluster with the real Dask operator (tests/standin.py): `dke apply --wait`
+"""dke against the stand-in cluster with the real Dask operator (tests/support/standin.py): `dke apply --wait`
 runs a Job whose `dke incluster` creates the DaskCluster, the operator's scheduler and worker
 Deployments run real `dask scheduler` / `dask worker` processes from the compiled args and env, the
 flow runs on them against a real Prefect API, and nothing is left afterwards. Also `dke status`,
@@ -25,7 +25,7 @@ QUICKSTART = Path(__file__).parents[2] / "examples" / "quickstart"
 
 # A flow whose work cannot finish until the autoscaler has added a worker, and which then idles until
 # it has taken one away again (watching the worker pods through the API, as the runner's Role allows).
-SCALING_FLOW = '''
+SCALING_FLOW = """
 import os, time
 
 import kr8s
@@ -63,7 +63,7 @@ def scaling(cluster: str, tasks: int = 24, n: int = 0, seconds: float = 0) -> in
         time.sleep(1)
     print(f"tasks ran on {len(used)} workers; idle: {running_workers(cluster)} worker(s) left")
     return len(used)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ class Observer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "Observer":
+    def __enter__(self) -> Observer:
         self._thread.start()
         return self
 
@@ -121,12 +121,17 @@ class Observer:
             clusters = self.kube.items("/apis/kubernetes.dask.org/v1/namespaces/default/daskclusters")
             if any(c["metadata"]["name"] == self.cluster for c in clusters):
                 pods = self.kube.items(f"/api/v1/namespaces/default/pods?labelSelector={selector}")
-                running = [p for p in pods if p["status"].get("phase") == "Running"
-                           and "deletionTimestamp" not in p["metadata"]]
+                running = [
+                    p
+                    for p in pods
+                    if p["status"].get("phase") == "Running" and "deletionTimestamp" not in p["metadata"]
+                ]
                 if not self.workers or self.workers[-1] != len(running):
                     self.workers.append(len(running))
-                self.autoscalers = max(self.autoscalers, len(self.kube.items(
-                    "/apis/kubernetes.dask.org/v1/namespaces/default/daskautoscalers")))
+                self.autoscalers = max(
+                    self.autoscalers,
+                    len(self.kube.items("/apis/kubernetes.dask.org/v1/namespaces/default/daskautoscalers")),
+                )
             for pid in self.kube.pod_processes():
                 try:
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -138,12 +143,20 @@ class Observer:
 
 def leftovers(kube, cluster: str) -> list[str]:
     """What of a run's Dask cluster still exists: objects, pods, processes."""
-    found = [f"daskcluster/{c['metadata']['name']}" for c in kube.items(
-        "/apis/kubernetes.dask.org/v1/namespaces/default/daskclusters") if c["metadata"]["name"] == cluster]
-    found += [f"pod/{p['metadata']['name']}" for p in kube.items(
-        f"/api/v1/namespaces/default/pods?labelSelector=dask.org/cluster-name={cluster}")]
-    found += [f"deployment/{d['metadata']['name']}" for d in kube.items("/apis/apps/v1/namespaces/default/deployments")
-              if d["metadata"]["name"].startswith(cluster)]
+    found = [
+        f"daskcluster/{c['metadata']['name']}"
+        for c in kube.items("/apis/kubernetes.dask.org/v1/namespaces/default/daskclusters")
+        if c["metadata"]["name"] == cluster
+    ]
+    found += [
+        f"pod/{p['metadata']['name']}"
+        for p in kube.items(f"/api/v1/namespaces/default/pods?labelSelector=dask.org/cluster-name={cluster}")
+    ]
+    found += [
+        f"deployment/{d['metadata']['name']}"
+        for d in kube.items("/apis/apps/v1/namespaces/default/deployments")
+        if d["metadata"]["name"].startswith(cluster)
+    ]
     for pid in kube.pod_processes():
         hostname = environ_of(pid).get("HOSTNAME", "")
         if hostname.startswith(cluster + "-"):
@@ -154,14 +167,27 @@ def leftovers(kube, cluster: str) -> list[str]:
 def test_quickstart_apply_wait_runs_the_flow_on_the_operators_cluster_and_leaves_nothing(kube, capsys):
     cluster = "quickstart-qs1"
     with Observer(kube, cluster) as seen:
-        code, out, err = dke(capsys, kube, "apply", kube.env, "--wait", "--run-id", "qs1",
-                             "--set", f"env.PREFECT_API_URL={kube.prefect}", "--set", "flow.parameters.n=16")
+        code, out, err = dke(
+            capsys,
+            kube,
+            "apply",
+            kube.env,
+            "--wait",
+            "--run-id",
+            "qs1",
+            "--set",
+            f"env.PREFECT_API_URL={kube.prefect}",
+            "--set",
+            "flow.parameters.n=16",
+        )
     assert code == 0, err
     assert "run qs1 succeeded" in err + out
     # Real Dask servers, started by the kubelet from the compiled args (the image's entrypoint execs them).
     assert any(c.endswith("/bin/dask scheduler --host 0.0.0.0") for c in seen.commands), seen.commands
-    assert any(f"/bin/dask worker --name {cluster}-default-worker-" in c and "--dashboard-address 8788" in c
-               for c in seen.commands), seen.commands
+    assert any(
+        f"/bin/dask worker --name {cluster}-default-worker-" in c and "--dashboard-address 8788" in c
+        for c in seen.commands
+    ), seen.commands
     assert seen.autoscalers == 1 and 1 <= max(seen.workers) <= 4, seen.workers
     kube.wait_for(lambda: leftovers(kube, cluster) == [], timeout=30)  # pods stop asynchronously, as anywhere
     [job] = kube.items("/apis/batch/v1/namespaces/default/jobs?labelSelector=dke.dev/run-id=qs1")
@@ -171,7 +197,9 @@ def test_quickstart_apply_wait_runs_the_flow_on_the_operators_cluster_and_leaves
     # ClusterRole let it do its part (and nobody was refused anything, the test's admin included).
     refused = [r for r in kube.requests() if r[3] in (401, 403)]
     assert refused == [], refused
-    runner_requests = [r for r in kube.requests() if r[0] == "system:serviceaccount:default:quickstart-runner"]
+    runner_requests = [
+        r for r in kube.requests() if r[0] == "system:serviceaccount:default:quickstart-runner"
+    ]
     assert any(m == "POST" and "/daskclusters" in p for _, m, p, _ in runner_requests), runner_requests
 
     code, out, _ = dke(capsys, kube, "status", kube.env)
@@ -182,21 +210,37 @@ def test_quickstart_apply_wait_runs_the_flow_on_the_operators_cluster_and_leaves
     assert "Finished in state Completed()" in out
     code, out, err = dke(capsys, kube, "delete", kube.env, "--run", "qs1")
     assert code == 0, err
-    kube.wait_for(lambda: kube.items("/api/v1/namespaces/default/pods?labelSelector=dke.dev/run-id=qs1") == [])
+    kube.wait_for(
+        lambda: kube.items("/api/v1/namespaces/default/pods?labelSelector=dke.dev/run-id=qs1") == []
+    )
     assert kube.items("/apis/batch/v1/namespaces/default/jobs?labelSelector=dke.dev/run-id=qs1") == []
 
 
 def test_the_autoscaler_adds_a_worker_under_load_and_removes_it_when_idle(kube, capsys):
     cluster = "quickstart-up1"
     with Observer(kube, cluster) as seen:
-        code, out, err = dke(capsys, kube, "apply", kube.env, "--wait", "--follow", "--run-id", "up1",
-                             "--set", f"env.PREFECT_API_URL={kube.prefect}", "--set", "max_workers=2",
-                             "--set", "flow.entrypoint=flows/scaling.py:scaling",
-                             "--set", f"flow.parameters.cluster={cluster}")
+        code, out, err = dke(
+            capsys,
+            kube,
+            "apply",
+            kube.env,
+            "--wait",
+            "--follow",
+            "--run-id",
+            "up1",
+            "--set",
+            f"env.PREFECT_API_URL={kube.prefect}",
+            "--set",
+            "max_workers=2",
+            "--set",
+            "flow.entrypoint=flows/scaling.py:scaling",
+            "--set",
+            f"flow.parameters.cluster={cluster}",
+        )
     assert code == 0, out[-3000:] + err
     assert "tasks ran on 2 workers; idle: 1 worker(s) left" in out
     # From min_workers to max_workers under load, back to min when idle, as seen through the API.
-    assert seen.workers[seen.workers.index(2):][:2] == [2, 1], seen.workers
+    assert seen.workers[seen.workers.index(2) :][:2] == [2, 1], seen.workers
     assert max(seen.workers) == 2
     kube.wait_for(lambda: leftovers(kube, cluster) == [], timeout=30)  # pods stop asynchronously, as anywhere
 
@@ -205,9 +249,22 @@ def test_a_fixed_size_cluster_of_a_sigkilled_runner_goes_by_garbage_collection_w
     """min == max: two workers, no autoscaler. Then the runner dies without teardown (SIGKILL): the
     DaskCluster outlives it, and deleting the Job removes it through its ownerReference alone."""
     cluster = "quickstart-kill1"
-    code, _, err = dke(capsys, kube, "apply", kube.env, "--run-id", "kill1", "--set", "min_workers=2",
-                       "--set", "max_workers=2", "--set", f"env.PREFECT_API_URL={kube.prefect}",
-                       "--set", "flow.parameters.seconds=60")
+    code, _, err = dke(
+        capsys,
+        kube,
+        "apply",
+        kube.env,
+        "--run-id",
+        "kill1",
+        "--set",
+        "min_workers=2",
+        "--set",
+        "max_workers=2",
+        "--set",
+        f"env.PREFECT_API_URL={kube.prefect}",
+        "--set",
+        "flow.parameters.seconds=60",
+    )
     assert code == 0, err
     with Observer(kube, cluster) as seen:
         kube.wait_for(lambda: seen.workers and seen.workers[-1] == 2, timeout=120, interval=0.3)
@@ -216,8 +273,11 @@ def test_a_fixed_size_cluster_of_a_sigkilled_runner_goes_by_garbage_collection_w
     # A worker's process killed mid-run: the kubelet restarts its container (restartPolicy Always).
     selector = f"dask.org/cluster-name={cluster},dask.org/component=worker"
     worker = kube.items(f"/api/v1/namespaces/default/pods?labelSelector={selector}")[0]["metadata"]["name"]
-    [victim] = [pid for pid in kube.pod_processes() if environ_of(pid).get("HOSTNAME") == worker
-                and os.getpgid(pid) == pid]
+    [victim] = [
+        pid
+        for pid in kube.pod_processes()
+        if environ_of(pid).get("HOSTNAME") == worker and os.getpgid(pid) == pid
+    ]
     os.kill(victim, signal.SIGKILL)
 
     def restarted():
@@ -226,18 +286,26 @@ def test_a_fixed_size_cluster_of_a_sigkilled_runner_goes_by_garbage_collection_w
 
     restart = kube.wait_for(restarted, timeout=60)
     assert restart["lastState"]["terminated"]["exitCode"] == 137
-    [runner_pod] = kube.items("/api/v1/namespaces/default/pods?labelSelector=batch.kubernetes.io/job-name="
-                              f"{cluster}")
-    [runner] = [pid for pid in kube.pod_processes()
-                if environ_of(pid).get("HOSTNAME") == runner_pod["metadata"]["name"]]
+    [runner_pod] = kube.items(
+        f"/api/v1/namespaces/default/pods?labelSelector=batch.kubernetes.io/job-name={cluster}"
+    )
+    [runner] = [
+        pid
+        for pid in kube.pod_processes()
+        if environ_of(pid).get("HOSTNAME") == runner_pod["metadata"]["name"]
+    ]
     os.kill(runner, signal.SIGKILL)  # no teardown: only the ownerReference can remove the cluster now
 
     def job_failed():
         job = kube.ok("GET", f"/apis/batch/v1/namespaces/default/jobs/{cluster}")
-        return any(c["type"] == "Failed" and c["status"] == "True" for c in job["status"].get("conditions") or [])
+        return any(
+            c["type"] == "Failed" and c["status"] == "True" for c in job["status"].get("conditions") or []
+        )
 
     kube.wait_for(job_failed, timeout=30)
-    runner_status = kube.ok("GET", f"/api/v1/namespaces/default/pods/{runner_pod['metadata']['name']}")["status"]
+    runner_status = kube.ok("GET", f"/api/v1/namespaces/default/pods/{runner_pod['metadata']['name']}")[
+        "status"
+    ]
     assert runner_status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
     left = leftovers(kube, cluster)
     assert f"daskcluster/{cluster}" in left and sum(x.startswith("process") for x in left) >= 3, left

@@ -2,7 +2,6 @@
 
 import json
 
-
 from kube_emulator import RunSimulation, apply, run_dke, write_environment
 
 
@@ -43,22 +42,44 @@ def test_status_lists_deployment_runs_with_their_prefect_state(cluster, tmp_path
     prefect-kubernetes writes them) is a run of the environment, with its flow run's state."""
     from prefect.client.orchestration import get_client
     from prefect.states import Running
-
-    from dke import kube
-    from dke.flowrun import api_url_settings, exported, free_port
     from prefect_support import temporary_server
 
-    with exported("PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/prefect.db"), \
-            temporary_server() as url, api_url_settings(url), get_client(sync_client=True) as client:
-        flow_run = client.create_flow_run_from_deployment(client.create_deployment(
-            flow_id=client.create_flow_from_name("etl"), name="nightly"))
+    from dke.runners import kube
+    from dke.runners.flowrun import api_url_settings, exported, free_port
+
+    with (
+        exported("PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/prefect.db"),
+        temporary_server() as url,
+        api_url_settings(url),
+        get_client(sync_client=True) as client,
+    ):
+        flow_run = client.create_flow_run_from_deployment(
+            client.create_deployment(flow_id=client.create_flow_from_name("etl"), name="nightly")
+        )
         client.set_flow_run_state(flow_run.id, Running(), force=True)
-        job = {"apiVersion": "batch/v1", "kind": "Job",
-               "metadata": {"name": "etl-x7k2p", "labels": {
-                   "app.kubernetes.io/managed-by": "prefect", "dke.dev/environment": "etl",
-                   "prefect.io/flow-run-id": str(flow_run.id), "prefect.io/flow-run-name": flow_run.name}},
-               "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
-                   {"name": "prefect-job", "image": "x:1", "command": ["dke", "incluster"]}]}}}}
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": "etl-x7k2p",
+                "labels": {
+                    "app.kubernetes.io/managed-by": "prefect",
+                    "dke.dev/environment": "etl",
+                    "prefect.io/flow-run-id": str(flow_run.id),
+                    "prefect.io/flow-run-name": flow_run.name,
+                },
+            },
+            "spec": {
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {"name": "prefect-job", "image": "x:1", "command": ["dke", "incluster"]}
+                        ],
+                    }
+                }
+            },
+        }
         with kube.connect(kube.Target(kubeconfig=cluster.config)) as api:
             api.request("POST", api.path("Job"), verb="create", what="job/etl-x7k2p", body=job)
         monkeypatch.setenv("PREFECT_API_URL", url)

@@ -1,0 +1,1 @@
+"""The environment: load, validate, layer and check one environment.yaml (pure, offline)."""

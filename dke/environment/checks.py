@@ -1,0 +1,141 @@
+"""Semantic checks the schema cannot express, each a positioned diagnostic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dke.diagnostics import WARNING, Diagnostic
+from dke.environment.kubeschema import is_quantity, quantity_fields
+from dke.environment.merge import Merged
+from dke.environment.model import Environment
+from dke.environment.specs import PodSpecFile
+
+IMAGE_MISMATCH = "DKE300"
+IMAGE_UNPINNED = "DKE301"
+WORKER_BOUNDS = "DKE302"
+ENTRYPOINT_MISSING = "DKE304"
+CONFLICT = "DKE305"
+IGNORED = "DKE306"
+SECRET_IN_ENV = "DKE307"
+OPERATOR_ENV = "DKE212"  # as dke.environment.podtemplate.DASK_ENV
+BAD_QUANTITY = "DKE202"
+
+
+def image_is_unpinned(image: str) -> bool:
+    """True for `repo` and `repo:latest`; a digest or another tag is pinned."""
+    if "@" in image:
+        return False
+    last = image.rsplit("/", 1)[-1]
+    return ":" not in last or last.rsplit(":", 1)[1] == "latest"
+
+
+def looks_secret(name: str) -> bool:
+    """`*_PASSWORD`, `*_TOKEN`, `*_KEY`, `*SECRET*` (and the same without the underscore)."""
+    upper = name.upper()
+    return upper.endswith(("PASSWORD", "PASSWD", "TOKEN", "_KEY", "APIKEY")) or "SECRET" in upper
+
+
+def check_environment(env: Environment, merged: Merged, base_dir: Path) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    if env.min_workers > env.max_workers:
+        out.append(
+            merged.diagnostic(
+                ("min_workers",) if "min_workers" in merged.data else ("max_workers",),
+                WORKER_BOUNDS,
+                f"min_workers ({env.min_workers}) is greater than max_workers ({env.max_workers}); "
+                "set min_workers <= max_workers (equal means a fixed-size cluster)",
+            )
+        )
+    if image_is_unpinned(env.image):
+        out.append(
+            merged.diagnostic(
+                ("image",),
+                IMAGE_UNPINNED,
+                f"image {env.image!r} is not pinned (no tag or ':latest'); pin a version tag or digest "
+                "so that every pod runs the same code",
+                WARNING,
+            )
+        )
+    entry = env.flow.entrypoint
+    file_part = entry.rsplit(":", 1)[0]
+    if file_part.endswith(".py") and not (base_dir / file_part).is_file():
+        out.append(
+            merged.diagnostic(
+                ("flow", "entrypoint"),
+                ENTRYPOINT_MISSING,
+                f"flow file {file_part!r} not found next to the environment file ({base_dir}); "
+                "entrypoints are relative to it",
+                WARNING,
+            )
+        )
+    for name in env.env:
+        if name in ("DASK_SCHEDULER_ADDRESS", "DASK_WORKER_NAME") and not env.scheduler_address:
+            out.append(
+                merged.diagnostic(
+                    ("env", name),
+                    OPERATOR_ENV,
+                    f"{name} is set by dke (locally) and by the Dask operator (on Kubernetes) for each worker; "
+                    "a fixed value points at a scheduler or name that does not exist: remove it",
+                    prefer_key=True,
+                )
+            )
+        elif looks_secret(name):
+            out.append(
+                merged.diagnostic(
+                    ("env", name),
+                    SECRET_IN_ENV,
+                    f"{name} looks like a secret, and `env:` values are stored in plain text in the Job and pod "
+                    "specs; put it in a Kubernetes Secret and list that Secret under `secrets:`",
+                    WARNING,
+                    prefer_key=True,
+                )
+            )
+    if env.scheduler_address and env.executor == "local":
+        out.append(
+            merged.diagnostic(
+                ("executor",),
+                CONFLICT,
+                "executor 'local' runs tasks in the flow process; remove scheduler_address or use executor 'dask'",
+            )
+        )
+    if env.scheduler_address or env.executor == "local":
+        why = "scheduler_address uses an existing cluster" if env.scheduler_address else "executor is 'local'"
+        for key in ("min_workers", "max_workers", "scheduler_spec_file", "worker_spec_file"):
+            if key in merged.data:
+                out.append(
+                    merged.diagnostic((key,), IGNORED, f"{key} is ignored: {why}", WARNING, prefer_key=True)
+                )
+    return out
+
+
+def check_spec_file(spec: PodSpecFile, image: str) -> list[Diagnostic]:
+    """Image consistency and resource quantities inside one scheduler/worker spec file."""
+    out: list[Diagnostic] = []
+    doc, base = spec.document, spec.spec_path
+    pod = spec.spec
+    for group in ("containers", "initContainers"):
+        items = pod.get(group) if isinstance(pod, dict) else None
+        for i, container in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(container, dict) or "image" not in container:
+                continue  # no image: the flow image is filled in
+            if container["image"] != image:
+                name = container.get("name", f"#{i}")
+                out.append(
+                    doc.diagnostic(
+                        base + (group, i, "image"),
+                        IMAGE_MISMATCH,
+                        f"container {name!r} runs {container['image']!r} but the flow image is {image!r}; "
+                        "every container must run the flow image (set it to the flow image or remove the "
+                        "line to inherit it)",
+                    )
+                )
+    for path, value in quantity_fields(pod, base):
+        if not is_quantity(value):
+            out.append(
+                doc.diagnostic(
+                    path,
+                    BAD_QUANTITY,
+                    f"{value!r} is not a Kubernetes quantity; write e.g. '4Gi', '512Mi', '500m' or '2'",
+                )
+            )
+    return out

@@ -1,0 +1,384 @@
+"""Load YAML into plain data while keeping the file:line:col of every key and value.
+
+ruamel.yaml's round-trip loader records positions on the nodes it builds; we copy
+the data into plain dicts and lists (so nothing downstream depends on ruamel) and
+keep the positions in a side table keyed by JSON path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dke.diagnostics import ERROR, Diagnostic, DkeError
+
+JsonPath = tuple  # of str keys and int indexes
+
+# A document with more nodes than this is refused. Aliases are shared, not copied, by
+# ruamel, but a plain copy would expand them: a budget stops billion-laughs early.
+MAX_NODES = 20_000
+# Kubernetes objects nest ~15 levels; far deeper input is a mistake or an attack.
+MAX_DEPTH = 100
+# Environment, overlay and spec files are a few KiB; a bigger one is the wrong file
+# (or /dev/zero): stop reading there instead of parsing it.
+MAX_FILE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Pos:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass
+class Document:
+    """Plain data from one source plus where each part of it was written."""
+
+    file: str  # as the user named it ("--set" for command-line values)
+    data: Any
+    keys: dict[JsonPath, Pos] = field(default_factory=dict)
+    values: dict[JsonPath, Pos] = field(default_factory=dict)
+    path: Path | None = None  # on disk, to resolve relative references
+    # values written as nothing at all (`env:` and only comments below): null in YAML,
+    # but an empty mapping or list where one is expected (dke.environment.merge.layer decides)
+    empty: set[JsonPath] = field(default_factory=set)
+
+    def pos(self, path: JsonPath, prefer_key: bool = False) -> Pos:
+        """Position of ``path``, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while True:
+            first, second = (self.keys, self.values) if prefer_key else (self.values, self.keys)
+            if path in first:
+                return first[path]
+            if path in second:
+                return second[path]
+            if not path:
+                return Pos(1, 1)
+            path = path[:-1]
+
+    def diagnostic(
+        self, path: JsonPath, code: str, message: str, severity: str = ERROR, prefer_key: bool = False
+    ) -> Diagnostic:
+        p = self.pos(path, prefer_key)
+        return Diagnostic(severity, code, message, self.file, p.line, p.column, json_path(path))
+
+
+# RFC 9535 member-name shorthand; anything else (dashes, dots, leading digits) is bracketed.
+_SHORTHAND = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def json_path(path: JsonPath) -> str:
+    out = "$"
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _SHORTHAND.match(part):
+            out += f".{part}"
+        else:
+            out += f"[{part!r}]"
+    return out
+
+
+def load_error(file: str, line: int, column: int, code: str, message: str) -> DkeError:
+    d = Diagnostic(ERROR, code, message, file, line, column, "$")
+    return DkeError(message, 1, [d])
+
+
+def read_text(file: str, path: Path) -> str:
+    """Read a UTF-8 file; every failure becomes one positioned diagnostic."""
+    try:
+        with open(path, "rb") as f:  # a FIFO (`<(...)`) works; /dev/zero stops at the cap
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise load_error(file, 1, 1, "DKE001", "file not found; check the path") from None
+    except IsADirectoryError:
+        raise load_error(file, 1, 1, "DKE001", "is a directory, expected a YAML file") from None
+    except OSError as e:
+        raise load_error(file, 1, 1, "DKE001", f"cannot read file: {e.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise load_error(
+            file, 1, 1, "DKE001", f"file is larger than {MAX_FILE_BYTES // 1024} KiB; is this the right file?"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = raw[: e.start]
+        line = before.count(b"\n") + 1
+        column = e.start - (before.rfind(b"\n") + 1) + 1
+        raise load_error(
+            file, line, column, "DKE002", f"not UTF-8 (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def _compose_all(text: str) -> list:
+    """YAML nodes, which carry their marks (line, column); we build plain data from them.
+
+    ruamel.yaml's C parser (ruamel.yaml.clib) is ~10x faster than its round-trip loader,
+    but it is libyaml underneath, which is stricter than YAML 1.2 in corners (a ':' inside
+    a plain scalar in a flow mapping: `{entrypoint: f.py:f}`). So the C parser serves
+    the common case, and any document it refuses is parsed again by ruamel's pure-Python
+    parser, which decides (and words the error).
+    """
+    import warnings
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import ReusedAnchorWarning, YAMLError
+
+    # A redefined anchor is valid YAML (later aliases get the later node); ruamel would
+    # print a multi-line Python warning, quoting the file, on stderr.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReusedAnchorWarning)
+        try:
+            return list(YAML(typ="safe", pure=False).compose_all(text))
+        except (YAMLError, RecursionError, ValueError):
+            pass
+        return list(YAML(typ="safe", pure=True).compose_all(text))
+
+
+def parse_yaml(file: str, text: str, multi: bool = False, allow_empty: bool = False) -> list[Document]:
+    """Parse YAML text into Documents; raise DkeError with a position on bad input."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
+
+    try:
+        nodes = _compose_all(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise load_error(file, line, column, "DKE003", _printable(_yaml_message(e, text, mark))) from None
+    except ReaderError as e:  # a control character: point at it, say which
+        before = text[: e.position]
+        line, column = before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1
+        char = e.character if isinstance(e.character, int) else ord(e.character[:1] or "\0")
+        raise load_error(
+            file, line, column, "DKE003", f"character U+{char:04X} is not allowed in YAML; remove it"
+        ) from None
+    except YAMLError as e:
+        raise load_error(file, 1, 1, "DKE003", _printable(f"invalid YAML: {e}".splitlines()[0])) from None
+    except RecursionError:
+        raise load_error(file, 1, 1, "DKE003", "YAML nesting is too deep") from None
+    # Empty documents (a trailing or doubled `---`) are skipped, as kubectl does.
+    nodes = [n for n in nodes if not _is_null(n)]
+    if allow_empty and not nodes:
+        return [Document(file, None)]
+    if not nodes:
+        raise load_error(file, 1, 1, "DKE005", "file is empty; expected a YAML mapping")
+    if not multi and len(nodes) > 1:
+        raise load_error(file, 1, 1, "DKE003", "expected one YAML document, found several (---)")
+    return [_to_document(file, node) for node in nodes]
+
+
+def _is_null(node: Any) -> bool:
+    return node is None or (node.id == "scalar" and node.tag == NULL_TAG)
+
+
+def load_file(
+    file: str, base: Path | None = None, multi: bool = False, allow_empty: bool = False
+) -> list[Document]:
+    path = Path(file) if base is None else base / file
+    docs = parse_yaml(file, read_text(file, path), multi, allow_empty)
+    for d in docs:
+        d.path = path
+    return docs
+
+
+def load_mapping(file: str, base: Path | None = None, allow_empty: bool = False) -> Document:
+    """Load a file that must hold exactly one YAML mapping (or nothing, with allow_empty)."""
+    doc = load_file(file, base, allow_empty=allow_empty)[0]
+    if allow_empty and doc.data is None:
+        doc.data = {}
+    if not isinstance(doc.data, dict):
+        kind = type(doc.data).__name__ if doc.data is not None else "null"
+        p = doc.pos(())
+        raise load_error(
+            file, p.line, p.column, "DKE006", f"top level must be a mapping of keys, found {_kind(kind)}"
+        )
+    return doc
+
+
+# "\ud800" escapes in double-quoted YAML decode to lone surrogates: not text, cannot be printed.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _printable(message: str) -> str:
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _check_text(doc: Document, value: str, path: JsonPath, prefer_key: bool = False) -> None:
+    if _SURROGATE.search(value):
+        p = doc.pos(path, prefer_key)
+        raise load_error(
+            doc.file,
+            p.line,
+            p.column,
+            "DKE002",
+            f"{_printable(repr(value))} is not valid Unicode (a surrogate escape such as \\ud800)",
+        )
+
+
+def _kind(name: str) -> str:
+    return {
+        "list": "a list",
+        "str": "a string",
+        "int": "a number",
+        "float": "a number",
+        "bool": "a boolean",
+    }.get(name, name)
+
+
+def _yaml_message(e: Any, text: str, mark: Any) -> str:
+    problem = (getattr(e, "problem", None) or str(e)).strip()
+    if mark is not None:
+        lines = text.splitlines()
+        if mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
+            return "tab character in indentation; YAML indents with spaces only"
+    context = (getattr(e, "context", None) or "").strip()
+    msg = f"invalid YAML: {problem}"
+    if context:
+        msg += f" ({context})"
+    return msg
+
+
+TAG = "tag:yaml.org,2002:"
+NULL_TAG, BOOL_TAG, INT_TAG, FLOAT_TAG, STR_TAG, MERGE_TAG = (
+    TAG + t for t in ("null", "bool", "int", "float", "str", "merge")
+)
+
+
+def _to_document(file: str, node: Any) -> Document:
+    doc = Document(file, None)
+    doc.values[()] = _mark(node)
+    doc.data = _plain(node, (), doc, [MAX_NODES])
+    return doc
+
+
+def _mark(node: Any) -> Pos:
+    return Pos(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _plain(node: Any, path: JsonPath, doc: Document, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if len(path) > MAX_DEPTH:
+        p = _mark(node)
+        raise load_error(
+            doc.file, p.line, p.column, "DKE003", f"YAML nesting is too deep (over {MAX_DEPTH} levels)"
+        )
+    if budget[0] < 0:
+        raise load_error(
+            doc.file, 1, 1, "DKE004", f"document too large: more than {MAX_NODES} values (alias expansion?)"
+        )
+    if node.id == "mapping":
+        out: dict = {}
+        for key_node, value_node in _mapping_pairs(node, doc):
+            kpos = _mark(key_node)
+            if key_node.id != "scalar" or key_node.tag != STR_TAG:
+                shown = key_node.value if key_node.id == "scalar" else f"a {key_node.id}"
+                raise load_error(
+                    doc.file,
+                    kpos.line,
+                    kpos.column,
+                    "DKE004",
+                    _printable(f"key {shown!r} must be a string; quote it"),
+                )
+            key = key_node.value
+            child = path + (key,)
+            if key in out:
+                first = doc.keys[child]
+                raise load_error(
+                    doc.file,
+                    kpos.line,
+                    kpos.column,
+                    "DKE003",
+                    _printable(
+                        f'duplicate key "{key}" (first at line {first.line}); each key may appear once'
+                    ),
+                )
+            doc.keys[child] = kpos
+            _check_text(doc, key, child, prefer_key=True)
+            doc.values[child] = _mark(value_node)
+            if value_node.id == "scalar" and value_node.tag == NULL_TAG and value_node.value == "":
+                doc.empty.add(child)
+            out[key] = _plain(value_node, child, doc, budget)
+        return out
+    if node.id == "sequence":
+        result = []
+        for i, item in enumerate(node.value):
+            child = path + (i,)
+            doc.values[child] = _mark(item)
+            result.append(_plain(item, child, doc, budget))
+        return result
+    value = _scalar(node)
+    if isinstance(value, str):
+        _check_text(doc, value, path)
+    return value
+
+
+def _mapping_pairs(node: Any, doc: Document, within: tuple = ()) -> list:
+    """Key/value node pairs, with YAML merge keys (`<<: *defaults`) expanded; own keys win.
+
+    ``within``: the mappings whose merges are being expanded, to refuse a mapping that
+    merges itself (`flow: &f {<<: *f}`) instead of recursing forever.
+    """
+    own = [(k, v) for k, v in node.value if k.tag != MERGE_TAG]
+    merges = [v for k, v in node.value if k.tag == MERGE_TAG]
+    if not merges:
+        return own
+    within = within + (id(node),)
+    names = {k.value for k, _ in own if k.id == "scalar"}
+    inherited = []
+    for source in merges:
+        for m in source.value if source.id == "sequence" else [source]:
+            p = _mark(m)
+            if m.id != "mapping":
+                raise load_error(doc.file, p.line, p.column, "DKE003", "'<<' merges mappings only")
+            if id(m) in within:
+                raise load_error(
+                    doc.file,
+                    p.line,
+                    p.column,
+                    "DKE003",
+                    "'<<' merges a mapping into itself (its own anchor); merge another mapping",
+                )
+            if len(within) > MAX_DEPTH:
+                raise load_error(
+                    doc.file,
+                    p.line,
+                    p.column,
+                    "DKE003",
+                    f"'<<' merges are nested too deep (over {MAX_DEPTH} levels)",
+                )
+            for k, v in _mapping_pairs(m, doc, within):
+                if k.id == "scalar" and k.value not in names:
+                    names.add(k.value)
+                    inherited.append((k, v))
+    return own + inherited
+
+
+def _scalar(node: Any) -> Any:
+    """YAML 1.2 core schema scalars; any other tag (timestamps, !custom) keeps its text."""
+    tag, text = node.tag, node.value
+    if tag == NULL_TAG:
+        return None
+    if tag == BOOL_TAG:
+        return text.lower() == "true"
+    if tag == INT_TAG:
+        digits = text.replace("_", "")
+        try:
+            return int(digits, 0)
+        except ValueError:
+            try:
+                return int(digits, 10)
+            except ValueError:
+                return text
+    if tag == FLOAT_TAG:
+        low = text.lower().replace("_", "")
+        if low in (".inf", "+.inf", "-.inf", ".nan"):
+            return float(low.replace(".", ""))
+        try:
+            return float(low)
+        except ValueError:
+            return text
+    return text

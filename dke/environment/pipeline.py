@@ -1,0 +1,97 @@
+"""load -> validate -> resolve -> merge -> check: one environment in, one Loaded out.
+
+Every stage is a function of the previous one's result. Problems are collected as
+diagnostics rather than raised, so that `dke lint` reports all of them at once;
+only the CLI decides what they mean for the exit code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dke.diagnostics import Diagnostic, DkeError, has_errors
+from dke.environment import podtemplate
+from dke.environment.kubeschema import DEFAULT_KUBE_VERSION
+from dke.environment.merge import Merged, layer, parse_set
+from dke.environment.model import Environment, from_validated
+from dke.environment.specs import SPEC_NOT_FOUND, PodSpecFile, load_spec_file
+
+
+@dataclass
+class Loaded:
+    """A validated environment with its spec files, or the reasons it is not valid."""
+
+    file: str  # as given on the command line
+    base_dir: Path  # where relative paths (flow, spec files) are resolved
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    merged: Merged | None = None
+    env: Environment | None = None
+    scheduler: PodSpecFile | None = None
+    worker: PodSpecFile | None = None
+
+    def ok(self, strict: bool = False) -> bool:
+        return self.env is not None and not has_errors(self.diagnostics, strict)
+
+
+def load_environment(
+    file: str,
+    overlays: Sequence[str] = (),
+    sets: Sequence[str] = (),
+    kube_version: str = DEFAULT_KUBE_VERSION,
+) -> Loaded:
+    """Run the front half of the pipeline. Raises DkeError only for usage errors (bad --set)."""
+    from dke.environment.kubeschema import UnsupportedKubeVersion, check_kube_version
+    from dke.environment.load import load_mapping
+    from dke.environment.validate import validate_environment
+
+    try:  # a usage error even when no spec file would need the schemas
+        check_kube_version(kube_version)
+    except UnsupportedKubeVersion as e:
+        raise DkeError(f"--kube-version: {e}", 2) from None
+    loaded = Loaded(file, Path(file).parent)
+    set_docs = [parse_set(i, arg) for i, arg in enumerate(sets)]  # usage errors: raise
+    try:
+        # An empty overlay changes nothing (Helm accepts empty values files too).
+        documents = [load_mapping(file)] + [load_mapping(f, allow_empty=True) for f in overlays]
+    except DkeError as e:
+        loaded.diagnostics.extend(e.diagnostics)
+        return loaded
+    merged = layer(documents + set_docs)
+    loaded.merged = merged
+
+    problems = validate_environment(merged.data, merged)
+    loaded.diagnostics.extend(problems)
+    if problems:
+        return loaded
+    env = from_validated(merged.data)
+    loaded.env = env
+
+    from dke.environment.checks import check_environment, check_spec_file
+
+    loaded.diagnostics.extend(check_environment(env, merged, loaded.base_dir))
+    if isinstance(merged.data, dict) and merged.data.get("deployment"):
+        from dke.runners.deploy import check_deployment  # cron/rrule parsers only when there are schedules
+
+        loaded.diagnostics.extend(check_deployment(env, merged))
+    for key in ("scheduler_spec_file", "worker_spec_file"):
+        name = getattr(env, key)
+        if not name:
+            continue
+        origin = merged.document_for((key,))
+        base = origin.path.parent if origin.path is not None else loaded.base_dir
+        from dke.environment.paths import resolve_spec_path
+
+        _, reason = resolve_spec_path(base, name)  # relative, inside base's tree, a regular file
+        if reason is not None:
+            loaded.diagnostics.append(merged.diagnostic((key,), SPEC_NOT_FOUND, reason))
+            continue
+        spec, problems = load_spec_file(name, base, kube_version)
+        loaded.diagnostics.extend(problems)
+        if spec is not None:
+            role = key.split("_")[0]
+            loaded.diagnostics.extend(check_spec_file(spec, env.image))
+            loaded.diagnostics.extend(podtemplate.check(spec, role))
+            setattr(loaded, role, spec)
+    return loaded

@@ -1,0 +1,279 @@
+"""The positioned YAML loader: plain data, exact positions, one clean error per bad input."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dke.diagnostics import DkeError
+from dke.environment.load import MAX_NODES, Document, Pos, json_path, load_file, load_mapping, parse_yaml
+
+TEXT = """\
+# a comment
+name: etl
+flow:
+  entrypoint: flows/etl.py:etl
+  parameters: {n: 100, tags: [a, b]}
+secrets:
+  - prefect-api
+  - other
+env:
+  A: "1"
+"""
+
+
+def load_text(text: str, **kwargs) -> Document:
+    return parse_yaml("env.yaml", text, **kwargs)[0]
+
+
+def error_of(text: str, **kwargs):
+    with pytest.raises(DkeError) as info:
+        parse_yaml("env.yaml", text, **kwargs)
+    (d,) = info.value.diagnostics
+    assert d.file == "env.yaml" and d.severity == "error"
+    return d
+
+
+def test_data_is_plain_python():
+    doc = load_text(TEXT)
+    assert doc.data == {
+        "name": "etl",
+        "flow": {"entrypoint": "flows/etl.py:etl", "parameters": {"n": 100, "tags": ["a", "b"]}},
+        "secrets": ["prefect-api", "other"],
+        "env": {"A": "1"},
+    }
+
+    def types(value):
+        if isinstance(value, dict):
+            return {type(value)} | {type(k) for k in value} | set().union(*map(types, value.values()))
+        if isinstance(value, list):
+            return {type(value)} | set().union(*map(types, value))
+        return {type(value)}
+
+    # nothing of ruamel's round-trip classes leaks downstream
+    assert types(doc.data) <= {dict, list, str, int}
+
+
+def test_positions_of_keys_and_values():
+    doc = load_text(TEXT)
+    assert doc.keys[("name",)] == Pos(2, 1)
+    assert doc.values[("name",)] == Pos(2, 7)
+    assert doc.keys[("flow", "entrypoint")] == Pos(4, 3)
+    assert doc.values[("flow", "entrypoint")] == Pos(4, 15)
+    assert doc.values[("flow", "parameters", "n")] == Pos(5, 19)
+    assert doc.values[("flow", "parameters", "tags", 1)] == Pos(5, 34)
+    assert doc.values[("secrets", 0)] == Pos(7, 5)
+    assert doc.values[("secrets", 1)] == Pos(8, 5)
+    assert doc.values[("env", "A")] == Pos(10, 6)
+
+
+def test_pos_prefers_value_or_key_and_falls_back_to_the_nearest_ancestor():
+    doc = load_text(TEXT)
+    assert doc.pos(("name",)) == Pos(2, 7)
+    assert doc.pos(("name",), prefer_key=True) == Pos(2, 1)
+    # a key that is not there (a missing one): its mapping's position
+    assert doc.pos(("flow", "nope", "deeper")) == doc.pos(("flow",))
+    assert doc.pos(()) == Pos(2, 1)
+
+
+def test_diagnostic_carries_file_position_and_json_path():
+    d = load_text(TEXT).diagnostic(("flow", "parameters", "tags", 1), "DKE999", "boom")
+    assert (d.file, d.line, d.column, d.path, d.code, d.message) == (
+        "env.yaml",
+        5,
+        34,
+        "$.flow.parameters.tags[1]",
+        "DKE999",
+        "boom",
+    )
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ((), "$"),
+        (("name",), "$.name"),
+        (("secrets", 0), "$.secrets[0]"),
+        (("labels", "app.kubernetes.io/name"), "$.labels['app.kubernetes.io/name']"),
+        (("env", "LOG_LEVEL"), "$.env.LOG_LEVEL"),
+        (("a-b_c",), "$['a-b_c']"),
+        (("env", "2X"), "$.env['2X']"),
+    ],
+)
+def test_json_path(path, expected):
+    assert json_path(path) == expected
+
+
+@pytest.mark.parametrize(
+    "text, line, column, code, words",
+    [
+        ("name: a\nimage: [b\nflow: x\n", 3, 5, "DKE003", "invalid YAML"),
+        ("name: a\nflow:\n\tentrypoint: a:f\n", 3, 1, "DKE003", "tab character"),
+        ("name: a\nimage: b\nname: c\n", 3, 1, "DKE003", 'duplicate key "name"'),
+        ("flow:\n  a: 1\n  b: 2\n  a: 3\n", 4, 3, "DKE003", 'duplicate key "a"'),
+        ("", 1, 1, "DKE005", "empty"),
+        ("# only a comment\n", 1, 1, "DKE005", "empty"),
+        ("~\n", 1, 1, "DKE005", "empty"),
+        ("a: 1\n---\na: 2\n", 1, 1, "DKE003", "several"),
+        ("name: a\n1: b\n", 2, 1, "DKE004", "must be a string"),
+        ("name: etl\nimage: a\x01b\n", 2, 9, "DKE003", "U+0001 is not allowed"),
+        ('name: etl\nimage: "\\ud800"\n', 2, 8, "DKE002", "not valid Unicode"),
+        ('"\\udc00": 1\n', 1, 1, "DKE002", "not valid Unicode"),
+        ('a: "\\ud800"\na: b\n', 1, 4, "DKE002", "not valid Unicode"),  # the first problem, printable
+        ("a: " + "[" * 400 + "]" * 400 + "\n", 1, 104, "DKE003", "too deep"),
+    ],
+)
+def test_bad_yaml_is_one_positioned_error(text, line, column, code, words):
+    d = error_of(text)
+    assert (d.line, d.column, d.code) == (line, column, code)
+    assert words in d.message
+    assert "\n" not in d.message
+    d.message.encode("utf-8")  # printable: no lone surrogates
+
+
+def test_billion_laughs_fails_fast_without_expanding():
+    levels = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    start = time.perf_counter()
+    d = error_of("\n".join(levels) + "\n")
+    assert time.perf_counter() - start < 0.5
+    assert d.code == "DKE004" and str(MAX_NODES) in d.message
+
+
+def test_small_aliases_are_fine():
+    doc = load_text("base: &b {x: 1}\ncopy: *b\n")
+    assert doc.data == {"base": {"x": 1}, "copy": {"x": 1}}
+    doc.data["copy"]["x"] = 2  # plain copies: no shared structure downstream
+    assert doc.data["base"]["x"] == 1
+
+
+def test_scalars_become_plain_values():
+    doc = load_text("d: 2024-01-01\nb: true\nf: 1.5\nn: null\nt: !custom 7\nh: 0x10\ny: yes\n")
+    assert doc.data == {"d": "2024-01-01", "b": True, "f": 1.5, "n": None, "t": "7", "h": 16, "y": "yes"}
+    assert type(doc.data["b"]) is bool
+
+
+def test_multi_documents_skip_empty_ones():
+    docs = parse_yaml("pods.yaml", "a: 1\n---\n---\nb: 2\n", multi=True)
+    assert [d.data for d in docs] == [{"a": 1}, {"b": 2}]
+    assert docs[1].keys[("b",)] == Pos(4, 1)
+
+
+def test_allow_empty_gives_none():
+    assert parse_yaml("--set x", "", allow_empty=True)[0].data is None
+
+
+def test_load_file_reads_relative_to_base_and_strips_bom(tmp_path):
+    (tmp_path / "env.yaml").write_bytes(b"\xef\xbb\xbfname: etl\n")
+    doc = load_file("env.yaml", tmp_path)[0]
+    assert doc.data == {"name": "etl"}
+    assert doc.keys[("name",)] == Pos(1, 1)
+    assert doc.path == tmp_path / "env.yaml" and doc.file == "env.yaml"
+
+
+def test_non_utf8_points_at_the_bad_byte(tmp_path):
+    (tmp_path / "env.yaml").write_bytes("name: etl\nimage: fl\xf6w\n".encode("latin-1"))
+    with pytest.raises(DkeError) as info:
+        load_file("env.yaml", tmp_path)
+    (d,) = info.value.diagnostics
+    assert (d.code, d.line, d.column) == ("DKE002", 2, 10)
+    assert "0xf6" in d.message and "UTF-8" in d.message
+
+
+@pytest.mark.parametrize("make", ["missing", "directory"])
+def test_unreadable_files(tmp_path, make):
+    if make == "directory":
+        (tmp_path / "env.yaml").mkdir()
+    with pytest.raises(DkeError) as info:
+        load_file("env.yaml", tmp_path)
+    (d,) = info.value.diagnostics
+    assert (d.code, d.file, d.line) == ("DKE001", "env.yaml", 1)
+
+
+@pytest.mark.parametrize(
+    "text, found", [("- a\n- b\n", "a list"), ("just text\n", "a string"), ("42\n", "a number")]
+)
+def test_root_must_be_a_mapping(tmp_path, text, found):
+    (tmp_path / "env.yaml").write_text(text)
+    with pytest.raises(DkeError) as info:
+        load_mapping("env.yaml", tmp_path)
+    (d,) = info.value.diagnostics
+    assert d.code == "DKE006" and found in d.message
+
+
+# --- bad input found by probing (issue 10) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, line, column",
+    [
+        ("name: q\nflow: &f {<<: *f}\n", 2, 7),  # a mapping merging itself
+        ("a: &a {b: 1, <<: [*a]}\n", 1, 4),  # itself, through a list of merges
+    ],
+)
+def test_a_merge_key_that_refers_to_its_own_anchor_is_one_positioned_error(text, line, column):
+    d = error_of(text)
+    assert (d.code, d.line, d.column) == ("DKE003", line, column)
+    assert "merges a mapping into itself" in d.message
+
+
+def test_a_merge_cycle_through_a_nested_value_is_too_deep_not_a_crash():
+    d = error_of("a: &a {b: {<<: *a}}\n")
+    assert d.code == "DKE003" and "too deep" in d.message
+
+
+def test_merges_of_other_mappings_still_work():
+    doc = load_text("base: &b {x: 1}\nmid: &m {<<: *b, y: 2}\ntop: {<<: [*m], z: 3}\n")
+    assert doc.data["top"] == {"z": 3, "y": 2, "x": 1}
+
+
+@pytest.mark.parametrize(
+    "text", ["name: a\n---\n", "name: a\n---\n---\n", "---\nname: a\n---\n# end\n", "---\n---\nname: a\n"]
+)
+def test_empty_documents_are_ignored_as_kubectl_does(text):
+    assert load_text(text).data == {"name": "a"}
+
+
+def test_a_second_document_with_content_is_still_an_error():
+    assert "several" in error_of("name: a\n---\nname: b\n---\n").message
+
+
+def test_values_written_as_nothing_are_recorded_as_empty():
+    doc = load_text("env:\n  # A: b\nn: null\nt: ~\nflow:\n  parameters:\n")
+    assert doc.data == {"env": None, "n": None, "t": None, "flow": {"parameters": None}}
+    assert doc.empty == {("env",), ("flow", "parameters")}  # not the explicit nulls
+
+
+def test_reading_stops_at_the_size_cap(tmp_path):
+    from dke.environment.load import MAX_FILE_BYTES
+
+    (tmp_path / "big.yaml").write_bytes(b"a: 1\n" + b"#" * MAX_FILE_BYTES)
+    with pytest.raises(DkeError) as info:
+        load_file("big.yaml", tmp_path)
+    (d,) = info.value.diagnostics
+    assert d.code == "DKE001" and "larger than" in d.message
+
+
+def test_an_endless_device_is_refused_not_read_forever():
+    with pytest.raises(DkeError) as info:
+        load_file("/dev/zero")
+    assert "larger than" in info.value.diagnostics[0].message
+
+
+def test_a_duplicate_key_message_names_the_line_of_the_first():
+    # lines 1-based, as in the file:line:col prefix; the first one nested and not on line 1
+    d = error_of("name: etl\nflow:\n  entrypoint: a.py:f\n  parameters: {}\n  entrypoint: b.py:g\n")
+    assert (d.line, d.column) == (5, 3)
+    assert d.message == 'duplicate key "entrypoint" (first at line 3); each key may appear once'
+
+
+def test_a_redefined_anchor_is_valid_yaml_and_prints_no_python_warning():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        doc = load_text("a: &x {v: 1}\nb: &x {v: 2}\nc: *x\n")
+    assert doc.data["c"] == {"v": 2}  # the later definition, as YAML says
+    assert [str(w.message) for w in caught] == []

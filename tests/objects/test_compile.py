@@ -1,0 +1,1047 @@
+"""dke.objects.compile: objects, the DaskCluster in the RunSpec, provenance, offline validation."""
+
+import json
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dke.diagnostics import ERROR, WARNING
+from dke.environment import model
+from dke.environment.pipeline import load_environment
+from dke.objects import compile as dc
+from dke.objects.runspec import RUN_SPEC_ENV, RunSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBE = "1.35"
+
+
+def write_env(tmp_path: Path, data: dict, specs: dict | None = None) -> str:
+    """An environment file (JSON is YAML) plus spec files and a flow file; returns its path."""
+    (tmp_path / "flows").mkdir(exist_ok=True)
+    (tmp_path / "flows" / "flow.py").write_text("def main():\n    pass\n")
+    for name, text in (specs or {}).items():
+        (tmp_path / name).write_text(text)
+    path = tmp_path / "environment.yaml"
+    path.write_text(json.dumps(data, indent=1))
+    return str(path)
+
+
+def load(tmp_path, specs=None, **fields):
+    data = {
+        "name": "etl",
+        "image": "ghcr.io/acme/etl:1.0",
+        "flow": {"entrypoint": "flows/flow.py:main"},
+        **fields,
+    }
+    loaded = load_environment(write_env(tmp_path, data, specs))
+    assert loaded.ok(), loaded.diagnostics
+    return loaded
+
+
+def pods(objects, cluster):
+    """Every pod spec of a run: the Job's, and the scheduler's and workers' in the DaskCluster."""
+    out = [objects[-1]["spec"]["template"]["spec"]]
+    if cluster is not None:
+        out += [cluster["spec"]["scheduler"]["spec"], cluster["spec"]["worker"]["spec"]]
+    return out
+
+
+def run_spec(job) -> RunSpec:
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    return RunSpec.from_env_value(next(e["value"] for e in env if e["name"] == RUN_SPEC_ENV))
+
+
+# --- objects ------------------------------------------------------------------------------------
+
+
+def test_objects_in_apply_order_with_names_and_labels(tmp_path):
+    loaded = load(tmp_path, labels={"team": "data"}, annotations={"owner": "me"})
+    objects = dc.compile_environment(loaded, run_id="abc", namespace="ns1")
+    assert [o["kind"] for o in objects] == ["ServiceAccount", "Role", "RoleBinding", "Job"]
+    assert [o["metadata"]["name"] for o in objects] == ["etl-runner"] * 3 + ["etl-abc"]
+    for o in objects:
+        labels = o["metadata"]["labels"]
+        assert (
+            labels[dc.MANAGED_BY] == "dke"
+            and labels[dc.APP_NAME] == "etl"
+            and labels[dc.ENVIRONMENT_LABEL] == "etl"
+        )
+        assert labels["team"] == "data" and o["metadata"]["annotations"] == {"owner": "me"}
+        assert o["metadata"]["namespace"] == "ns1"
+    job = objects[-1]
+    assert job["metadata"]["labels"][dc.RUN_ID_LABEL] == "abc"
+    template = job["spec"]["template"]
+    assert template["metadata"]["labels"][dc.RUN_ID_LABEL] == "abc"
+    assert template["metadata"]["annotations"] == {dc.SAFE_TO_EVICT: "false", "owner": "me"}
+    assert template["spec"]["restartPolicy"] == "Never"
+    assert template["spec"]["serviceAccountName"] == "etl-runner"
+    assert job["spec"]["backoffLimit"] == 0 and job["spec"]["ttlSecondsAfterFinished"] == 86400
+    assert "activeDeadlineSeconds" not in job["spec"]
+    container = template["spec"]["containers"][0]
+    assert container["command"] == ["dke", "incluster"]
+    downward = {
+        e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e
+    }
+    assert downward == {
+        "DKE_JOB_NAME": "metadata.labels['batch.kubernetes.io/job-name']",
+        "DKE_JOB_UID": "metadata.labels['batch.kubernetes.io/controller-uid']",
+        "DKE_NAMESPACE": "metadata.namespace",
+        "DKE_POD_NAME": "metadata.name",
+        "DKE_POD_IP": "status.podIP",
+    }
+    cluster = run_spec(job).cluster
+    assert cluster["metadata"]["name"] == "etl-abc" and cluster["metadata"]["namespace"] == "ns1"
+    assert cluster["metadata"]["labels"][dc.RUN_ID_LABEL] == "abc"
+
+
+def test_role_is_least_privilege_and_namespaced(tmp_path):
+    sa, role, binding, _ = dc.compile_environment(load(tmp_path))
+    rules = {
+        (g, r): set(rule["verbs"])
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+    assert rules == {
+        ("kubernetes.dask.org", "daskclusters"): {"get", "list", "watch", "create", "patch", "delete"},
+        ("kubernetes.dask.org", "daskworkergroups"): {"get", "list", "watch", "create", "patch", "delete"},
+        ("kubernetes.dask.org", "daskautoscalers"): {"get", "list", "watch", "create", "patch", "delete"},
+        ("", "pods"): {"get", "list", "watch"},
+        ("", "services"): {"get", "list", "watch"},
+        ("", "pods/log"): {"get"},
+        ("batch", "jobs"): {"get", "list"},
+        ("batch", "jobs/finalizers"): {"update"},
+    }
+    assert "*" not in json.dumps(role["rules"])
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "etl-runner",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "etl-runner", "namespace": "default"}]
+
+
+def test_existing_service_account_skips_rbac(tmp_path):
+    objects = dc.compile_environment(
+        load(
+            tmp_path,
+            job={
+                "service_account": "platform-runner",
+                "backoff_limit": 2,
+                "active_deadline_seconds": 60,
+                "safe_to_evict": True,
+                "ttl_seconds_after_finished": None,
+            },
+        )
+    )
+    (job,) = objects
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "platform-runner"
+    assert job["spec"]["backoffLimit"] == 2 and job["spec"]["activeDeadlineSeconds"] == 60
+    assert "ttlSecondsAfterFinished" not in job["spec"]
+    assert "annotations" not in job["spec"]["template"]["metadata"]  # safe to evict: no annotation
+    assert dc.SAFE_TO_EVICT not in json.dumps(run_spec(job).cluster)
+
+
+@pytest.mark.parametrize("fields", [{"executor": "local"}, {"scheduler_address": "tcp://dask:8786"}])
+def test_no_cluster_means_no_role(tmp_path, fields):
+    objects = dc.compile_environment(load(tmp_path, **fields))
+    assert [o["kind"] for o in objects] == ["ServiceAccount", "Job"]
+    spec = run_spec(objects[-1])
+    assert spec.cluster is None
+    assert spec.scheduler_address == fields.get("scheduler_address")
+    assert dc.validate_objects(load(tmp_path, **fields), KUBE) == []
+
+
+def test_env_secrets_and_pull_secret_reach_every_pod_and_container(tmp_path):
+    worker = """
+apiVersion: v1
+kind: Pod
+metadata: {labels: {pool: big}, annotations: {note: hi}}
+spec:
+  imagePullSecrets: [{name: extra}]
+  containers:
+  - name: worker
+    env: [{name: LOG_LEVEL, value: debug}]
+    envFrom: [{configMapRef: {name: cfg}}]
+  - name: sidecar
+    args: [sleep, infinity]
+  initContainers:
+  - name: init
+    args: ["true"]
+"""
+    loaded = load(
+        tmp_path,
+        {"worker.yaml": worker},
+        worker_spec_file="worker.yaml",
+        private_registry=True,
+        env={"LOG_LEVEL": "info", "REGION": "eu"},
+        secrets=["prefect-api", "db"],
+    )
+    compiled = dc.compile_traced(loaded)
+    for pod in pods(compiled.objects, compiled.cluster):
+        assert {"name": "etl-registry"} in pod["imagePullSecrets"]
+        for c in pod["containers"] + pod.get("initContainers", []):
+            assert c["image"] == "ghcr.io/acme/etl:1.0"
+            names = [e["name"] for e in c["env"]]
+            assert "REGION" in names and names.count("LOG_LEVEL") == 1
+            refs = [e["secretRef"]["name"] for e in c["envFrom"] if "secretRef" in e]
+            assert refs == ["prefect-api", "db"]
+    worker_pod = compiled.cluster["spec"]["worker"]["spec"]
+    assert worker_pod["imagePullSecrets"] == [{"name": "etl-registry"}, {"name": "extra"}]
+    main = worker_pod["containers"][0]
+    assert {"name": "LOG_LEVEL", "value": "debug"} in main["env"]  # the spec file wins
+    assert main["envFrom"][0] == {"configMapRef": {"name": "cfg"}}  # its own envFrom kept, secrets added
+    meta = compiled.cluster["spec"]["worker"]["metadata"]
+    assert meta == {"annotations": {dc.SAFE_TO_EVICT: "false", "note": "hi"}, "labels": {"pool": "big"}}
+
+
+def test_worker_defaults_die_with_the_scheduler(tmp_path):
+    cluster = dc.compile_traced(load(tmp_path, min_workers=3, max_workers=3)).cluster
+    worker = cluster["spec"]["worker"]
+    assert worker["replicas"] == 3
+    args = worker["spec"]["containers"][0]["args"]
+    assert args[:2] == ["dask", "worker"] and args[args.index("--death-timeout") + 1] == "60"
+    assert cluster["spec"]["scheduler"]["spec"]["containers"][0]["args"][:2] == ["dask", "scheduler"]
+
+
+def test_cluster_has_the_shape_of_dask_kubernetes_make_cluster_spec(tmp_path):
+    from dask_kubernetes.operator import make_cluster_spec
+
+    loaded = load(tmp_path, min_workers=2, max_workers=5, env={"A": "1"})
+    ours = dc.compile_traced(loaded, run_id="r1").cluster
+    ref = make_cluster_spec(
+        "etl-r1", image="ghcr.io/acme/etl:1.0", n_workers=2, env={"A": "1"}, worker_command="dask worker"
+    )
+    assert (ours["apiVersion"], ours["kind"], ours["metadata"]["name"]) == (
+        ref["apiVersion"],
+        ref["kind"],
+        "etl-r1",
+    )
+    assert ours["spec"]["idleTimeout"] == ref["spec"]["idleTimeout"]
+    assert ours["spec"]["scheduler"]["service"] == ref["spec"]["scheduler"]["service"]
+    assert ours["spec"]["worker"]["replicas"] == ref["spec"]["worker"]["replicas"]
+    (rs,) = ref["spec"]["scheduler"]["spec"]["containers"]
+    (os_,) = ours["spec"]["scheduler"]["spec"]["containers"]
+    for key in ("name", "image", "env", "ports", "readinessProbe", "livenessProbe"):
+        assert os_[key] == rs[key], key
+    assert os_["args"] == ["dask", "scheduler"] + rs["args"][1:]  # `dask scheduler`, not `dask-scheduler`
+    (rw,) = ref["spec"]["worker"]["spec"]["containers"]
+    (ow,) = ours["spec"]["worker"]["spec"]["containers"]
+    for key in ("name", "image", "env", "ports"):
+        assert ow[key] == rw[key], key
+    assert ow["args"] == rw["args"] + ["--death-timeout", "60"]
+
+
+def test_render_is_deterministic_and_run_ids_are_real(tmp_path):
+    loaded = load(tmp_path)
+    assert dc.compile_environment(loaded) == dc.compile_environment(load(tmp_path))
+    assert dc.compile_environment(loaded)[-1]["metadata"]["name"] == f"etl-{dc.PLACEHOLDER_RUN_ID}"
+    ids = [dc.new_run_id() for _ in range(50)]
+    assert len(set(ids)) == 50
+    for run_id in ids:
+        assert dc.check_run_id(run_id) == run_id and len(run_id) == 11
+    import time
+
+    before = dc.new_run_id()
+    time.sleep(1.05)
+    assert dc.new_run_id()[:7] > before[:7]  # sorts by start time
+
+
+def test_run_id_is_checked(tmp_path):
+    with pytest.raises(dc.DkeError) as e:
+        dc.compile_environment(load(tmp_path), run_id="-bad")
+    assert e.value.exit_code == 2
+
+
+# --- provenance -------------------------------------------------------------------------------------
+
+
+def test_every_value_has_an_origin_with_file_and_line(tmp_path):
+    worker = "containers:\n- name: worker\n  resources:\n    limits: {memory: 2Gi}\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml", min_workers=2)
+    compiled = dc.compile_traced(loaded)
+    origins = compiled.cluster_origins
+    limit = origins[("spec", "worker", "spec", "containers", 0, "resources", "limits", "memory")]
+    assert (limit.kind, limit.file.endswith("worker.yaml"), limit.line) == ("spec", True, 4)
+    replicas = origins[("spec", "worker", "replicas")]
+    assert (replicas.kind, replicas.key) == ("environment", "min_workers")
+    lines = Path(replicas.file).read_text().splitlines()
+    assert '"min_workers": 2' in lines[replicas.line - 1]
+    image = origins[("spec", "worker", "spec", "containers", 0, "image")]
+    assert image.key == "image"  # the spec file names no image: the flow image fills in
+    job_origins = compiled.origins[-1]
+    assert job_origins[("spec", "backoffLimit")].describe() == "default job.backoff_limit"
+    assert job_origins[("spec", "template", "spec", "restartPolicy")].describe() == "dke"
+    assert job_origins[("metadata", "labels", dc.RUN_ID_LABEL)].kind == "run"
+    # every leaf of every object is accounted for
+    for obj, where in zip(compiled.objects, compiled.origins):
+        assert set(_leaves(obj)) == set(where)
+
+
+def _leaves(node, path=()):
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from _leaves(v, path + (k,))
+    elif isinstance(node, list) and node:
+        for i, v in enumerate(node):
+            yield from _leaves(v, path + (i,))
+    elif not isinstance(node, (dict, list)):
+        yield path
+
+
+def test_overlay_and_set_origins(tmp_path):
+    path = write_env(tmp_path, {"name": "etl", "image": "x:1", "flow": {"entrypoint": "flows/flow.py:main"}})
+    (tmp_path / "prod.yaml").write_text("namespace: prod\nmin_workers: 2\nmax_workers: 9\n")
+    loaded = load_environment(path, [str(tmp_path / "prod.yaml")], ["min_workers=3"])
+    compiled = dc.compile_traced(loaded)
+    assert (
+        compiled.origins[0][("metadata", "namespace")].describe() == f"{tmp_path / 'prod.yaml'}:1 namespace"
+    )
+    assert compiled.cluster_origins[("spec", "worker", "replicas")].describe() == "--set min_workers"
+    assert compiled.run_origins[("max_workers",)].describe() == f"{tmp_path / 'prod.yaml'}:3 max_workers"
+
+
+# --- offline validation ------------------------------------------------------------------------------
+
+
+def test_examples_validate_clean():
+    for env in sorted((ROOT / "examples").glob("*/environment.yaml")):
+        loaded = load_environment(str(env))
+        assert loaded.ok(), loaded.diagnostics
+        assert dc.validate_objects(loaded, KUBE) == [], env
+
+
+def test_problem_from_a_spec_file_points_at_its_line(tmp_path):
+    worker = "terminationGracePeriodSeconds: 30\ncontainers:\n- name: worker\n  args: [--nthreads, '2']\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    # A value that only goes wrong after loading (as merge results can): the diagnostic
+    # must still name the spec file's own line, not the compiled object.
+    loaded.worker.document.data["terminationGracePeriodSeconds"] = "thirty"
+    (d,) = dc.validate_objects(loaded, KUBE)
+    assert (d.code, d.file.endswith("worker.yaml"), d.line, d.column) == (dc.CLUSTER_INVALID, True, 1, 32)
+    assert "DaskCluster etl-run-id" in d.message and "terminationGracePeriodSeconds" in d.message
+
+
+def test_problem_from_the_environment_points_at_its_key(tmp_path):
+    loaded = load(tmp_path, job={"backoff_limit": 1})
+    loaded.env.job.backoff_limit = "many"  # as if a future rule let it through the model
+    (d,) = dc.validate_objects(loaded, KUBE)
+    assert (d.code, d.file.endswith("environment.yaml"), d.path) == (
+        dc.OBJECT_INVALID,
+        True,
+        "$.job.backoff_limit",
+    )
+    lines = Path(d.file).read_text().splitlines()
+    assert '"backoff_limit": 1' in lines[d.line - 1]
+    assert "Job etl-run-id at $.spec.backoffLimit" in d.message
+
+
+def test_name_that_makes_an_invalid_service_name(tmp_path):
+    # <name>-<run id>-scheduler is the operator's Service: a DNS-1035 label, so the name starts with a letter
+    data = {"name": "9etl", "image": "ghcr.io/acme/etl:1.0", "flow": {"entrypoint": "flows/flow.py:main"}}
+    loaded = load_environment(write_env(tmp_path, data))
+    (d,) = loaded.diagnostics
+    assert (d.code, d.severity, d.line, d.path) == ("DKE103", ERROR, 2, "$.name")
+    longest = "a" * 40 + "-" + "b" * dc.RUN_ID_MAX + "-scheduler"
+    assert len(longest) <= 63
+
+
+def test_dask_container_under_another_name_is_taken_as_the_worker(tmp_path):
+    worker = (
+        "containers:\n- name: dask-worker\n  args: [dask, worker, --nthreads, '2']\n  resources:\n"
+        "    limits: {nvidia.com/gpu: 1}\n"
+    )
+    data = {
+        "name": "etl",
+        "image": "ghcr.io/acme/etl:1.0",
+        "flow": {"entrypoint": "flows/flow.py:main"},
+        "worker_spec_file": "worker.yaml",
+    }
+    loaded = load_environment(write_env(tmp_path, data, {"worker.yaml": worker}))
+    (d,) = loaded.diagnostics
+    assert (d.code, d.severity, d.line) == ("DKE213", WARNING, 2) and "name it 'worker'" in d.message
+    cluster = dc.compile_traced(loaded).cluster
+    (container,) = cluster["spec"]["worker"]["spec"]["containers"]  # one Dask worker per pod
+    assert container["name"] == "worker" and container["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
+    assert container["args"] == [
+        "dask",
+        "worker",
+        "--name",
+        "$(DASK_WORKER_NAME)",
+        "--dashboard",
+        "--dashboard-address",
+        "8788",
+        "--death-timeout",
+        "60",
+        "--nthreads",
+        "2",
+    ]
+
+
+def test_spec_file_pod_labels_are_checked_at_their_line(tmp_path):
+    worker = (
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    ok: fine\n    bad: 'has space'\n"
+        "  annotations:\n    'no good/x/y': z\nspec: {}\n"
+    )
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    problems = dc.validate_objects(loaded, KUBE)
+    assert [(d.code, d.line, d.path) for d in problems] == [
+        (dc.OBJECT_INVALID, 6, "$.metadata.labels.bad"),
+        (dc.OBJECT_INVALID, 8, "$.metadata.annotations['no good/x/y']"),
+    ]
+
+
+def test_crd_schema_is_strict_where_kubernetes_is():
+    validator = dc.crd_validator("daskcluster", KUBE)
+    good = {
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskCluster",
+        "metadata": {"name": "x"},
+        "spec": {
+            "scheduler": {"spec": {"containers": [{"name": "s"}]}, "service": {}},
+            "worker": {"spec": {"containers": [{"name": "w"}]}},
+        },
+    }
+    assert list(validator.iter_errors(good)) == []
+    bad = json.loads(json.dumps(good))
+    bad["spec"]["worker"]["spec"]["containers"][0]["imagee"] = "x"
+    del bad["spec"]["scheduler"]["service"]
+    bad["kind"] = "DaskJob"
+    messages = sorted(e.message for e in validator.iter_errors(bad))
+    assert any("imagee" in m for m in messages) and any("'service' is a required" in m for m in messages)
+    assert any("DaskCluster" in m for m in messages)
+    scaler = dc.crd_validator("daskautoscaler", KUBE)
+    assert list(scaler.iter_errors(dc.autoscaler_for("x", 1, 3))) == []
+    assert list(scaler.iter_errors({**dc.autoscaler_for("x", 1, 3), "spec": {"cluster": "x"}}))
+
+
+def test_vendored_crds_match_the_installed_dask_kubernetes():
+    import dask_kubernetes.operator
+
+    installed = Path(dask_kubernetes.operator.__file__).parent / "customresources"
+    vendored = ROOT / "dke" / "data"
+    for name in (
+        "daskcluster.yaml",
+        "daskcluster.patch.yaml",
+        "daskautoscaler.yaml",
+        "daskautoscaler.patch.yaml",
+        "templates.yaml",
+    ):
+        assert (vendored / name).read_bytes() == (installed / name).read_bytes(), (
+            f"dke/data/{name} differs from dask-kubernetes' {installed / name}: copy it again and re-run the tests"
+        )
+
+
+# --- property: whatever the model accepts compiles to valid objects on the flow image ----------------
+
+LABEL = st.from_regex(r"\A[a-z]([a-z0-9-]{0,10}[a-z0-9])?\Z")
+NAME = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?\Z")
+TEXT = st.text(string.ascii_letters + string.digits + " :/.-_", max_size=12)
+SPECS = {
+    "none": None,
+    "selector": "nodeSelector: {pool: big}\ntolerations: [{key: k, operator: Exists, effect: NoSchedule}]\n",
+    "resources": "containers:\n- name: worker\n  resources: {limits: {cpu: '2', memory: 4Gi}}\n",
+    "sidecar": "apiVersion: v1\nkind: Pod\nmetadata: {labels: {a: b}}\nspec:\n  containers:\n  - name: side\n"
+    "    args: [sleep, '1']\n  initContainers:\n  - name: init\n    args: ['true']\n",
+    "volumes": "volumes: [{name: v, emptyDir: {}}]\ncontainers:\n- name: scheduler\n  volumeMounts: "
+    "[{name: v, mountPath: /v}]\n- name: worker\n  volumeMounts: [{name: v, mountPath: /v}]\n",
+}
+
+
+@st.composite
+def environments(draw):
+    data = {
+        "name": draw(NAME.filter(lambda s: len(s) <= model.NAME_MAX)),
+        "image": draw(
+            st.sampled_from(
+                ["ghcr.io/acme/etl:1.0", "registry.local:5000/x/y@sha256:" + "a" * 64, "flow:2024.1"]
+            )
+        ),
+        "flow": {
+            "entrypoint": "flows/flow.py:main",
+            "parameters": draw(
+                st.dictionaries(
+                    st.from_regex(r"\A[a-z_]{1,6}\Z"),
+                    st.one_of(st.integers(), TEXT, st.booleans()),
+                    max_size=2,
+                )
+            ),
+        },
+    }
+    low = draw(st.integers(0, 5))
+    optional = {
+        "namespace": LABEL,
+        "min_workers": st.just(low),
+        "max_workers": st.integers(max(low, 1), 8),
+        "private_registry": st.booleans(),
+        "image_pull_secret": LABEL,
+        "env": st.dictionaries(st.from_regex(r"\A[A-Z_][A-Z0-9_]{0,6}\Z"), TEXT, max_size=3),
+        "secrets": st.lists(LABEL, max_size=2, unique=True),
+        "labels": st.dictionaries(st.from_regex(r"\A[a-z]{1,5}(\.io/[a-z]{1,4})?\Z"), LABEL, max_size=2),
+        "annotations": st.dictionaries(st.from_regex(r"\A[a-z]{1,6}\Z"), TEXT, max_size=2),
+        "job": st.fixed_dictionaries(
+            {},
+            optional={
+                "service_account": LABEL,
+                "backoff_limit": st.integers(0, 6),
+                "ttl_seconds_after_finished": st.none() | st.integers(0, 10**6),
+                "active_deadline_seconds": st.none() | st.integers(1, 10**6),
+                "safe_to_evict": st.booleans(),
+            },
+        ),
+        "executor": st.sampled_from(["dask", "local"]),
+        "scheduler_address": st.just("tcp://dask-scheduler:8786"),
+    }
+    for key, strategy in optional.items():
+        if draw(st.booleans()):
+            data[key] = draw(strategy)
+    if "scheduler_address" in data and data.get("executor") == "local":
+        del data["scheduler_address"]
+    specs = {}
+    for role in ("scheduler", "worker"):
+        choice = draw(st.sampled_from(sorted(SPECS)))
+        if SPECS[choice] and "scheduler_address" not in data and data.get("executor") != "local":
+            specs[f"{role}.yaml"] = SPECS[choice]
+            data[f"{role}_spec_file"] = f"{role}.yaml"
+    return data, specs
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=environments())
+def test_every_accepted_environment_compiles_to_valid_objects_on_the_flow_image(tmp_path, case):
+    data, specs = case
+    for old in tmp_path.glob("*.yaml"):
+        old.unlink()
+    loaded = load_environment(write_env(tmp_path, data, specs))
+    if not loaded.ok():  # the model (or a check) refused it: nothing to compile
+        assert any(d.is_error for d in loaded.diagnostics)
+        return
+    assert [d for d in dc.validate_objects(loaded, KUBE) if d.is_error] == []
+    compiled = dc.compile_traced(loaded, run_id=dc.new_run_id())
+    assert compiled.objects[-1]["kind"] == "Job"
+    for pod in pods(compiled.objects, compiled.cluster):
+        for c in pod["containers"] + pod.get("initContainers", []):
+            assert c["image"] == loaded.env.image
+        if loaded.env.private_registry:
+            assert {"name": loaded.env.pull_secret_name} in pod["imagePullSecrets"]
+    spec = run_spec(compiled.objects[-1])
+    assert spec.cluster == compiled.cluster
+    assert (spec.min_workers, spec.max_workers) == (loaded.env.min_workers, loaded.env.max_workers)
+
+
+# --- what the API server refuses beyond the schema ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "worker, line, words",
+    [
+        (
+            "containers:\n- name: worker\n  volumeMounts:\n  - {name: scratch, mountPath: /s}\n",
+            4,
+            "names no volume",
+        ),
+        (
+            "containers:\n- name: worker\n  resources:\n    requests: {memory: 8Gi}\n    limits: {memory: 4Gi}\n",
+            4,
+            "more than its limit",
+        ),
+        (
+            "containers:\n- name: worker\n  ports:\n  - {name: a-very-long-port-name, containerPort: 9000}\n",
+            4,
+            "at most 15",
+        ),
+        (
+            "containers:\n- name: worker\n  env:\n  - {name: 1BAD, value: x}\n",
+            4,
+            "must not start with a digit",
+        ),
+        ("containers:\n- name: Sidecar_1\n", 2, "must be a DNS label"),
+    ],
+)
+def test_pod_rules_of_the_api_server_point_at_the_spec_line(tmp_path, worker, line, words):
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    (d,) = dc.validate_objects(loaded, KUBE)
+    assert (d.code, d.file.endswith("worker.yaml"), d.line) == ("DKE214", True, line) and words in d.message
+
+
+def test_requests_within_limits_pass(tmp_path):
+    worker = (
+        "containers:\n- name: worker\n  resources:\n    requests: {cpu: 500m, memory: 1Gi}\n"
+        "    limits: {cpu: '1', memory: 1024Mi}\n"
+    )
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    assert dc.validate_objects(loaded, KUBE) == []
+
+
+def test_objects_over_the_api_servers_size_limits_are_reported_with_their_size(tmp_path):
+    loaded = load(tmp_path, flow={"entrypoint": "flows/flow.py:main", "parameters": {"blob": "x"}})
+    loaded.env.flow.parameters["blob"] = "x" * (1600 * 1024)  # environment files are capped below this
+    found = [d for d in dc.validate_objects(loaded, KUBE) if d.code == "DKE404"]
+    assert found and all("bytes" in d.message and "1.5 MiB" in d.message for d in found)
+    loaded = load(tmp_path, annotations={"big": "y" * (300 * 1024)})
+    (d, *_) = [d for d in dc.validate_objects(loaded, KUBE) if d.code == "DKE404"]
+    assert "256 KiB" in d.message and d.path == "$.annotations.big"
+
+
+# --- literal contract: label keys and the default pull secret ------------------------------------
+# Spelled out here, not through dke.objects.compile's constants: `dke status/logs/delete` (dke.runners.kube), the
+# in-cluster runner and users' own selectors depend on these exact strings, and a test that used
+# the constants would follow a rename of one of them.
+
+
+def test_label_keys_are_the_documented_strings(tmp_path):
+    loaded = load(tmp_path, private_registry=True)
+    objects = dc.compile_environment(loaded, run_id="r7", namespace="ns1")
+    common = {
+        "app.kubernetes.io/managed-by": "dke",
+        "app.kubernetes.io/name": "etl",
+        "dke.dev/environment": "etl",
+    }
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        assert {k: labels.get(k) for k in common} == common, obj["kind"]
+        assert ("dke.dev/run-id" in labels) == (obj["kind"] == "Job"), obj["kind"]
+    job = objects[-1]
+    assert job["metadata"]["labels"]["dke.dev/run-id"] == "r7"
+    assert job["spec"]["template"]["metadata"]["labels"]["dke.dev/run-id"] == "r7"
+    cluster = run_spec(job).cluster
+    assert cluster["metadata"]["labels"]["dke.dev/run-id"] == "r7"
+    assert cluster["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "dke"
+    assert cluster["metadata"]["labels"]["dke.dev/environment"] == "etl"
+
+
+@pytest.mark.parametrize("role", ["scheduler", "worker"])
+def test_the_default_pods_carry_the_pull_secret_themselves(tmp_path, role):
+    """dke's default pod (before any spec file merges over it) names the pull secret: so a spec
+    file's own imagePullSecrets merge after it, and dke's comes first, once."""
+    from dke.objects.explain import strip
+
+    compiler = dc._Compiler(load(tmp_path, private_registry=True), "r7", None)
+    default, _ = strip(getattr(compiler, f"{role}_pod")())
+    assert default["imagePullSecrets"] == [{"name": "etl-registry"}]
+    assert (
+        "imagePullSecrets" not in strip(getattr(dc._Compiler(load(tmp_path), "r7", None), f"{role}_pod")())[0]
+    )
+
+
+def test_numeric_quantities_become_strings_the_operators_crd_takes(tmp_path):
+    worker = (
+        "containers:\n- name: worker\n  resources:\n    limits: {cpu: 2, nvidia.com/gpu: 1, memory: 4Gi}\n"
+        "    requests: {cpu: 0.5}\nvolumes:\n- name: s\n  emptyDir: {sizeLimit: 1000}\n"
+    )
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    compiled = dc.compile_traced(loaded)
+    pod = compiled.cluster["spec"]["worker"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"] == {
+        "limits": {"cpu": "2", "nvidia.com/gpu": "1", "memory": "4Gi"},
+        "requests": {"cpu": "0.5"},
+    }
+    assert pod["volumes"][0]["emptyDir"] == {"sizeLimit": "1000"}
+    assert (
+        compiled.cluster_origins[
+            ("spec", "worker", "spec", "containers", 0, "resources", "limits", "cpu")
+        ].line
+        == 4
+    )
+    assert dc.validate_objects(loaded, KUBE) == []
+
+
+def test_a_numeric_probe_port_is_refused_at_its_line(tmp_path):
+    worker = "containers:\n- name: worker\n  livenessProbe:\n    httpGet: {path: /health, port: 8788}\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    (d,) = dc.validate_objects(loaded, KUBE)
+    assert (d.code, d.file.endswith("worker.yaml"), d.line) == (dc.CLUSTER_INVALID, True, 4)
+    assert "name the container port" in d.message
+
+
+# --- what mutation testing found unchecked (see tests/README.md, "Mutation testing") -------------
+
+
+def test_pod_label_and_annotation_keys_in_full(tmp_path):
+    name63, name64 = "a" * 63, "a" * 64
+    worker = (
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n"
+        f"    example.org/{name63}: ok\n    {name64}: too-long\n    fine: 'bad value!'\n"
+        f"  annotations:\n    {name63}: any text at all\n    'a b': x\nspec: {{}}\n"
+    )
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    problems = dc.validate_objects(loaded, KUBE)
+    rules = "an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'"
+    assert [(d.severity, d.code, d.line, d.column, d.path, d.message) for d in problems] == [
+        (
+            ERROR,
+            dc.OBJECT_INVALID,
+            6,
+            5,
+            f"$.metadata.labels.{name64}",
+            f"label key '{name64}' is not a valid Kubernetes key: {rules}",
+        ),
+        (
+            ERROR,
+            dc.OBJECT_INVALID,
+            7,
+            11,
+            "$.metadata.labels.fine",
+            "label value 'bad value!' is not valid: at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit",
+        ),
+        (
+            ERROR,
+            dc.OBJECT_INVALID,
+            10,
+            5,
+            "$.metadata.annotations['a b']",
+            f"annotation key 'a b' is not a valid Kubernetes key: {rules}",
+        ),
+    ]
+
+
+def test_a_problem_from_a_default_is_reported_at_the_top_of_the_file(tmp_path):
+    from dke.objects.explain import Origin
+
+    loaded = load(tmp_path)
+    d = dc.diagnostic_at(loaded, Origin("default", "job.backoff_limit"), "DKE400", "too big", WARNING)
+    assert d == type(d)(
+        WARNING, "DKE400", "too big (from the default of job.backoff_limit)", loaded.file, 1, 1, "$"
+    )
+    # from the run (a --run-id, --namespace): at the environment's name
+    d = dc.diagnostic_at(loaded, Origin("run", "--namespace"), "DKE400", "bad namespace", WARNING)
+    assert (d.severity, d.code, d.message, d.file, d.line, d.path) == (
+        WARNING,
+        "DKE400",
+        "bad namespace",
+        loaded.file,
+        2,
+        "$.name",
+    )
+    # an origin that names a file only when it has one
+    d = dc.diagnostic_at(loaded, Origin("environment", "name", None, 5, 3, ("name",)), "DKE400", "no file")
+    assert (d.line, d.path) == (2, "$.name")
+
+
+def test_the_autoscaler_adapt_creates():
+    assert dc.autoscaler_for("etl-r1", 1, 4) == {
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskAutoscaler",
+        "metadata": {"name": "etl-r1"},
+        "spec": {"cluster": "etl-r1", "minimum": 1, "maximum": 4},
+    }
+
+
+def test_run_ids_up_to_twelve_characters(tmp_path):
+    loaded = load(tmp_path)
+    assert dc.compile_environment(loaded, run_id="a" * 12)[-1]["metadata"]["name"] == "etl-" + "a" * 12
+    for bad in ("a" * 13, "-bad", "Bad", "bad-"):
+        with pytest.raises(dc.DkeError) as e:
+            dc.compile_environment(loaded, run_id=bad)
+        assert e.value.exit_code == 2
+        assert e.value.message == (
+            f"run id {bad!r} must be at most 12 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit"
+        )
+
+
+def test_a_compiled_object_problem_is_an_error_named_after_the_object(tmp_path):
+    worker = "terminationGracePeriodSeconds: 30\ncontainers:\n- name: worker\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml", job={"backoff_limit": 1})
+    loaded.worker.document.data["terminationGracePeriodSeconds"] = "thirty"
+    loaded.env.job.backoff_limit = "many"
+    cluster_problem, job_problem = sorted(
+        dc.validate_objects(loaded, KUBE), key=lambda d: d.code, reverse=True
+    )
+    assert (cluster_problem.severity, cluster_problem.code, cluster_problem.path) == (
+        ERROR,
+        dc.CLUSTER_INVALID,
+        "$.terminationGracePeriodSeconds",
+    )
+    assert cluster_problem.message.startswith(
+        "compiled DaskCluster etl-run-id at $.spec.worker.spec.terminationGracePeriodSeconds: "
+    )
+    assert (job_problem.severity, job_problem.code, job_problem.path) == (
+        ERROR,
+        dc.OBJECT_INVALID,
+        "$.job.backoff_limit",
+    )
+    assert job_problem.message.startswith("compiled Job etl-run-id at $.spec.backoffLimit: ")
+
+
+def test_pod_problems_in_full():
+    name63 = "c" * 63
+    pod = {
+        "volumes": [{"name": "data"}, "not a volume"],
+        "initContainers": [{"name": "init", "volumeMounts": [{"name": "data"}, {"name": "cache"}]}],
+        "containers": [
+            {
+                "name": name63,
+                "ports": [
+                    {"name": "http", "containerPort": 1},
+                    {"containerPort": 2},
+                    {"name": "http", "containerPort": 3},
+                    {"name": "a" * 16},
+                    {"name": "a--b"},
+                    {"name": "123"},
+                    {"name": "p" * 15},
+                    "not a port",
+                ],
+                "env": [{"name": "GOOD_1.x-y"}, {"name": "1BAD"}, {"value": "no name"}, "not an env var"],
+            },
+            {"name": "init"},
+            {"name": "c" * 64},
+            {"name": "Worker"},
+            {"name": None},
+            "not a container",
+            {
+                "name": "res",
+                "resources": {
+                    "requests": {"cpu": "1500m", "memory": "1Gi", "gpu": "x"},
+                    "limits": {"cpu": "1", "memory": "1024Mi", "gpu": "1"},
+                },
+            },
+            {
+                "name": "res2",
+                "resources": {"requests": {"cpu": "2", "memory": "2Mi"}, "limits": {"cpu": "2000m"}},
+            },
+        ],
+    }
+    dns = "must be a DNS label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+    port = "must be at most 15 lowercase letters, digits or single '-', with at least one letter"
+    assert dc.pod_problems(pod) == [
+        (
+            ("initContainers", 0, "volumeMounts", 1, "name"),
+            "volumeMount 'cache' names no volume of the pod; add it under `volumes`",
+        ),
+        (("containers", 0, "ports", 2, "name"), "port name 'http' is used twice in the container"),
+        (("containers", 0, "ports", 3, "name"), f"port name '{'a' * 16}' {port}"),
+        (("containers", 0, "ports", 4, "name"), f"port name 'a--b' {port}"),
+        (("containers", 0, "ports", 5, "name"), f"port name '123' {port}"),
+        (
+            ("containers", 0, "env", 1, "name"),
+            "env name '1BAD' must consist of letters, digits, '_', '-' or '.', and must not start with a digit",
+        ),
+        (("containers", 1, "name"), "container name 'init' is used twice in the pod; names are unique"),
+        (("containers", 2, "name"), f"container name '{'c' * 64}' {dns}"),
+        (("containers", 3, "name"), f"container name 'Worker' {dns}"),
+        (("containers", 4, "name"), f"container name None {dns}"),
+        (
+            ("containers", 6, "resources", "requests", "cpu"),
+            "the cpu request '1500m' is more than its limit '1'; "
+            "a request must be less than or equal to the limit",
+        ),
+    ]
+
+
+def test_every_metadata_and_pod_of_every_object_is_checked(tmp_path):
+    big = "y" * (300 * 1024)
+    specs = {
+        f"{role[0]}.yaml": f"kind: Pod\nmetadata:\n  annotations: {{a: {big}}}\n"
+        f"spec:\n  containers: [{{name: {role}}}]\n"
+        for role in ("scheduler", "worker")
+    }
+    loaded = load(
+        tmp_path, specs, scheduler_spec_file="s.yaml", worker_spec_file="w.yaml", annotations={"big": big}
+    )
+    loaded.env.env["1BAD"] = "x"  # as if a future rule let it through the model: it reaches every container
+    where = sorted((d.code, d.message.split(":")[0]) for d in dc.validate_objects(loaded, KUBE))
+    assert where == sorted(
+        [
+            *[
+                ("DKE404", f"compiled {kind} at $.metadata.annotations")
+                for kind in (
+                    "ServiceAccount etl-runner",
+                    "Role etl-runner",
+                    "RoleBinding etl-runner",
+                    "Job etl-run-id",
+                    "DaskCluster etl-run-id",
+                )
+            ],
+            ("DKE404", "compiled Job etl-run-id at $.spec.template.metadata.annotations"),
+            ("DKE404", "compiled DaskCluster etl-run-id at $.spec.scheduler.metadata.annotations"),
+            ("DKE404", "compiled DaskCluster etl-run-id at $.spec.worker.metadata.annotations"),
+            (
+                "DKE214",
+                "compiled Job etl-run-id at $.spec.template.spec.containers[0].env[6].name",
+            ),  # after the run's own
+            ("DKE214", "compiled DaskCluster etl-run-id at $.spec.scheduler.spec.containers[0].env[0].name"),
+            ("DKE214", "compiled DaskCluster etl-run-id at $.spec.worker.spec.containers[0].env[0].name"),
+        ]
+    )
+
+
+def test_where_the_run_values_and_the_names_come_from(tmp_path):
+    """What `dke render --explain` shows for the values that do not come from a file line."""
+    from dke.objects.explain import Origin
+
+    def origins_of(loaded, *args):
+        compiled = dc.compile_traced(loaded, *args)
+        job, origins = compiled.objects[-1], compiled.origins[-1]
+        env = [e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]]
+        spec_at = ("spec", "template", "spec", "containers", 0, "env", env.index(RUN_SPEC_ENV), "value")
+        return {
+            what: origins.get(path)
+            for what, path in (
+                ("name", ("metadata", "name")),
+                ("namespace", ("metadata", "namespace")),
+                ("run id", ("metadata", "labels", "dke.dev/run-id")),
+                ("run spec", spec_at),
+                ("service account", ("spec", "template", "spec", "serviceAccountName")),
+            )
+        }
+
+    loaded = load(tmp_path, job={"service_account": "sa"})
+    file = loaded.file
+    found = origins_of(loaded)
+    assert found == {
+        "name": Origin("environment", "name", file, 2, 10, ("name",)),
+        "namespace": Origin("default", "namespace"),
+        "run id": Origin("run", "run id placeholder (--run-id)"),
+        "run spec": Origin("run", "dke: the run spec, annotated below"),
+        "service account": Origin(
+            "environment", "job.service_account", file, 8, 22, ("job", "service_account")
+        ),
+    }
+    found = origins_of(loaded, "r1", "ns1")
+    assert (found["run id"], found["namespace"]) == (Origin("run", "--run-id"), Origin("run", "--namespace"))
+    found = origins_of(load(tmp_path, namespace="data"))
+    assert found["namespace"] == Origin("environment", "namespace", file, 7, 15, ("namespace",))
+
+
+@pytest.mark.parametrize("extra", [{}, {"scheduler_address": "tcp://dask:8786"}])
+def test_the_explained_run_spec_is_the_run_spec_with_each_value_s_origin(tmp_path, extra):
+    loaded = load(
+        tmp_path,
+        flow={"entrypoint": "flows/flow.py:main", "parameters": {"n": 5}},
+        min_workers=1,
+        max_workers=3,
+        **extra,
+    )
+    compiled = dc.compile_traced(loaded, "r1")
+    spec = run_spec(compiled.objects[-1]).model_dump(mode="json")
+    assert compiled.run == {k: v for k, v in spec.items() if k in compiled.run}
+    assert set(compiled.run) == {"name", "run_id", "flow", "min_workers", "max_workers", "executor", *extra}
+    where = {path: (o.kind, o.key, o.path) for path, o in compiled.run_origins.items()}
+    assert where == {
+        ("name",): ("environment", "name", ("name",)),
+        ("run_id",): ("run", "--run-id", ()),
+        ("flow", "entrypoint"): ("environment", "flow.entrypoint", ("flow", "entrypoint")),
+        ("flow", "parameters", "n"): ("environment", "flow.parameters.n", ("flow", "parameters", "n")),
+        ("min_workers",): ("environment", "min_workers", ("min_workers",)),
+        ("max_workers",): ("environment", "max_workers", ("max_workers",)),
+        ("executor",): ("default", "executor", ()),
+        **(
+            {("scheduler_address",): ("environment", "scheduler_address", ("scheduler_address",))}
+            if extra
+            else {}
+        ),
+    }
+
+
+def test_the_scheduler_spec_file_reaches_the_scheduler(tmp_path):
+    scheduler = (
+        "kind: Pod\nmetadata:\n  labels: {pool: small}\nspec:\n  nodeSelector: {disk: ssd}\n"
+        "  containers:\n  - name: scheduler\n    resources: {limits: {memory: 1Gi}}\n"
+    )
+    loaded = load(tmp_path, {"scheduler.yaml": scheduler}, scheduler_spec_file="scheduler.yaml")
+    compiled = dc.compile_traced(loaded)
+    part = compiled.cluster["spec"]["scheduler"]
+    assert part["metadata"] == {"annotations": {dc.SAFE_TO_EVICT: "false"}, "labels": {"pool": "small"}}
+    assert part["spec"]["nodeSelector"] == {"disk": "ssd"}
+    [container] = part["spec"]["containers"]
+    assert container["resources"] == {"limits": {"memory": "1Gi"}} and container["args"][:2] == [
+        "dask",
+        "scheduler",
+    ]
+    assert "nodeSelector" not in compiled.cluster["spec"]["worker"]["spec"]
+    o = compiled.cluster_origins[("spec", "scheduler", "spec", "nodeSelector", "disk")]
+    assert (o.kind, o.file.endswith("scheduler.yaml"), o.line) == ("spec", True, 5)
+    assert o.path == ("spec", "nodeSelector", "disk")
+
+
+@pytest.mark.parametrize(
+    "pull", [{"private_registry": True}, {"private_registry": True, "image_pull_secret": "regcred"}]
+)
+def test_where_env_secrets_labels_and_pull_secrets_come_from(tmp_path, pull):
+    loaded = load(tmp_path, env={"A": "1"}, secrets=["s1"], labels={"team": "data"}, **pull)
+    compiled = dc.compile_traced(loaded, "r1")
+    job, origins = compiled.objects[-1], compiled.origins[-1]
+    pod = ("spec", "template", "spec")
+    env = [e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]]
+    a = pod + ("containers", 0, "env", env.index("A"))
+
+    def where(path):
+        o = origins[path]
+        return o.kind, o.key, o.path
+
+    assert where(a + ("name",)) == where(a + ("value",)) == ("environment", "env.A", ("env", "A"))
+    assert where(pod + ("containers", 0, "envFrom", 0, "secretRef", "name")) == (
+        "environment",
+        "secrets.0",
+        ("secrets", 0),
+    )
+    assert where(("metadata", "labels", "team")) == ("environment", "labels.team", ("labels", "team"))
+    key = "image_pull_secret" if "image_pull_secret" in pull else "private_registry"
+    assert where(pod + ("imagePullSecrets", 0, "name")) == ("environment", key, (key,))
+    assert where(("spec", "template", "metadata", "annotations", dc.SAFE_TO_EVICT)) == (
+        "default",
+        "job.safe_to_evict",
+        (),
+    )
+
+
+@pytest.mark.parametrize(
+    "change, path, rule, message",
+    [
+        (
+            {"apiVersion": "kubernetes.dask.org/v2"},
+            ["apiVersion"],
+            "const",
+            "'kubernetes.dask.org/v1' was expected",
+        ),
+        ({"kind": "DaskJob"}, ["kind"], "const", "'DaskCluster' was expected"),
+        ({"metadata": {"name": 5}}, ["metadata", "name"], "type", "5 is not of type 'string', 'null'"),
+        ({"metadata": None}, [], "required", "'metadata' is a required property"),
+    ],
+)
+def test_the_crd_schema_checks_the_object_itself(change, path, rule, message):
+    good = {
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskCluster",
+        "metadata": {"name": "x"},
+        "spec": {
+            "scheduler": {"spec": {"containers": [{"name": "s"}]}, "service": {}},
+            "worker": {"spec": {"containers": [{"name": "w"}]}},
+        },
+    }
+    bad = {k: v for k, v in {**good, **change}.items() if v is not None}
+    validator = dc.crd_validator("daskcluster", KUBE)
+    assert [(list(e.absolute_path), e.validator, e.message) for e in validator.iter_errors(bad)] == [
+        (path, rule, message)
+    ]
+    assert [e.validator for e in validator.iter_errors([good])] == ["type", "type"]  # not an object at all
+
+
+def test_only_the_dask_container_gets_the_dask_command(tmp_path):
+    worker = (
+        "containers:\n- name: worker\n  args: [dask, worker, --nthreads, '2']\n"
+        "- name: sidecar\n  command: [sh, -c]\n  args: [sleep infinity]\n"
+    )
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    main, sidecar = dc.compile_traced(loaded).cluster["spec"]["worker"]["spec"]["containers"]
+    assert main["args"][:2] == ["dask", "worker"] and "--nthreads" in main["args"] and "command" not in main
+    assert (sidecar["command"], sidecar["args"]) == (["sh", "-c"], ["sleep infinity"])
+
+
+def test_the_runner_component_label_and_a_renamed_container_s_origin(tmp_path):
+    objects = dc.compile_environment(load(tmp_path), "r1")
+    job = objects[-1]
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "runner"
+    assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "runner"
+    assert all("app.kubernetes.io/component" not in o["metadata"]["labels"] for o in objects[:-1])
+    # a classic container name taken for dke's: the name's origin is the line that named it
+    worker = "containers:\n- name: dask-worker\n  args: [dask, worker]\n"
+    compiled = dc.compile_traced(load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml"))
+    o = compiled.cluster_origins[("spec", "worker", "spec", "containers", 0, "name")]
+    assert (o.kind, o.file.endswith("worker.yaml"), o.line) == ("spec", True, 2)

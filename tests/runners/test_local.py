@@ -1,0 +1,162 @@
+"""dke.runners.local: the plan is pure; the cluster is a real distributed.LocalCluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import psutil
+import pytest
+
+from dke.environment.pipeline import load_environment
+from dke.runners.local import (
+    ClusterWatch,
+    LocalPlan,
+    cluster_kwargs,
+    local_cluster,
+    make_task_runner,
+    parse_quantity,
+    plan,
+    worker_resources,
+    workers_wanted,
+)
+
+ROOT = Path(__file__).parent.parent.parent
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("2", 2),
+        ("500m", Decimal("0.5")),
+        ("1.5", Decimal("1.5")),
+        ("1Gi", 2**30),
+        ("512Mi", 512 * 2**20),
+        ("1G", 10**9),
+        ("100k", 100_000),
+        ("1e3", 1000),
+        (4, 4),
+    ],
+)
+def test_parse_quantity(text, value):
+    assert parse_quantity(text) == value
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "1Zi", "-1", "Gi"])
+def test_parse_quantity_rejects(bad):
+    with pytest.raises(ValueError):
+        parse_quantity(bad)
+
+
+def test_worker_resources_prefers_limits_and_the_worker_container():
+    spec = {
+        "containers": [
+            {"name": "sidecar", "resources": {"limits": {"cpu": "8", "memory": "8Gi"}}},
+            {
+                "name": "worker",
+                "resources": {
+                    "requests": {"cpu": "250m", "memory": "256Mi"},
+                    "limits": {"cpu": "1500m", "memory": "2Gi"},
+                },
+            },
+        ]
+    }
+    assert worker_resources(spec) == (2, 2 * 2**30)  # 1.5 CPU rounds up to 2 threads
+
+
+def test_worker_resources_falls_back_to_requests_then_nothing():
+    assert worker_resources({"containers": [{"name": "x", "resources": {"requests": {"cpu": "100m"}}}]}) == (
+        1,
+        None,
+    )
+    assert worker_resources({"nodeSelector": {"a": "b"}}) == (None, None)
+    assert worker_resources(None) == (None, None)
+
+
+def test_plan_of_the_quickstart():
+    loaded = load_environment(str(ROOT / "examples" / "quickstart" / "environment.yaml"))
+    assert loaded.ok(), loaded.diagnostics
+    local = plan(loaded.env, loaded.worker)
+    assert (local.executor, local.min_workers, local.max_workers) == ("dask", 1, 4)
+    assert local.adaptive and local.uses_local_cluster
+    assert (local.threads_per_worker, local.memory_limit) == (1, 2**30)
+    assert local.env == {"GREETING": "hello from the environment"}
+    kwargs = cluster_kwargs(local)
+    assert kwargs["processes"] is True and workers_wanted(local) == 1
+    assert kwargs["memory_limit"] == 2**30 and kwargs["env"] == local.env
+
+
+def test_plan_of_the_local_executor_example_uses_no_dask():
+    loaded = load_environment(str(ROOT / "examples" / "local-executor" / "environment.yaml"))
+    assert loaded.ok(), loaded.diagnostics
+    local = plan(loaded.env, loaded.worker)
+    assert local.executor == "local" and not local.uses_local_cluster
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    assert isinstance(make_task_runner(local), ThreadPoolTaskRunner)
+
+
+def test_fixed_size_cluster_gets_env_and_limits_and_leaves_nothing():
+    local = LocalPlan(
+        "dask", 2, 2, threads_per_worker=2, memory_limit=300 * 2**20, env={"DKE_TEST_VALUE": "v1"}
+    )
+    watch = ClusterWatch(2)
+    with local_cluster(local, watch) as cluster:
+        from distributed import Client
+
+        cluster.wait_for_workers(2, timeout=60)
+        with Client(cluster, set_as_default=False) as client:
+            seen = client.run(
+                lambda: (
+                    os.getpid(),
+                    os.environ.get("DKE_TEST_VALUE"),
+                    signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
+                )
+            )
+            info = client.scheduler_info()["workers"]
+        pids = [pid for pid, _, _ in seen.values()]
+        assert [(v, ign) for _, v, ign in seen.values()] == [("v1", True), ("v1", True)]
+        assert sorted(w["nthreads"] for w in info.values()) == [2, 2]
+        assert {w["memory_limit"] for w in info.values()} == {300 * 2**20}
+        assert watch.snapshot()["workers"] == 2 and watch.dashboard.startswith("http://")
+        assert cluster._adaptive is None  # min == max: a fixed size, no adapt
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_adaptive_cluster_scales_between_bounds_and_counts_tasks():
+    local = LocalPlan("dask", 0, 2)
+    watch = ClusterWatch(2)
+    with local_cluster(local, watch) as cluster:
+        from distributed import Client
+
+        assert len(cluster.workers) == 0  # starts at min
+        with Client(cluster, set_as_default=False) as client:
+            futures = client.map(lambda i: time.sleep(1) or i, range(16), pure=False)
+            assert client.gather(futures) == list(range(16))
+        snap = watch.snapshot()
+    assert snap["peak_workers"] == 2  # adapted up to max, never beyond
+    assert (snap["submitted"], snap["finished"]) == (16, 16)
+
+
+def test_an_idle_adaptive_cluster_keeps_min_workers():
+    """Adaptive sizing never goes below min_workers, however long the cluster idles.
+
+    No clock: the adaptive step is driven by hand (more times than distributed's wait_count,
+    the idle rounds it needs before it retires a worker) and its decision read directly."""
+    local = LocalPlan("dask", 2, 3)
+    watch = ClusterWatch(3)
+    with local_cluster(local, watch) as cluster:
+        cluster.wait_for_workers(2, timeout=60)
+        adaptive = cluster._adaptive
+        assert (adaptive.minimum, adaptive.maximum) == (2, 3)
+        assert cluster.sync(adaptive.target) == 0  # idle: by load alone, no worker is needed
+        assert cluster.sync(adaptive.safe_target) == 2  # ... but the minimum holds
+        for _ in range(adaptive.wait_count + 2):
+            cluster.sync(adaptive.adapt)
+        assert [entry for _, entry in adaptive.log if entry["status"] == "down"] == []
+        assert len(cluster.plan) == 2 and len(cluster.scheduler.workers) == 2
+        assert watch.snapshot()["workers"] == 2
