@@ -1,6 +1,6 @@
 """Figures for `dke render` and offline object validation.
 
-    /work/venv/bin/python bench/render.py [--runs 7] [--files 300]
+    .venv/bin/python bench/render.py [--runs 7] [--files 300]
 
 1. cold `dke render --validate` of a typical example in a fresh process: wall time and peak
    RSS (ru_maxrss of the child), median of --runs;

@@ -2,7 +2,7 @@
 
 The core vocabulary (name, namespace, image, flow, min_workers, max_workers,
 private_registry, docker_secret, scheduler_spec_file, worker_spec_file, env,
-secrets) is a contract: names and defaults come from DESIGN.md and never change.
+secrets) is a contract: names and defaults are fixed (docs/configuration.md) and never change.
 `schemas/environment.schema.json` is generated from these classes (`dke schema`).
 """
 
