@@ -45,7 +45,8 @@ def child_run(args: list[str]) -> tuple[float, int]:
 def throughput(seconds: float = 3.0) -> float:
     sys.path.insert(0, str(ROOT))
     from dke.environment.pipeline import load_environment
-    from dke.objects.compile import compile_environment, validate_objects
+    from dke.objects.compile import compile_environment
+    from dke.objects.verify import validate_objects
 
     loaded = load_environment(str(ROOT / EXAMPLE))
     validate_objects(loaded, "1.35")  # warm the caches (schemas) once, as lint does

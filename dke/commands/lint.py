@@ -26,7 +26,7 @@ def lint(files, overlays, sets, kube_version, fmt, strict, quiet) -> None:
     Every problem is reported as FILE:LINE:COL: severity[CODE] $.path: message.
     """
     from dke.environment.pipeline import load_environment
-    from dke.objects.compile import validate_objects
+    from dke.objects.verify import validate_objects
 
     diagnostics = []
     for file in files:

@@ -47,7 +47,8 @@ def render(file, overlays, sets, kube_version, fmt, run_id, namespace, explain, 
     comment): its data is never printed. Without --run-id the Job is named with the
     placeholder run id `run-id`, so that the output is the same every time.
     """
-    from dke.objects.compile import check_run_id, compile_traced, validate_objects
+    from dke.objects.compile import check_run_id, compile_traced
+    from dke.objects.verify import validate_objects
 
     if explain and fmt != "yaml":
         raise DkeError("--explain writes comments, which only the yaml output has", exitcodes.USAGE)
@@ -105,7 +106,7 @@ def processes(compiled, env) -> str:
 
 
 def yaml_stream(compiled, env, explain: bool = False) -> str:
-    from dke.objects.explain import as_comment, to_yaml
+    from dke.objects.yamlwriter import as_comment, to_yaml
 
     out = []
     if compiled.pull_secret:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from dke.diagnostics import WARNING, Diagnostic
+from dke.environment import model
 from dke.environment.kubeschema import is_quantity, quantity_fields
 from dke.environment.merge import Merged
 from dke.environment.model import Environment
@@ -19,6 +21,9 @@ IGNORED = "DKE306"
 SECRET_IN_ENV = "DKE307"
 OPERATOR_ENV = "DKE212"  # as dke.environment.podtemplate.DASK_ENV
 BAD_QUANTITY = "DKE202"
+# A spec file's pod metadata becomes the DaskCluster's: its problems share the code of the
+# compiled objects' (dke.objects.verify), which reports them with those.
+OBJECT_INVALID = "DKE400"
 
 
 def image_is_unpinned(image: str) -> bool:
@@ -138,4 +143,34 @@ def check_spec_file(spec: PodSpecFile, image: str) -> list[Diagnostic]:
                     f"{value!r} is not a Kubernetes quantity; write e.g. '4Gi', '512Mi', '500m' or '2'",
                 )
             )
+    return out
+
+
+def check_pod_metadata(spec: PodSpecFile) -> list[Diagnostic]:
+    """Labels and annotation keys of a spec file's Pod manifest (the API server checks their syntax,
+    the JSON schemas do not)."""
+    out = []
+    for part in ("labels", "annotations"):
+        values = spec.metadata.get(part)
+        for key, value in values.items() if isinstance(values, dict) else []:
+            path = ("metadata", part, key)
+            if not re.match(model.LABEL_KEY, str(key)) or len(str(key).rpartition("/")[2]) > 63:
+                out.append(
+                    spec.document.diagnostic(
+                        path,
+                        OBJECT_INVALID,
+                        f"{part[:-1]} key {key!r} is not a valid Kubernetes key: an optional "
+                        "DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'",
+                        prefer_key=True,
+                    )
+                )
+            elif part == "labels" and not (isinstance(value, str) and re.match(model.LABEL_VALUE, value)):
+                out.append(
+                    spec.document.diagnostic(
+                        path,
+                        OBJECT_INVALID,
+                        f"label value {value!r} is not valid: at most 63 letters, digits, "
+                        "'-', '_' or '.', starting and ending with a letter or digit",
+                    )
+                )
     return out

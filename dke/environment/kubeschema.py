@@ -179,3 +179,94 @@ def is_quantity(value: Any) -> bool:
     if isinstance(value, (int, float)):
         return value >= 0
     return isinstance(value, str) and bool(QUANTITY.match(value.strip()))
+
+
+# --- the DaskCluster / DaskAutoscaler CRD schemas (vendored in dke/data) ---------------------
+
+_TEMPLATES = "python://dask_kubernetes/operator/customresources/templates.yaml#/definitions/"
+_KUBE = "python://k8s_crd_resolver/schemata/k8s-1.21.1.json#/definitions/"
+
+
+@functools.cache
+def _data_yaml(name: str) -> Any:
+    from importlib.resources import files
+
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(files("dke").joinpath("data", name).read_text())
+
+
+def crd_schema(kind: str) -> dict:
+    """The openAPIV3Schema of dask-kubernetes' CRD for ``kind`` ("daskcluster", "daskautoscaler"),
+    its `$ref`s pointing at the templates (inlined) and at the Kubernetes definitions that
+    dke.environment.kubeschema serves offline, plus apiVersion/kind/metadata as the API server checks them."""
+    crd = _data_yaml(f"{kind}.yaml")
+    version = crd["spec"]["versions"][0]
+    definitions_id = "https://kubernetes.io/api/_definitions.json"
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: rewrite(v) for k, v in node.items()}
+            ref = out.get("$ref")
+            if isinstance(ref, str) and ref.startswith(_TEMPLATES):
+                out["$ref"] = "#/definitions/" + ref[len(_TEMPLATES) :]
+            elif isinstance(ref, str) and ref.startswith(_KUBE):
+                out["$ref"] = f"{definitions_id}#/$defs/{ref[len(_KUBE) :]}"
+            return out
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    return {
+        "$id": f"https://dke.dev/crd/{kind}.json",
+        "definitions": rewrite(_data_yaml("templates.yaml")["definitions"]),
+        "allOf": [rewrite(version["schema"]["openAPIV3Schema"])],
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata"],
+        "properties": {
+            "apiVersion": {"const": f"{crd['spec']['group']}/{version['name']}"},
+            "kind": {"const": crd["spec"]["names"]["kind"]},
+            "metadata": {"$ref": f"{definitions_id}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},
+        },
+    }
+
+
+@functools.cache
+def crd_validator(kind: str, kube_version: str):
+    from jsonschema import Draft202012Validator
+
+    check_kube_version(kube_version)  # unsupported versions fail like the other schemas
+    schema = inline_refs(crd_schema(kind), kube_version)
+    return Draft202012Validator(schema, registry=registry(kube_version))
+
+
+# --- what the operator's CRDs, as installed on clusters, type differently ---------------------------
+
+# Handlers whose `port` the operator's installed CRDs type as a string (int-or-string upstream).
+_PORT_HANDLERS = [
+    (probe, kind)
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe")
+    for kind in ("httpGet", "tcpSocket")
+]
+_PORT_HANDLERS += [
+    (("lifecycle", hook), kind) for hook in ("postStart", "preStop") for kind in ("httpGet", "tcpSocket")
+]
+
+
+def numeric_handler_ports(pod: dict) -> list[tuple[tuple, Any]]:
+    """(path, port) of probe and lifecycle ports written as numbers: a DaskCluster must name them."""
+    out = []
+    for group in ("initContainers", "containers"):
+        items = pod.get(group) if isinstance(pod, dict) else None
+        for i, c in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(c, dict):
+                continue
+            for where, kind in _PORT_HANDLERS:
+                where = where if isinstance(where, tuple) else (where,)
+                handler = c
+                for part in where + (kind,):
+                    handler = handler.get(part) if isinstance(handler, dict) else None
+                port = handler.get("port") if isinstance(handler, dict) else None
+                if isinstance(port, int) and not isinstance(port, bool):
+                    out.append(((group, i) + where + (kind, "port"), port))
+    return out

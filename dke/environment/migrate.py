@@ -557,7 +557,7 @@ class _Plan:
 
     def probe_ports(self, spec_path: tuple, spec: dict) -> None:
         """Probe ports written as numbers become port names (the operator's CRDs take names)."""
-        from dke.objects.compile import numeric_handler_ports
+        from dke.environment.kubeschema import numeric_handler_ports
 
         groups = {g: spec[g] for g in ("initContainers", "containers") if isinstance(spec.get(g), list)}
         for where, port in numeric_handler_ports(groups):

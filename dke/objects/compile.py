@@ -15,21 +15,21 @@ let `kubectl apply` overwrite the real one, so `dke render` names it in a commen
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from dke.diagnostics import ERROR, Diagnostic, DkeError
+from dke.diagnostics import DkeError
 from dke.environment import podtemplate
-from dke.environment.load import JsonPath, json_path
+from dke.environment.load import JsonPath
 from dke.environment.merge import strategic_merge
+from dke.environment.pipeline import Loaded
 from dke.environment.specs import PodSpecFile
-from dke.objects.explain import DKE as DKE_ORIGIN
-from dke.objects.explain import Origin, Traced, origin_at, strip, value_of
+from dke.objects import runspec
+from dke.objects.provenance import DKE as DKE_ORIGIN
+from dke.objects.provenance import Origin, Traced, at_path, strip, trace_document, value_of
 
 # Default when --run-id is not given: stable, so `dke render` output is reproducible.
 PLACEHOLDER_RUN_ID = "run-id"
@@ -46,9 +46,6 @@ RUN_ID_LABEL = "dke.dev/run-id"
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 
 DASK_GROUP = "kubernetes.dask.org"
-
-OBJECT_INVALID = "DKE400"
-CLUSTER_INVALID = "DKE401"
 
 
 def new_run_id() -> str:
@@ -90,19 +87,21 @@ class Compiled:
     run_origins: dict[JsonPath, Origin] = field(default_factory=dict)
 
 
-def compile_environment(loaded, run_id: str | None = None, namespace: str | None = None) -> list[dict]:
+def compile_environment(
+    loaded: Loaded, run_id: str | None = None, namespace: str | None = None
+) -> list[dict]:
     """The objects `dke apply` creates for one run, in apply order."""
     return compile_traced(loaded, run_id, namespace).objects
 
 
-def compile_traced(loaded, run_id: str | None = None, namespace: str | None = None) -> Compiled:
+def compile_traced(loaded: Loaded, run_id: str | None = None, namespace: str | None = None) -> Compiled:
     if loaded.env is None or loaded.merged is None:
         raise ValueError("compile needs a valid environment (Loaded.ok())")
     return _Compiler(loaded, run_id, namespace).compile()
 
 
 class _Compiler:
-    def __init__(self, loaded, run_id: str | None, namespace: str | None):
+    def __init__(self, loaded: Loaded, run_id: str | None, namespace: str | None):
         self.loaded = loaded
         self.env = loaded.env
         self.merged = loaded.merged
@@ -280,7 +279,7 @@ class _Compiler:
         if spec is None:
             return self.finish_pod(default_pod), metadata
         traced = trace_document(spec)
-        patch = _at(traced, spec.spec_path)
+        patch = at_path(traced, spec.spec_path)
         patch = dict(patch) if isinstance(patch, dict) else {}
         for key in podtemplate.dropped_fields(spec.spec):
             patch.pop(key, None)
@@ -288,7 +287,7 @@ class _Compiler:
         pod = strategic_merge(default_pod, patch, None, value_of)
         if user is not None:
             self.set_dask_command(pod, user, role)
-        meta = _at(traced, ("metadata",)) if spec.spec_path else {}
+        meta = at_path(traced, ("metadata",)) if spec.spec_path else {}
         for part in ("labels", "annotations"):
             if isinstance(meta, dict) and isinstance(meta.get(part), dict) and meta[part]:
                 metadata[part] = {**metadata.get(part, {}), **meta[part]}
@@ -406,8 +405,6 @@ class _Compiler:
         return objects
 
     def job(self, cluster_plain: dict | None) -> dict:
-        from dke.objects import runspec
-
         env = self.env
         spec = runspec.RunSpec.model_construct(  # from a validated environment: no re-validation
             name=env.name,
@@ -540,417 +537,3 @@ def quantities_as_strings(pod: dict) -> dict:
         if isinstance(empty, dict) and "sizeLimit" in empty:
             empty["sizeLimit"] = text(empty["sizeLimit"])
     return pod
-
-
-# Handlers whose `port` the operator's installed CRDs type as a string (int-or-string upstream).
-_PORT_HANDLERS = [
-    (probe, kind)
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe")
-    for kind in ("httpGet", "tcpSocket")
-]
-_PORT_HANDLERS += [
-    (("lifecycle", hook), kind) for hook in ("postStart", "preStop") for kind in ("httpGet", "tcpSocket")
-]
-
-
-def numeric_handler_ports(pod: dict) -> list[tuple[tuple, Any]]:
-    """(path, port) of probe and lifecycle ports written as numbers: a DaskCluster must name them."""
-    out = []
-    for group in ("initContainers", "containers"):
-        for i, c in enumerate(_items(pod, group)):
-            if not isinstance(c, dict):
-                continue
-            for where, kind in _PORT_HANDLERS:
-                where = where if isinstance(where, tuple) else (where,)
-                handler = _at(c, where + (kind,))
-                port = handler.get("port") if isinstance(handler, dict) else None
-                if isinstance(port, int) and not isinstance(port, bool):
-                    out.append(((group, i) + where + (kind, "port"), port))
-    return out
-
-
-def _at(data: Any, path: JsonPath) -> Any:
-    for part in path:
-        data = data.get(part, {}) if isinstance(data, dict) else {}
-    return data
-
-
-def trace_document(spec: PodSpecFile) -> Any:
-    """The spec file's data with each leaf wrapped in its file:line (nulls stay: they delete)."""
-    doc = spec.document
-
-    def walk(node: Any, path: JsonPath) -> Any:
-        if isinstance(node, dict):
-            return {k: walk(v, path + (k,)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v, path + (i,)) for i, v in enumerate(node)]
-        if node is None:
-            return None
-        pos = doc.pos(path)
-        return Traced(node, Origin("spec", json_path(path), doc.file, pos.line, pos.column, path))
-
-    return walk(doc.data, ())
-
-
-# --- offline validation ------------------------------------------------------------------------
-
-
-def validate_objects(loaded, kube_version: str, compiled: Compiled | None = None) -> list[Diagnostic]:
-    """Every compiled object against the strict Kubernetes schema of ``kube_version``, the
-    DaskCluster (and the DaskAutoscaler that adapt() creates) against dask-kubernetes' CRDs.
-    ``compiled``: the objects to check, when the caller has them already (render).
-
-    A problem points where its value came from: a spec file line, an environment key, or
-    (for what dke itself writes) the environment's name.
-    """
-    from dke.environment import kubeschema
-    from dke.environment.validate import schema_diagnostics
-
-    compiled = compiled or compile_traced(loaded)
-    out: list[Diagnostic] = _api_server_problems(loaded, compiled)
-    for obj, origins in zip(compiled.objects, compiled.origins):
-        found = kubeschema.errors(obj, kubeschema.schema_file_for(obj), kube_version)
-        out.extend(schema_diagnostics(found, _Locator(loaded, obj, origins, OBJECT_INVALID)))
-    if compiled.cluster is not None:
-        cluster = compiled.cluster
-        found = crd_validator("daskcluster", kube_version).iter_errors(cluster)
-        out.extend(
-            schema_diagnostics(found, _Locator(loaded, cluster, compiled.cluster_origins, CLUSTER_INVALID))
-        )
-        env = loaded.env
-        if env.min_workers < env.max_workers:
-            autoscaler = autoscaler_for(cluster["metadata"]["name"], env.min_workers, env.max_workers)
-            found = crd_validator("daskautoscaler", kube_version).iter_errors(autoscaler)
-            out.extend(schema_diagnostics(found, _Locator(loaded, autoscaler, {}, CLUSTER_INVALID)))
-        out.extend(_pod_metadata_problems(loaded))
-    return out
-
-
-def _pod_metadata_problems(loaded) -> list[Diagnostic]:
-    """Labels and annotation keys of a spec file's Pod manifest (the API server checks their syntax,
-    the JSON schemas do not)."""
-    from dke.environment import model
-
-    out = []
-    for spec in (loaded.scheduler, loaded.worker):
-        if spec is None:
-            continue
-        for part in ("labels", "annotations"):
-            values = spec.metadata.get(part)
-            for key, value in values.items() if isinstance(values, dict) else []:
-                path = ("metadata", part, key)
-                if not re.match(model.LABEL_KEY, str(key)) or len(str(key).rpartition("/")[2]) > 63:
-                    out.append(
-                        spec.document.diagnostic(
-                            path,
-                            OBJECT_INVALID,
-                            f"{part[:-1]} key {key!r} is not a valid Kubernetes key: an optional "
-                            "DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'",
-                            prefer_key=True,
-                        )
-                    )
-                elif part == "labels" and not (isinstance(value, str) and re.match(model.LABEL_VALUE, value)):
-                    out.append(
-                        spec.document.diagnostic(
-                            path,
-                            OBJECT_INVALID,
-                            f"label value {value!r} is not valid: at most 63 letters, digits, "
-                            "'-', '_' or '.', starting and ending with a letter or digit",
-                        )
-                    )
-    return out
-
-
-def autoscaler_for(cluster_name: str, minimum: int, maximum: int) -> dict:
-    """The DaskAutoscaler KubeCluster.adapt(minimum, maximum) creates (kubecluster.py)."""
-    return {
-        "apiVersion": f"{DASK_GROUP}/v1",
-        "kind": "DaskAutoscaler",
-        "metadata": {"name": cluster_name},
-        "spec": {"cluster": cluster_name, "minimum": minimum, "maximum": maximum},
-    }
-
-
-class _Locator:
-    """Turns a schema error at a path of a compiled object into a diagnostic at its origin."""
-
-    def __init__(self, loaded, obj: dict, origins: dict, code: str):
-        self.loaded, self.obj, self.origins, self.code = loaded, obj, origins, code
-
-    def diagnostic(
-        self, path: tuple, code: str, message: str, severity: str = ERROR, prefer_key: bool = False
-    ) -> Diagnostic:
-        what = f"{self.obj.get('kind')} {self.obj.get('metadata', {}).get('name', '')}"
-        message = f"compiled {what} at {json_path(path)}: {message}"
-        return diagnostic_at(self.loaded, origin_at(self.origins, path), self.code, message, severity)
-
-
-def diagnostic_at(loaded, origin: Origin, code: str, message: str, severity: str = ERROR) -> Diagnostic:
-    if origin.kind in ("spec", "environment") and origin.file:
-        return Diagnostic(
-            severity, code, message, origin.file, origin.line, origin.column, json_path(origin.path)
-        )
-    if origin.kind == "default":
-        return Diagnostic(
-            severity, code, f"{message} (from the default of {origin.key})", loaded.file, 1, 1, "$"
-        )
-    return loaded.merged.diagnostic(("name",), code, message, severity)
-
-
-# --- the DaskCluster / DaskAutoscaler CRD schemas (vendored in dke/data) ---------------------
-
-_TEMPLATES = "python://dask_kubernetes/operator/customresources/templates.yaml#/definitions/"
-_KUBE = "python://k8s_crd_resolver/schemata/k8s-1.21.1.json#/definitions/"
-
-
-@functools.cache
-def _data_yaml(name: str) -> Any:
-    from importlib.resources import files
-
-    from ruamel.yaml import YAML
-
-    return YAML(typ="safe").load(files("dke").joinpath("data", name).read_text())
-
-
-def crd_schema(kind: str) -> dict:
-    """The openAPIV3Schema of dask-kubernetes' CRD for ``kind`` ("daskcluster", "daskautoscaler"),
-    its `$ref`s pointing at the templates (inlined) and at the Kubernetes definitions that
-    dke.environment.kubeschema serves offline, plus apiVersion/kind/metadata as the API server checks them."""
-    crd = _data_yaml(f"{kind}.yaml")
-    version = crd["spec"]["versions"][0]
-    definitions_id = "https://kubernetes.io/api/_definitions.json"
-
-    def rewrite(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {k: rewrite(v) for k, v in node.items()}
-            ref = out.get("$ref")
-            if isinstance(ref, str) and ref.startswith(_TEMPLATES):
-                out["$ref"] = "#/definitions/" + ref[len(_TEMPLATES) :]
-            elif isinstance(ref, str) and ref.startswith(_KUBE):
-                out["$ref"] = f"{definitions_id}#/$defs/{ref[len(_KUBE) :]}"
-            return out
-        if isinstance(node, list):
-            return [rewrite(v) for v in node]
-        return node
-
-    return {
-        "$id": f"https://dke.dev/crd/{kind}.json",
-        "definitions": rewrite(_data_yaml("templates.yaml")["definitions"]),
-        "allOf": [rewrite(version["schema"]["openAPIV3Schema"])],
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata"],
-        "properties": {
-            "apiVersion": {"const": f"{crd['spec']['group']}/{version['name']}"},
-            "kind": {"const": crd["spec"]["names"]["kind"]},
-            "metadata": {"$ref": f"{definitions_id}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},
-        },
-    }
-
-
-@functools.cache
-def crd_validator(kind: str, kube_version: str):
-    from jsonschema import Draft202012Validator
-
-    from dke.environment import kubeschema
-
-    kubeschema.check_kube_version(kube_version)  # unsupported versions fail like the other schemas
-    schema = kubeschema.inline_refs(crd_schema(kind), kube_version)
-    return Draft202012Validator(schema, registry=kubeschema.registry(kube_version))
-
-
-# --- what the API server checks beyond the schema ---------------------------------------------------
-
-POD_INVALID = "DKE214"
-TOO_LARGE = "DKE404"
-# apimachinery's TotalAnnotationSizeLimitB, and etcd's default request limit that bounds an object
-ANNOTATIONS_MAX = 256 * 1024
-OBJECT_MAX = 1536 * 1024
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-_IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*$")  # no leading/trailing/double '-'
-_SUFFIX = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-    "n": 1e-9,
-    "u": 1e-6,
-    "m": 1e-3,
-    "": 1,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-}
-
-
-def _quantity(value: Any) -> float | None:
-    match = re.match(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$", str(value).strip())
-    if not match or match.group(2) not in _SUFFIX:
-        return None
-    try:
-        return float(match.group(1)) * _SUFFIX[match.group(2)]
-    except ValueError:
-        return None
-
-
-def _items(node: Any, key: str) -> list:
-    """node[key] when it is a list: these checks also run on objects the schema check refused."""
-    value = node.get(key) if isinstance(node, dict) else None
-    return value if isinstance(value, list) else []
-
-
-def pod_problems(pod: dict) -> list[tuple[tuple, str]]:
-    """(path in the pod, message) for what the API server refuses in a pod spec but its schema allows."""
-    out: list[tuple[tuple, str]] = []
-    seen: set = set()
-    volumes = {v.get("name") for v in _items(pod, "volumes") if isinstance(v, dict)}
-    for group in ("initContainers", "containers"):
-        for i, c in enumerate(_items(pod, group)):
-            if not isinstance(c, dict):
-                continue
-            here = (group, i)
-            name = c.get("name")
-            if not (isinstance(name, str) and _DNS_LABEL.match(name) and len(name) <= 63):
-                out.append(
-                    (
-                        here + ("name",),
-                        f"container name {name!r} must be a DNS label: at most 63 "
-                        "lowercase letters, digits or '-', starting and ending with a letter or digit",
-                    )
-                )
-            elif name in seen:
-                out.append(
-                    (here + ("name",), f"container name {name!r} is used twice in the pod; names are unique")
-                )
-            seen.add(name)
-            ports: set = set()
-            for j, port in enumerate(_items(c, "ports")):
-                pname = port.get("name") if isinstance(port, dict) else None
-                if pname is None:
-                    continue
-                if not (isinstance(pname, str) and len(pname) <= 15 and _IANA_SVC_NAME.match(pname)):
-                    out.append(
-                        (
-                            here + ("ports", j, "name"),
-                            f"port name {pname!r} must be at most 15 lowercase "
-                            "letters, digits or single '-', with at least one letter",
-                        )
-                    )
-                elif pname in ports:
-                    out.append(
-                        (here + ("ports", j, "name"), f"port name {pname!r} is used twice in the container")
-                    )
-                ports.add(pname)
-            for j, item in enumerate(_items(c, "env")):
-                ename = item.get("name") if isinstance(item, dict) else None
-                if isinstance(ename, str) and not _ENV_NAME.match(ename):
-                    out.append(
-                        (
-                            here + ("env", j, "name"),
-                            f"env name {ename!r} must consist of letters, digits, "
-                            "'_', '-' or '.', and must not start with a digit",
-                        )
-                    )
-            for j, mount in enumerate(_items(c, "volumeMounts")):
-                if isinstance(mount, dict) and mount.get("name") not in volumes:
-                    out.append(
-                        (
-                            here + ("volumeMounts", j, "name"),
-                            f"volumeMount {mount.get('name')!r} names no "
-                            "volume of the pod; add it under `volumes`",
-                        )
-                    )
-            resources = c.get("resources") if isinstance(c.get("resources"), dict) else {}
-            requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-            for key, request in requests.items() if isinstance(requests, dict) else []:
-                limit = limits.get(key) if isinstance(limits, dict) else None
-                r, l_ = _quantity(request), _quantity(limit) if limit is not None else None
-                if r is not None and l_ is not None and r > l_:
-                    out.append(
-                        (
-                            here + ("resources", "requests", key),
-                            f"the {key} request {request!r} is more "
-                            f"than its limit {limit!r}; a request must be less than or equal to the limit",
-                        )
-                    )
-    return out
-
-
-def _api_server_problems(loaded, compiled: Compiled) -> list[Diagnostic]:
-    out = []
-    checked = [(obj, origins, OBJECT_INVALID) for obj, origins in zip(compiled.objects, compiled.origins)]
-    if compiled.cluster is not None:
-        checked.append((compiled.cluster, compiled.cluster_origins, CLUSTER_INVALID))
-    for obj, origins, code in checked:
-        locate = _Locator(loaded, obj, origins, code)
-        size = len(json.dumps(obj, separators=(",", ":")).encode())
-        if size > OBJECT_MAX:
-            out.append(
-                _with_code(
-                    locate,
-                    (),
-                    TOO_LARGE,
-                    f"is {size} bytes; the API server stores objects of at "
-                    f"most {OBJECT_MAX} bytes (1.5 MiB): move large values (parameters, env) to a "
-                    "ConfigMap or into the image",
-                )
-            )
-        for meta_path in _metadata_paths(obj):
-            meta = _at(obj, meta_path)
-            annotations = meta.get("annotations") if isinstance(meta, dict) else None
-            if isinstance(annotations, dict):
-                total = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in annotations.items())
-                if total > ANNOTATIONS_MAX:
-                    out.append(
-                        _with_code(
-                            locate,
-                            meta_path + ("annotations",),
-                            TOO_LARGE,
-                            f"annotations total {total} bytes; the API server allows "
-                            f"{ANNOTATIONS_MAX} bytes (256 KiB)",
-                        )
-                    )
-        for pod_path in _pod_paths(obj):
-            for path, message in pod_problems(_at(obj, pod_path)):
-                out.append(_with_code(locate, pod_path + path, POD_INVALID, message))
-            if obj.get("kind") == "DaskCluster":
-                for path, port in numeric_handler_ports(_at(obj, pod_path)):
-                    out.append(
-                        _with_code(
-                            locate,
-                            pod_path + path,
-                            CLUSTER_INVALID,
-                            f"port {port} as a number: the Dask operator's CRDs, as installed on clusters, take this "
-                            "port as a string (dask/dask-kubernetes#778), so the API server would refuse the "
-                            "DaskCluster; name the container port (ports: [{name: http, containerPort: "
-                            f"{port}}}]) and write its name here",
-                        )
-                    )
-    return out
-
-
-def _with_code(locate: _Locator, path: tuple, code: str, message: str) -> Diagnostic:
-    """A diagnostic at the origin of ``path`` with its own code (the locator's is for schema errors)."""
-    d = locate.diagnostic(path, code, message)
-    return Diagnostic(d.severity, code, d.message, d.file, d.line, d.column, d.path)
-
-
-def _metadata_paths(obj: dict) -> list[tuple]:
-    if obj.get("kind") == "Job":
-        return [("metadata",), ("spec", "template", "metadata")]
-    if obj.get("kind") == "DaskCluster":
-        return [("metadata",), ("spec", "scheduler", "metadata"), ("spec", "worker", "metadata")]
-    return [("metadata",)]
-
-
-def _pod_paths(obj: dict) -> list[tuple]:
-    if obj.get("kind") == "Job":
-        return [("spec", "template", "spec")]
-    if obj.get("kind") == "DaskCluster":
-        return [("spec", "scheduler", "spec"), ("spec", "worker", "spec")]
-    return []

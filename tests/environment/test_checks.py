@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dke.diagnostics import ERROR
 from dke.environment.checks import (
     BAD_QUANTITY,
     CONFLICT,
@@ -13,8 +14,10 @@ from dke.environment.checks import (
     IGNORED,
     IMAGE_MISMATCH,
     IMAGE_UNPINNED,
+    OBJECT_INVALID,
     WORKER_BOUNDS,
     check_environment,
+    check_pod_metadata,
     check_spec_file,
     image_is_unpinned,
 )
@@ -141,3 +144,41 @@ def test_bad_quantities_at_their_line():
 def test_odd_shapes_do_not_crash_the_checks():
     for text in ("containers: 3\n", "containers: [3, null]\n", "nodeSelector: {}\n"):
         assert check_spec_file(spec_file(text), IMAGE) == []
+
+
+def test_pod_label_and_annotation_keys_in_full():
+    name63, name64 = "a" * 63, "a" * 64
+    worker = (
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n"
+        f"    example.org/{name63}: ok\n    {name64}: too-long\n    fine: 'bad value!'\n"
+        f"  annotations:\n    {name63}: any text at all\n    'a b': x\nspec: {{}}\n"
+    )
+    problems = check_pod_metadata(spec_file(worker, ("spec",)))
+    rules = "an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'"
+    assert [(d.severity, d.code, d.line, d.column, d.path, d.message) for d in problems] == [
+        (
+            ERROR,
+            OBJECT_INVALID,
+            6,
+            5,
+            f"$.metadata.labels.{name64}",
+            f"label key '{name64}' is not a valid Kubernetes key: {rules}",
+        ),
+        (
+            ERROR,
+            OBJECT_INVALID,
+            7,
+            11,
+            "$.metadata.labels.fine",
+            "label value 'bad value!' is not valid: at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit",
+        ),
+        (
+            ERROR,
+            OBJECT_INVALID,
+            10,
+            5,
+            "$.metadata.annotations['a b']",
+            f"annotation key 'a b' is not a valid Kubernetes key: {rules}",
+        ),
+    ]

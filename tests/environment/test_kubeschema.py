@@ -1,6 +1,10 @@
-"""Offline strict Kubernetes schemas (kubernetes-validate's files) and resource quantities."""
+"""Offline strict Kubernetes schemas (kubernetes-validate's files), the Dask operator's CRD schemas,
+and resource quantities."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +103,85 @@ def test_quantity_fields_walks_containers_init_containers_and_overhead():
 def test_schemas_are_read_from_kubernetes_validate_files():
     root = kubeschema._schema_root()
     assert root.name == "kubernetes-json-schema" and root.parent.name == "kubernetes_validate"
+
+
+# --- the Dask operator's CRD schemas (vendored in dke/data) ---------------------------------------
+
+
+def test_crd_schema_is_strict_where_kubernetes_is():
+    validator = kubeschema.crd_validator("daskcluster", DEFAULT_KUBE_VERSION)
+    good = {
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskCluster",
+        "metadata": {"name": "x"},
+        "spec": {
+            "scheduler": {"spec": {"containers": [{"name": "s"}]}, "service": {}},
+            "worker": {"spec": {"containers": [{"name": "w"}]}},
+        },
+    }
+    assert list(validator.iter_errors(good)) == []
+    bad = json.loads(json.dumps(good))
+    bad["spec"]["worker"]["spec"]["containers"][0]["imagee"] = "x"
+    del bad["spec"]["scheduler"]["service"]
+    bad["kind"] = "DaskJob"
+    messages = sorted(e.message for e in validator.iter_errors(bad))
+    assert any("imagee" in m for m in messages) and any("'service' is a required" in m for m in messages)
+    assert any("DaskCluster" in m for m in messages)
+    scaler = kubeschema.crd_validator("daskautoscaler", DEFAULT_KUBE_VERSION)
+    autoscaler = {  # what KubeCluster.adapt(1, 3) creates (dke.objects.verify.autoscaler_for)
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskAutoscaler",
+        "metadata": {"name": "x"},
+        "spec": {"cluster": "x", "minimum": 1, "maximum": 3},
+    }
+    assert list(scaler.iter_errors(autoscaler)) == []
+    assert list(scaler.iter_errors({**autoscaler, "spec": {"cluster": "x"}}))
+
+
+def test_vendored_crds_match_the_installed_dask_kubernetes():
+    import dask_kubernetes.operator
+
+    installed = Path(dask_kubernetes.operator.__file__).parent / "customresources"
+    vendored = Path(__file__).resolve().parents[2] / "dke" / "data"
+    for name in (
+        "daskcluster.yaml",
+        "daskcluster.patch.yaml",
+        "daskautoscaler.yaml",
+        "daskautoscaler.patch.yaml",
+        "templates.yaml",
+    ):
+        assert (vendored / name).read_bytes() == (installed / name).read_bytes(), (
+            f"dke/data/{name} differs from dask-kubernetes' {installed / name}: copy it again and re-run the tests"
+        )
+
+
+@pytest.mark.parametrize(
+    "change, path, rule, message",
+    [
+        (
+            {"apiVersion": "kubernetes.dask.org/v2"},
+            ["apiVersion"],
+            "const",
+            "'kubernetes.dask.org/v1' was expected",
+        ),
+        ({"kind": "DaskJob"}, ["kind"], "const", "'DaskCluster' was expected"),
+        ({"metadata": {"name": 5}}, ["metadata", "name"], "type", "5 is not of type 'string', 'null'"),
+        ({"metadata": None}, [], "required", "'metadata' is a required property"),
+    ],
+)
+def test_the_crd_schema_checks_the_object_itself(change, path, rule, message):
+    good = {
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskCluster",
+        "metadata": {"name": "x"},
+        "spec": {
+            "scheduler": {"spec": {"containers": [{"name": "s"}]}, "service": {}},
+            "worker": {"spec": {"containers": [{"name": "w"}]}},
+        },
+    }
+    bad = {k: v for k, v in {**good, **change}.items() if v is not None}
+    validator = kubeschema.crd_validator("daskcluster", DEFAULT_KUBE_VERSION)
+    assert [(list(e.absolute_path), e.validator, e.message) for e in validator.iter_errors(bad)] == [
+        (path, rule, message)
+    ]
+    assert [e.validator for e in validator.iter_errors([good])] == ["type", "type"]  # not an object at all

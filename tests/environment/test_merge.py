@@ -3,7 +3,7 @@
 import copy
 
 from dke.environment.merge import strategic_merge
-from dke.objects.explain import Origin, Traced, strip, value_of
+from dke.objects.provenance import Origin, Traced, strip, value_of
 
 DEFAULT = {
     "containers": [

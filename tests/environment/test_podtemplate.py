@@ -10,6 +10,7 @@ import pytest
 from dke.environment import podtemplate as pt
 from dke.environment.pipeline import load_environment
 from dke.objects import compile as dc
+from dke.objects.verify import validate_objects
 
 IMAGE = "ghcr.io/acme/etl:1.0"
 
@@ -341,7 +342,7 @@ def test_any_spec_file_gives_diagnostics_not_a_traceback(tmp_path_factory, pod, 
     data = {"kind": "Pod", "spec": pod} if manifest else pod
     loaded = load(tmp_path, role, json.dumps(data))
     # what `dke lint` accepts (both stages) compiles to one Dask container of the role
-    if loaded.ok() and not [d for d in dc.validate_objects(loaded, "1.31") if d.is_error]:
+    if loaded.ok() and not [d for d in validate_objects(loaded, "1.31") if d.is_error]:
         cluster = dc.compile_traced(loaded).cluster
         containers = cluster["spec"][role]["spec"]["containers"]
         assert [c["name"] for c in containers].count(role) == 1

@@ -20,6 +20,7 @@ from dke.environment import daskcli
 from dke.environment.migrate import migrate
 from dke.environment.pipeline import load_environment
 from dke.objects import compile as dc
+from dke.objects.verify import validate_objects
 
 CORPUS = Path(__file__).parent.parent / "data" / "classic"
 EXPECTED = YAML(typ="safe").load((CORPUS / "expected.yaml").read_text())
@@ -66,7 +67,7 @@ def assert_runs_under_the_operator(tmp_path: Path, name: str, text: str, role: s
     loaded = load_environment(environment(tmp_path, role, text, image))
     errors = [d for d in loaded.diagnostics if d.is_error]
     assert loaded.ok(), errors
-    assert dc.validate_objects(loaded, "1.31") == []
+    assert validate_objects(loaded, "1.31") == []
     cluster = dc.compile_traced(loaded).cluster
     # the DaskCluster and the worker group the operator makes of it, against the installed CRDs
     assert admit("CREATE", cluster, None) == [], name

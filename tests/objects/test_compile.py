@@ -1,4 +1,4 @@
-"""dke.objects.compile: objects, the DaskCluster in the RunSpec, provenance, offline validation."""
+"""dke.objects.compile: objects, the DaskCluster in the RunSpec, provenance."""
 
 import json
 import string
@@ -7,51 +7,17 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from objects_support import load, pods, run_spec, write_env
 
 from dke.diagnostics import ERROR, WARNING
 from dke.environment import model
 from dke.environment.pipeline import load_environment
 from dke.objects import compile as dc
-from dke.objects.runspec import RUN_SPEC_ENV, RunSpec
+from dke.objects.provenance import Origin, strip
+from dke.objects.runspec import RUN_SPEC_ENV
+from dke.objects.verify import validate_objects
 
-ROOT = Path(__file__).resolve().parents[2]
 KUBE = "1.35"
-
-
-def write_env(tmp_path: Path, data: dict, specs: dict | None = None) -> str:
-    """An environment file (JSON is YAML) plus spec files and a flow file; returns its path."""
-    (tmp_path / "flows").mkdir(exist_ok=True)
-    (tmp_path / "flows" / "flow.py").write_text("def main():\n    pass\n")
-    for name, text in (specs or {}).items():
-        (tmp_path / name).write_text(text)
-    path = tmp_path / "environment.yaml"
-    path.write_text(json.dumps(data, indent=1))
-    return str(path)
-
-
-def load(tmp_path, specs=None, **fields):
-    data = {
-        "name": "etl",
-        "image": "ghcr.io/acme/etl:1.0",
-        "flow": {"entrypoint": "flows/flow.py:main"},
-        **fields,
-    }
-    loaded = load_environment(write_env(tmp_path, data, specs))
-    assert loaded.ok(), loaded.diagnostics
-    return loaded
-
-
-def pods(objects, cluster):
-    """Every pod spec of a run: the Job's, and the scheduler's and workers' in the DaskCluster."""
-    out = [objects[-1]["spec"]["template"]["spec"]]
-    if cluster is not None:
-        out += [cluster["spec"]["scheduler"]["spec"], cluster["spec"]["worker"]["spec"]]
-    return out
-
-
-def run_spec(job) -> RunSpec:
-    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
-    return RunSpec.from_env_value(next(e["value"] for e in env if e["name"] == RUN_SPEC_ENV))
 
 
 # --- objects ------------------------------------------------------------------------------------
@@ -152,7 +118,7 @@ def test_no_cluster_means_no_role(tmp_path, fields):
     spec = run_spec(objects[-1])
     assert spec.cluster is None
     assert spec.scheduler_address == fields.get("scheduler_address")
-    assert dc.validate_objects(load(tmp_path, **fields), KUBE) == []
+    assert validate_objects(load(tmp_path, **fields), KUBE) == []
 
 
 def test_env_secrets_and_pull_secret_reach_every_pod_and_container(tmp_path):
@@ -307,38 +273,6 @@ def test_overlay_and_set_origins(tmp_path):
 # --- offline validation ------------------------------------------------------------------------------
 
 
-def test_examples_validate_clean():
-    for env in sorted((ROOT / "examples").glob("*/environment.yaml")):
-        loaded = load_environment(str(env))
-        assert loaded.ok(), loaded.diagnostics
-        assert dc.validate_objects(loaded, KUBE) == [], env
-
-
-def test_problem_from_a_spec_file_points_at_its_line(tmp_path):
-    worker = "terminationGracePeriodSeconds: 30\ncontainers:\n- name: worker\n  args: [--nthreads, '2']\n"
-    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
-    # A value that only goes wrong after loading (as merge results can): the diagnostic
-    # must still name the spec file's own line, not the compiled object.
-    loaded.worker.document.data["terminationGracePeriodSeconds"] = "thirty"
-    (d,) = dc.validate_objects(loaded, KUBE)
-    assert (d.code, d.file.endswith("worker.yaml"), d.line, d.column) == (dc.CLUSTER_INVALID, True, 1, 32)
-    assert "DaskCluster etl-run-id" in d.message and "terminationGracePeriodSeconds" in d.message
-
-
-def test_problem_from_the_environment_points_at_its_key(tmp_path):
-    loaded = load(tmp_path, job={"backoff_limit": 1})
-    loaded.env.job.backoff_limit = "many"  # as if a future rule let it through the model
-    (d,) = dc.validate_objects(loaded, KUBE)
-    assert (d.code, d.file.endswith("environment.yaml"), d.path) == (
-        dc.OBJECT_INVALID,
-        True,
-        "$.job.backoff_limit",
-    )
-    lines = Path(d.file).read_text().splitlines()
-    assert '"backoff_limit": 1' in lines[d.line - 1]
-    assert "Job etl-run-id at $.spec.backoffLimit" in d.message
-
-
 def test_name_that_makes_an_invalid_service_name(tmp_path):
     # <name>-<run id>-scheduler is the operator's Service: a DNS-1035 label, so the name starts with a letter
     data = {"name": "9etl", "image": "ghcr.io/acme/etl:1.0", "flow": {"entrypoint": "flows/flow.py:main"}}
@@ -381,65 +315,18 @@ def test_dask_container_under_another_name_is_taken_as_the_worker(tmp_path):
     ]
 
 
-def test_spec_file_pod_labels_are_checked_at_their_line(tmp_path):
-    worker = (
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    ok: fine\n    bad: 'has space'\n"
-        "  annotations:\n    'no good/x/y': z\nspec: {}\n"
-    )
-    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
-    problems = dc.validate_objects(loaded, KUBE)
-    assert [(d.code, d.line, d.path) for d in problems] == [
-        (dc.OBJECT_INVALID, 6, "$.metadata.labels.bad"),
-        (dc.OBJECT_INVALID, 8, "$.metadata.annotations['no good/x/y']"),
-    ]
-
-
-def test_crd_schema_is_strict_where_kubernetes_is():
-    validator = dc.crd_validator("daskcluster", KUBE)
-    good = {
-        "apiVersion": "kubernetes.dask.org/v1",
-        "kind": "DaskCluster",
-        "metadata": {"name": "x"},
-        "spec": {
-            "scheduler": {"spec": {"containers": [{"name": "s"}]}, "service": {}},
-            "worker": {"spec": {"containers": [{"name": "w"}]}},
-        },
-    }
-    assert list(validator.iter_errors(good)) == []
-    bad = json.loads(json.dumps(good))
-    bad["spec"]["worker"]["spec"]["containers"][0]["imagee"] = "x"
-    del bad["spec"]["scheduler"]["service"]
-    bad["kind"] = "DaskJob"
-    messages = sorted(e.message for e in validator.iter_errors(bad))
-    assert any("imagee" in m for m in messages) and any("'service' is a required" in m for m in messages)
-    assert any("DaskCluster" in m for m in messages)
-    scaler = dc.crd_validator("daskautoscaler", KUBE)
-    assert list(scaler.iter_errors(dc.autoscaler_for("x", 1, 3))) == []
-    assert list(scaler.iter_errors({**dc.autoscaler_for("x", 1, 3), "spec": {"cluster": "x"}}))
-
-
-def test_vendored_crds_match_the_installed_dask_kubernetes():
-    import dask_kubernetes.operator
-
-    installed = Path(dask_kubernetes.operator.__file__).parent / "customresources"
-    vendored = ROOT / "dke" / "data"
-    for name in (
-        "daskcluster.yaml",
-        "daskcluster.patch.yaml",
-        "daskautoscaler.yaml",
-        "daskautoscaler.patch.yaml",
-        "templates.yaml",
-    ):
-        assert (vendored / name).read_bytes() == (installed / name).read_bytes(), (
-            f"dke/data/{name} differs from dask-kubernetes' {installed / name}: copy it again and re-run the tests"
-        )
-
-
 # --- property: whatever the model accepts compiles to valid objects on the flow image ----------------
 
+
 LABEL = st.from_regex(r"\A[a-z]([a-z0-9-]{0,10}[a-z0-9])?\Z")
+
+
 NAME = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?\Z")
+
+
 TEXT = st.text(string.ascii_letters + string.digits + " :/.-_", max_size=12)
+
+
 SPECS = {
     "none": None,
     "selector": "nodeSelector: {pool: big}\ntolerations: [{key: k, operator: Exists, effect: NoSchedule}]\n",
@@ -519,7 +406,7 @@ def test_every_accepted_environment_compiles_to_valid_objects_on_the_flow_image(
     if not loaded.ok():  # the model (or a check) refused it: nothing to compile
         assert any(d.is_error for d in loaded.diagnostics)
         return
-    assert [d for d in dc.validate_objects(loaded, KUBE) if d.is_error] == []
+    assert [d for d in validate_objects(loaded, KUBE) if d.is_error] == []
     compiled = dc.compile_traced(loaded, run_id=dc.new_run_id())
     assert compiled.objects[-1]["kind"] == "Job"
     for pod in pods(compiled.objects, compiled.cluster):
@@ -530,60 +417,6 @@ def test_every_accepted_environment_compiles_to_valid_objects_on_the_flow_image(
     spec = run_spec(compiled.objects[-1])
     assert spec.cluster == compiled.cluster
     assert (spec.min_workers, spec.max_workers) == (loaded.env.min_workers, loaded.env.max_workers)
-
-
-# --- what the API server refuses beyond the schema ---------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "worker, line, words",
-    [
-        (
-            "containers:\n- name: worker\n  volumeMounts:\n  - {name: scratch, mountPath: /s}\n",
-            4,
-            "names no volume",
-        ),
-        (
-            "containers:\n- name: worker\n  resources:\n    requests: {memory: 8Gi}\n    limits: {memory: 4Gi}\n",
-            4,
-            "more than its limit",
-        ),
-        (
-            "containers:\n- name: worker\n  ports:\n  - {name: a-very-long-port-name, containerPort: 9000}\n",
-            4,
-            "at most 15",
-        ),
-        (
-            "containers:\n- name: worker\n  env:\n  - {name: 1BAD, value: x}\n",
-            4,
-            "must not start with a digit",
-        ),
-        ("containers:\n- name: Sidecar_1\n", 2, "must be a DNS label"),
-    ],
-)
-def test_pod_rules_of_the_api_server_point_at_the_spec_line(tmp_path, worker, line, words):
-    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
-    (d,) = dc.validate_objects(loaded, KUBE)
-    assert (d.code, d.file.endswith("worker.yaml"), d.line) == ("DKE214", True, line) and words in d.message
-
-
-def test_requests_within_limits_pass(tmp_path):
-    worker = (
-        "containers:\n- name: worker\n  resources:\n    requests: {cpu: 500m, memory: 1Gi}\n"
-        "    limits: {cpu: '1', memory: 1024Mi}\n"
-    )
-    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
-    assert dc.validate_objects(loaded, KUBE) == []
-
-
-def test_objects_over_the_api_servers_size_limits_are_reported_with_their_size(tmp_path):
-    loaded = load(tmp_path, flow={"entrypoint": "flows/flow.py:main", "parameters": {"blob": "x"}})
-    loaded.env.flow.parameters["blob"] = "x" * (1600 * 1024)  # environment files are capped below this
-    found = [d for d in dc.validate_objects(loaded, KUBE) if d.code == "DKE404"]
-    assert found and all("bytes" in d.message and "1.5 MiB" in d.message for d in found)
-    loaded = load(tmp_path, annotations={"big": "y" * (300 * 1024)})
-    (d, *_) = [d for d in dc.validate_objects(loaded, KUBE) if d.code == "DKE404"]
-    assert "256 KiB" in d.message and d.path == "$.annotations.big"
 
 
 # --- literal contract: label keys and the default pull secret ------------------------------------
@@ -617,8 +450,6 @@ def test_label_keys_are_the_documented_strings(tmp_path):
 def test_the_default_pods_carry_the_pull_secret_themselves(tmp_path, role):
     """dke's default pod (before any spec file merges over it) names the pull secret: so a spec
     file's own imagePullSecrets merge after it, and dke's comes first, once."""
-    from dke.objects.explain import strip
-
     compiler = dc._Compiler(load(tmp_path, private_registry=True), "r7", None)
     default, _ = strip(getattr(compiler, f"{role}_pod")())
     assert default["imagePullSecrets"] == [{"name": "etl-registry"}]
@@ -647,89 +478,10 @@ def test_numeric_quantities_become_strings_the_operators_crd_takes(tmp_path):
         ].line
         == 4
     )
-    assert dc.validate_objects(loaded, KUBE) == []
-
-
-def test_a_numeric_probe_port_is_refused_at_its_line(tmp_path):
-    worker = "containers:\n- name: worker\n  livenessProbe:\n    httpGet: {path: /health, port: 8788}\n"
-    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
-    (d,) = dc.validate_objects(loaded, KUBE)
-    assert (d.code, d.file.endswith("worker.yaml"), d.line) == (dc.CLUSTER_INVALID, True, 4)
-    assert "name the container port" in d.message
+    assert validate_objects(loaded, KUBE) == []
 
 
 # --- what mutation testing found unchecked (see tests/README.md, "Mutation testing") -------------
-
-
-def test_pod_label_and_annotation_keys_in_full(tmp_path):
-    name63, name64 = "a" * 63, "a" * 64
-    worker = (
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n"
-        f"    example.org/{name63}: ok\n    {name64}: too-long\n    fine: 'bad value!'\n"
-        f"  annotations:\n    {name63}: any text at all\n    'a b': x\nspec: {{}}\n"
-    )
-    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
-    problems = dc.validate_objects(loaded, KUBE)
-    rules = "an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'"
-    assert [(d.severity, d.code, d.line, d.column, d.path, d.message) for d in problems] == [
-        (
-            ERROR,
-            dc.OBJECT_INVALID,
-            6,
-            5,
-            f"$.metadata.labels.{name64}",
-            f"label key '{name64}' is not a valid Kubernetes key: {rules}",
-        ),
-        (
-            ERROR,
-            dc.OBJECT_INVALID,
-            7,
-            11,
-            "$.metadata.labels.fine",
-            "label value 'bad value!' is not valid: at most 63 letters, digits, '-', '_' or '.', "
-            "starting and ending with a letter or digit",
-        ),
-        (
-            ERROR,
-            dc.OBJECT_INVALID,
-            10,
-            5,
-            "$.metadata.annotations['a b']",
-            f"annotation key 'a b' is not a valid Kubernetes key: {rules}",
-        ),
-    ]
-
-
-def test_a_problem_from_a_default_is_reported_at_the_top_of_the_file(tmp_path):
-    from dke.objects.explain import Origin
-
-    loaded = load(tmp_path)
-    d = dc.diagnostic_at(loaded, Origin("default", "job.backoff_limit"), "DKE400", "too big", WARNING)
-    assert d == type(d)(
-        WARNING, "DKE400", "too big (from the default of job.backoff_limit)", loaded.file, 1, 1, "$"
-    )
-    # from the run (a --run-id, --namespace): at the environment's name
-    d = dc.diagnostic_at(loaded, Origin("run", "--namespace"), "DKE400", "bad namespace", WARNING)
-    assert (d.severity, d.code, d.message, d.file, d.line, d.path) == (
-        WARNING,
-        "DKE400",
-        "bad namespace",
-        loaded.file,
-        2,
-        "$.name",
-    )
-    # an origin that names a file only when it has one
-    d = dc.diagnostic_at(loaded, Origin("environment", "name", None, 5, 3, ("name",)), "DKE400", "no file")
-    assert (d.line, d.path) == (2, "$.name")
-
-
-def test_the_autoscaler_adapt_creates():
-    assert dc.autoscaler_for("etl-r1", 1, 4) == {
-        "apiVersion": "kubernetes.dask.org/v1",
-        "kind": "DaskAutoscaler",
-        "metadata": {"name": "etl-r1"},
-        "spec": {"cluster": "etl-r1", "minimum": 1, "maximum": 4},
-    }
 
 
 def test_run_ids_up_to_twelve_characters(tmp_path):
@@ -745,135 +497,8 @@ def test_run_ids_up_to_twelve_characters(tmp_path):
         )
 
 
-def test_a_compiled_object_problem_is_an_error_named_after_the_object(tmp_path):
-    worker = "terminationGracePeriodSeconds: 30\ncontainers:\n- name: worker\n"
-    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml", job={"backoff_limit": 1})
-    loaded.worker.document.data["terminationGracePeriodSeconds"] = "thirty"
-    loaded.env.job.backoff_limit = "many"
-    cluster_problem, job_problem = sorted(
-        dc.validate_objects(loaded, KUBE), key=lambda d: d.code, reverse=True
-    )
-    assert (cluster_problem.severity, cluster_problem.code, cluster_problem.path) == (
-        ERROR,
-        dc.CLUSTER_INVALID,
-        "$.terminationGracePeriodSeconds",
-    )
-    assert cluster_problem.message.startswith(
-        "compiled DaskCluster etl-run-id at $.spec.worker.spec.terminationGracePeriodSeconds: "
-    )
-    assert (job_problem.severity, job_problem.code, job_problem.path) == (
-        ERROR,
-        dc.OBJECT_INVALID,
-        "$.job.backoff_limit",
-    )
-    assert job_problem.message.startswith("compiled Job etl-run-id at $.spec.backoffLimit: ")
-
-
-def test_pod_problems_in_full():
-    name63 = "c" * 63
-    pod = {
-        "volumes": [{"name": "data"}, "not a volume"],
-        "initContainers": [{"name": "init", "volumeMounts": [{"name": "data"}, {"name": "cache"}]}],
-        "containers": [
-            {
-                "name": name63,
-                "ports": [
-                    {"name": "http", "containerPort": 1},
-                    {"containerPort": 2},
-                    {"name": "http", "containerPort": 3},
-                    {"name": "a" * 16},
-                    {"name": "a--b"},
-                    {"name": "123"},
-                    {"name": "p" * 15},
-                    "not a port",
-                ],
-                "env": [{"name": "GOOD_1.x-y"}, {"name": "1BAD"}, {"value": "no name"}, "not an env var"],
-            },
-            {"name": "init"},
-            {"name": "c" * 64},
-            {"name": "Worker"},
-            {"name": None},
-            "not a container",
-            {
-                "name": "res",
-                "resources": {
-                    "requests": {"cpu": "1500m", "memory": "1Gi", "gpu": "x"},
-                    "limits": {"cpu": "1", "memory": "1024Mi", "gpu": "1"},
-                },
-            },
-            {
-                "name": "res2",
-                "resources": {"requests": {"cpu": "2", "memory": "2Mi"}, "limits": {"cpu": "2000m"}},
-            },
-        ],
-    }
-    dns = "must be a DNS label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit"
-    port = "must be at most 15 lowercase letters, digits or single '-', with at least one letter"
-    assert dc.pod_problems(pod) == [
-        (
-            ("initContainers", 0, "volumeMounts", 1, "name"),
-            "volumeMount 'cache' names no volume of the pod; add it under `volumes`",
-        ),
-        (("containers", 0, "ports", 2, "name"), "port name 'http' is used twice in the container"),
-        (("containers", 0, "ports", 3, "name"), f"port name '{'a' * 16}' {port}"),
-        (("containers", 0, "ports", 4, "name"), f"port name 'a--b' {port}"),
-        (("containers", 0, "ports", 5, "name"), f"port name '123' {port}"),
-        (
-            ("containers", 0, "env", 1, "name"),
-            "env name '1BAD' must consist of letters, digits, '_', '-' or '.', and must not start with a digit",
-        ),
-        (("containers", 1, "name"), "container name 'init' is used twice in the pod; names are unique"),
-        (("containers", 2, "name"), f"container name '{'c' * 64}' {dns}"),
-        (("containers", 3, "name"), f"container name 'Worker' {dns}"),
-        (("containers", 4, "name"), f"container name None {dns}"),
-        (
-            ("containers", 6, "resources", "requests", "cpu"),
-            "the cpu request '1500m' is more than its limit '1'; "
-            "a request must be less than or equal to the limit",
-        ),
-    ]
-
-
-def test_every_metadata_and_pod_of_every_object_is_checked(tmp_path):
-    big = "y" * (300 * 1024)
-    specs = {
-        f"{role[0]}.yaml": f"kind: Pod\nmetadata:\n  annotations: {{a: {big}}}\n"
-        f"spec:\n  containers: [{{name: {role}}}]\n"
-        for role in ("scheduler", "worker")
-    }
-    loaded = load(
-        tmp_path, specs, scheduler_spec_file="s.yaml", worker_spec_file="w.yaml", annotations={"big": big}
-    )
-    loaded.env.env["1BAD"] = "x"  # as if a future rule let it through the model: it reaches every container
-    where = sorted((d.code, d.message.split(":")[0]) for d in dc.validate_objects(loaded, KUBE))
-    assert where == sorted(
-        [
-            *[
-                ("DKE404", f"compiled {kind} at $.metadata.annotations")
-                for kind in (
-                    "ServiceAccount etl-runner",
-                    "Role etl-runner",
-                    "RoleBinding etl-runner",
-                    "Job etl-run-id",
-                    "DaskCluster etl-run-id",
-                )
-            ],
-            ("DKE404", "compiled Job etl-run-id at $.spec.template.metadata.annotations"),
-            ("DKE404", "compiled DaskCluster etl-run-id at $.spec.scheduler.metadata.annotations"),
-            ("DKE404", "compiled DaskCluster etl-run-id at $.spec.worker.metadata.annotations"),
-            (
-                "DKE214",
-                "compiled Job etl-run-id at $.spec.template.spec.containers[0].env[6].name",
-            ),  # after the run's own
-            ("DKE214", "compiled DaskCluster etl-run-id at $.spec.scheduler.spec.containers[0].env[0].name"),
-            ("DKE214", "compiled DaskCluster etl-run-id at $.spec.worker.spec.containers[0].env[0].name"),
-        ]
-    )
-
-
 def test_where_the_run_values_and_the_names_come_from(tmp_path):
     """What `dke render --explain` shows for the values that do not come from a file line."""
-    from dke.objects.explain import Origin
 
     def origins_of(loaded, *args):
         compiled = dc.compile_traced(loaded, *args)
@@ -989,38 +614,6 @@ def test_where_env_secrets_labels_and_pull_secrets_come_from(tmp_path, pull):
         "job.safe_to_evict",
         (),
     )
-
-
-@pytest.mark.parametrize(
-    "change, path, rule, message",
-    [
-        (
-            {"apiVersion": "kubernetes.dask.org/v2"},
-            ["apiVersion"],
-            "const",
-            "'kubernetes.dask.org/v1' was expected",
-        ),
-        ({"kind": "DaskJob"}, ["kind"], "const", "'DaskCluster' was expected"),
-        ({"metadata": {"name": 5}}, ["metadata", "name"], "type", "5 is not of type 'string', 'null'"),
-        ({"metadata": None}, [], "required", "'metadata' is a required property"),
-    ],
-)
-def test_the_crd_schema_checks_the_object_itself(change, path, rule, message):
-    good = {
-        "apiVersion": "kubernetes.dask.org/v1",
-        "kind": "DaskCluster",
-        "metadata": {"name": "x"},
-        "spec": {
-            "scheduler": {"spec": {"containers": [{"name": "s"}]}, "service": {}},
-            "worker": {"spec": {"containers": [{"name": "w"}]}},
-        },
-    }
-    bad = {k: v for k, v in {**good, **change}.items() if v is not None}
-    validator = dc.crd_validator("daskcluster", KUBE)
-    assert [(list(e.absolute_path), e.validator, e.message) for e in validator.iter_errors(bad)] == [
-        (path, rule, message)
-    ]
-    assert [e.validator for e in validator.iter_errors([good])] == ["type", "type"]  # not an object at all
 
 
 def test_only_the_dask_container_gets_the_dask_command(tmp_path):

@@ -1,12 +1,7 @@
-"""Provenance of compiled values, and the YAML writer of `dke render` (with `--explain`).
+"""The YAML writer of `dke render` (with `--explain`, an origin comment on every value line).
 
-While compiling, every leaf value that came from somewhere the user can change is
-wrapped in a `Traced` (value + `Origin`). Wrapped leaves flow through the strategic
-merge untouched, so whichever side wins, its origin comes along; `strip` then splits
-the result into plain data and a table {JSON path: Origin}.
-
-The YAML writer is small and our own on purpose: it quotes every string that a
-YAML 1.1 reader (kubectl, go-yaml) could take for something else, and it can put an
+The writer is small and our own on purpose: it quotes every string that a YAML 1.1
+reader (kubectl, go-yaml) could take for something else, and it can put an
 end-of-line comment on any line, which is what `--explain` needs.
 """
 
@@ -15,90 +10,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from dke.environment.load import JsonPath
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where one value of the output came from.
-
-    kind: "dke" (fixed by dke), "default" (an environment key left unset), "environment"
-    (a key of the environment, an overlay or --set), "spec" (a scheduler/worker spec
-    file), "run" (the run id).
-    """
-
-    kind: str
-    key: str = ""  # the environment key, e.g. "job.backoff_limit"
-    file: str = ""
-    line: int = 0
-    column: int = 0
-    path: tuple = ()  # JSON path inside ``file`` (environment or spec file)
-
-    def describe(self) -> str:
-        if self.kind == "dke":
-            return "dke"
-        if self.kind == "run":
-            return self.key  # "--run-id" or "run id placeholder"
-        if self.kind == "default":
-            return f"default {self.key}"
-        if self.file == "--set":
-            return f"--set {self.key}"
-        if self.kind == "spec":
-            return f"{self.file}:{self.line}"
-        return f"{self.file}:{self.line} {self.key}"
-
-
-DKE = Origin("dke")
-
-
-@dataclass(frozen=True)
-class Traced:
-    value: Any
-    origin: Origin
-
-
-def value_of(leaf: Any) -> Any:
-    return leaf.value if isinstance(leaf, Traced) else leaf
-
-
-def strip(data: Any, default: Origin = DKE) -> tuple[Any, dict[JsonPath, Origin]]:
-    """Plain data, and the origin of every leaf (unwrapped leaves get ``default``)."""
-    origins: dict[JsonPath, Origin] = {}
-
-    def walk(node: Any, path: JsonPath) -> Any:
-        if isinstance(node, dict):
-            return {k: walk(v, path + (k,)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v, path + (i,)) for i, v in enumerate(node)]
-        if isinstance(node, Traced):
-            origins[path] = node.origin
-            return walk(node.value, path) if isinstance(node.value, (dict, list)) else node.value
-        origins[path] = default
-        return node
-
-    return walk(data, ()), origins
-
-
-def origin_at(origins: dict[JsonPath, Origin], path: JsonPath) -> Origin:
-    """The origin of ``path``: its own, else the first leaf below it, else its nearest ancestor's."""
-    path = tuple(path)
-    if path in origins:
-        return origins[path]
-    n = len(path)
-    for p, o in origins.items():  # insertion order = document order
-        if p[:n] == path:
-            return o
-    while path:
-        path = path[:-1]
-        if path in origins:
-            return origins[path]
-    return DKE
-
-
-# --- YAML --------------------------------------------------------------------------
+from dke.objects.provenance import Origin, origin_at
 
 # A string stays unquoted only if no YAML 1.1 or 1.2 reader can take it for a number,
 # boolean, null, timestamp or syntax: it starts with a letter, '/' or '_' and holds no

@@ -1,4 +1,4 @@
-"""dke.objects.explain: the YAML writer must round-trip exactly under YAML 1.1 (kubectl, PyYAML) and
+"""dke.objects.yamlwriter: the YAML writer must round-trip exactly under YAML 1.1 (kubectl, PyYAML) and
 1.2 (ruamel), and the origin comments must not change the data."""
 
 import io
@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from dke.objects.explain import DKE, Origin, Traced, as_comment, origin_at, scalar, strip, to_yaml
+from dke.objects.provenance import Origin, Traced, strip
+from dke.objects.yamlwriter import as_comment, scalar, to_yaml
 
 TRICKY = [
     "yes",
@@ -127,13 +128,6 @@ def test_comments_name_every_value_line():
         '  - "y"  # default job.backoff_limit',  # YAML 1.1 reads a bare y as true
         "d: z     # --set n",
     ]
-
-
-def test_origin_of_a_container_is_its_first_leaf_or_its_parent():
-    origins = {("a", "b"): DKE, ("a", "c", 0): Origin("spec", "", "w.yaml", 2)}
-    assert origin_at(origins, ("a", "c")).file == "w.yaml"
-    assert origin_at(origins, ("a", "b", "deeper")) == DKE
-    assert origin_at(origins, ("zzz",)) == DKE
 
 
 def test_scalar_quotes_only_when_needed():
