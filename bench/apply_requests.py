@@ -8,7 +8,7 @@ near-zero-latency server: on a real cluster add one round trip per request.
 Three cases on examples/quickstart (adaptive, 1..4 workers):
   public image; private registry with the pull Secret missing; and with it present.
 "Cold CLI" is a fresh `dke apply` process (interpreter start and imports included);
-"in process" is one more apply through dke.runners.kube once everything is imported.
+"in process" is one more apply through dke.runners.kubeapply once everything is imported.
 Baseline (2 shared cores, median of 5): 5 / 7 / 6 requests; cold CLI 0.35-0.38 s; in process 12-17 ms.
 """
 
@@ -81,23 +81,23 @@ def cold_cli(env_file: str, config: str, run_id: str) -> float:
 def in_process(env_file: str, config: str, run_id: str) -> tuple[float, int]:
     from dke.environment.pipeline import load_environment
     from dke.objects.compile import compile_environment
-    from dke.runners import kube
+    from dke.runners import kubeapply, kubeclient
     from dke.runners.credentials import lookup
 
     start = time.perf_counter()
     loaded = load_environment(env_file)
     env = loaded.env
-    with kube.connect(kube.Target(kubeconfig=config), env.namespace) as api:
-        objects = kube.retarget(compile_environment(loaded, run_id, api.namespace), api.namespace)
-        kube.preflight(api, env.adaptive)
+    with kubeclient.connect(kubeclient.Target(kubeconfig=config), env.namespace) as api:
+        objects = compile_environment(loaded, run_id, api.namespace)
+        kubeapply.preflight(api, env.adaptive)
         if env.pull_secret_name:
-            kube.ensure_pull_secret(
+            kubeapply.ensure_pull_secret(
                 api,
                 env.pull_secret_name,
                 env.name,
                 lambda: lookup(env.docker_secret, env.image, environ={env.docker_secret: CREDENTIALS}),
             )
-        kube.apply_objects(api, objects)
+        kubeapply.apply_objects(api, objects)
         return time.perf_counter() - start, api.requests
 
 

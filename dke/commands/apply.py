@@ -2,7 +2,7 @@ import click
 
 from dke import exitcodes
 from dke.commands.common import environment_options, load_valid
-from dke.runners.kube import kube_options, output_option
+from dke.commands.kubeopts import dump, kube_options, output_option, parse_duration
 
 EPILOG = (
     "Exit codes: 0 applied (with --wait: the flow run completed); 1 the flow run failed; "
@@ -72,9 +72,9 @@ def apply(
     imagePullSecret is created from the `docker_secret` credentials when it is missing.
     """
     from dke.objects.compile import compile_environment, new_run_id
-    from dke.runners import kube
+    from dke.runners import kubeapply, kubeclient, kuberuns
 
-    wait_for = kube.parse_duration(timeout)
+    wait_for = parse_duration(timeout)
     loaded = load_valid(file, overlays, sets, kube_version)
     env = loaded.env
     run_id = run_id or new_run_id()
@@ -83,36 +83,36 @@ def apply(
         namespace = _offline_namespace(target, env.namespace)
         objects = compile_environment(loaded, run_id, namespace)
         if output != "text":
-            click.echo(kube.dump(objects, output))
+            click.echo(dump(objects, output))
             return
         if env.pull_secret_name:
             click.echo(f"secret/{env.pull_secret_name} ensured (client dry run; created only if missing)")
-        for obj in kube.sort_objects(objects):
+        for obj in kubeapply.sort_objects(objects):
             click.echo(
-                f"{kube.obj_ref(obj)} {'created' if obj['kind'] == 'Job' else 'serverside-applied'} "
+                f"{kubeapply.obj_ref(obj)} {'created' if obj['kind'] == 'Job' else 'serverside-applied'} "
                 "(client dry run)"
             )
         return
 
-    with kube.connect(target, env.namespace) as api:
+    with kubeclient.connect(target, env.namespace) as api:
         objects = compile_environment(loaded, run_id, api.namespace)
         server_dry = dry_run == "server"
-        result = kube.ApplyResult(run_id=run_id)
+        result = kubeapply.ApplyResult(run_id=run_id)
         needs_cluster = env.executor == "dask" and not env.scheduler_address
         stage = "before anything was applied"
         try:
             if needs_cluster:
-                kube.preflight(api, env.adaptive)
+                kubeapply.preflight(api, env.adaptive)
             if env.pull_secret_name:
                 stage = f"during setup; secret/{env.pull_secret_name} may or may not have been created"
-                action = kube.ensure_pull_secret(
+                action = kubeapply.ensure_pull_secret(
                     api,
                     env.pull_secret_name,
                     env.name,
                     lambda: _credentials(env, docker_config),
                     dry_run=server_dry,
                 )
-                done = kube.Applied(
+                done = kubeapply.Applied(
                     "Secret",
                     env.pull_secret_name,
                     api.namespace,
@@ -121,8 +121,8 @@ def apply(
                 result.applied.append(done)
                 _print_applied(done, output)
         except KeyboardInterrupt:
-            raise kube.Interrupted(f"interrupted {stage}", exitcodes.INTERRUPTED) from None
-        kube.apply_objects(
+            raise kubeapply.Interrupted(f"interrupted {stage}", exitcodes.INTERRUPTED) from None
+        kubeapply.apply_objects(
             api,
             objects,
             dry_run=server_dry,
@@ -132,7 +132,7 @@ def apply(
         )
         if output != "text":
             click.echo(
-                kube.dump(
+                dump(
                     {
                         "namespace": api.namespace,
                         "runId": run_id,
@@ -153,7 +153,7 @@ def apply(
             )
             return
         try:
-            code = kube.wait_for_run(
+            code = kuberuns.wait_for_run(
                 api,
                 result.job,
                 timeout=wait_for,
@@ -165,7 +165,7 @@ def apply(
                 interval=_poll_interval(),
             )
         except KeyboardInterrupt:
-            raise kube.Interrupted(
+            raise kubeapply.Interrupted(
                 f"interrupted: stopped waiting; run {run_id} (job/{job_name}) goes on in the "
                 f"cluster (`dke delete {env.name} --run {run_id}` stops it)",
                 exitcodes.INTERRUPTED,
@@ -185,10 +185,10 @@ def _print_applied(applied, output: str) -> None:
 
 
 def _credentials(env, docker_config):
-    from dke.runners import credentials, kube
+    from dke.runners import credentials, kubeclient
 
     creds = credentials.lookup(env.docker_secret, env.image, docker_config)
-    kube.register_secret(*creds.secret_values())
+    kubeclient.register_secret(*creds.secret_values())
     return creds
 
 
@@ -197,10 +197,10 @@ def _offline_namespace(target, env_namespace):
     if target.namespace or env_namespace:
         return target.namespace or env_namespace
     from dke.diagnostics import DkeError
-    from dke.runners import kube
+    from dke.runners import kubeclient
 
     try:
-        with kube.connect(target, None) as api:
+        with kubeclient.connect(target, None) as api:
             return api.namespace
     except DkeError:
         return "default"

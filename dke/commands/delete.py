@@ -1,7 +1,7 @@
 import click
 
 from dke.commands.common import environment_options
-from dke.runners.kube import kube_options
+from dke.commands.kubeopts import kube_options, subject
 
 
 @click.command(
@@ -21,19 +21,19 @@ def delete(environment, overlays, sets, kube_version, target, run_id, everything
     """Delete a run (foreground propagation: its pods and Dask cluster go first), or a whole environment."""
     from dke import exitcodes
     from dke.diagnostics import DkeError
-    from dke.runners import kube
+    from dke.runners import kubeapply, kubeclient
 
     if bool(run_id) == everything:
         raise DkeError(
             "say what to delete: --run ID (one run) or --all (everything of the environment)", exitcodes.USAGE
         )
-    subject = kube.subject(environment, overlays, sets, kube_version)
-    with kube.connect(target, subject.namespace) as api:
+    named = subject(environment, overlays, sets, kube_version)
+    with kubeclient.connect(target, named.namespace) as api:
         if everything:
-            deleted = kube.delete_environment(api, subject.name)
+            deleted = kubeapply.delete_environment(api, named.name)
         else:
-            deleted = kube.delete_run(api, subject.name, run_id)
+            deleted = kubeapply.delete_run(api, named.name, run_id)
     for line in deleted:
         click.echo(line)
     if not deleted:
-        click.echo(f"nothing of {subject.name!r} found in namespace {api.namespace!r}", err=True)
+        click.echo(f"nothing of {named.name!r} found in namespace {api.namespace!r}", err=True)

@@ -6,8 +6,8 @@ import click
 
 from dke import exitcodes
 from dke.commands.common import environment_options, load_valid
+from dke.commands.kubeopts import kube_options
 from dke.diagnostics import DkeError
-from dke.runners.kube import kube_options
 
 EPILOG = (
     "Exit codes: 0 deployed (or, with --dry-run, nothing changed); 1 --dry-run: changes; 2 usage error "
@@ -45,7 +45,7 @@ def deploy(file, overlays, sets, kube_version, target, pool, dry_run) -> None:
     """
     from dke.objects.compile import compile_environment
     from dke.runners import deploy as core
-    from dke.runners import flowrun, kube
+    from dke.runners import flowrun, kubeapply, kubeclient
 
     loaded = load_valid(file, overlays, sets, kube_version)
     env = loaded.env
@@ -60,21 +60,21 @@ def deploy(file, overlays, sets, kube_version, target, pool, dry_run) -> None:
     flow_name, schema = core.flow_name_and_schema(env.flow.entrypoint, loaded.base_dir)
     _check_api(url)  # before anything is applied in the cluster
 
-    with kube.connect(target, env.namespace) as api:
+    with kubeclient.connect(target, env.namespace) as api:
         objects = compile_environment(loaded, None, api.namespace)
         standing = [o for o in objects if o["kind"] != "Job"]
         spec = core.deployment_spec(loaded, objects, flow_name, pool, schema)
         if not dry_run:
             if env.executor == "dask" and not env.scheduler_address:
-                kube.preflight(api, env.adaptive)
+                kubeapply.preflight(api, env.adaptive)
             if env.pull_secret_name:
                 from dke.commands.apply import _credentials
 
-                action = kube.ensure_pull_secret(
+                action = kubeapply.ensure_pull_secret(
                     api, env.pull_secret_name, env.name, lambda: _credentials(env, None)
                 )
                 click.echo(f"secret/{env.pull_secret_name} {action}")
-            kube.apply_objects(api, standing, on_applied=lambda a: click.echo(a.text()))
+            kubeapply.apply_objects(api, standing, on_applied=lambda a: click.echo(a.text()))
     changes = _sync_prefect(url, pool, spec, dry_run)
     changed = any(c.action != "unchanged" for c in changes)
     for change in changes:

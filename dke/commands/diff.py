@@ -2,7 +2,7 @@ import click
 
 from dke import exitcodes
 from dke.commands.common import environment_options, load_valid
-from dke.runners.kube import kube_options
+from dke.commands.kubeopts import kube_options
 
 
 @click.command(
@@ -21,11 +21,11 @@ def diff(file, overlays, sets, kube_version, target) -> None:
     compared too (what `dke deploy` would change).
     """
     from dke.objects.compile import compile_environment
-    from dke.runners import kube
+    from dke.runners import kubeapply, kubeclient
 
     loaded = load_valid(file, overlays, sets, kube_version)
     env = loaded.env
-    with kube.connect(target, env.namespace) as api:
+    with kubeclient.connect(target, env.namespace) as api:
         objects = compile_environment(loaded, None, api.namespace)
         changes = 0
         if env.pull_secret_name and api.get("Secret", env.pull_secret_name) is None:
@@ -34,7 +34,7 @@ def diff(file, overlays, sets, kube_version, target) -> None:
                 f"from {env.docker_secret})"
             )
             changes += 1
-        for d in kube.diff_objects(api, objects):
+        for d in kubeapply.diff_objects(api, objects):
             if d.changed:
                 click.echo(d.text.rstrip("\n"))
                 changes += 1

@@ -1,7 +1,7 @@
 import click
 
 from dke.commands.common import environment_options
-from dke.runners.kube import kube_options
+from dke.commands.kubeopts import kube_options, subject
 
 
 @click.command(
@@ -19,21 +19,21 @@ def logs(environment, overlays, sets, kube_version, target, run_id, follow) -> N
 
     from dke import exitcodes
     from dke.diagnostics import DkeError
-    from dke.runners import kube
+    from dke.runners import kubeclient, kuberuns
 
-    subject = kube.subject(environment, overlays, sets, kube_version)
-    with kube.connect(target, subject.namespace) as api:
-        job = kube.find_run(api, subject.name, run_id)
+    named = subject(environment, overlays, sets, kube_version)
+    with kubeclient.connect(target, named.namespace) as api:
+        job = kuberuns.find_run(api, named.name, run_id)
         job_name = job["metadata"]["name"]
-        pod = kube.runner_pod(api, job_name)
+        pod = kuberuns.runner_pod(api, job_name)
         while follow and (pod is None or (pod.get("status") or {}).get("phase") == "Pending"):
-            if kube.job_phase(api.get("Job", job_name) or job) in ("Succeeded", "Failed"):
+            if kuberuns.job_phase(api.get("Job", job_name) or job) in ("Succeeded", "Failed"):
                 break
             time.sleep(1)  # the pod is being scheduled: its logs come once it starts
-            pod = kube.runner_pod(api, job_name)
+            pod = kuberuns.runner_pod(api, job_name)
         if pod is None:
             raise DkeError(
-                f"job/{job_name} has no runner pod (yet, or any more); see `dke status {subject.name}`",
+                f"job/{job_name} has no runner pod (yet, or any more); see `dke status {named.name}`",
                 exitcodes.FAILED,
             )
-        kube.stream_logs(api, pod["metadata"]["name"], follow, click.echo)
+        kuberuns.stream_logs(api, pod["metadata"]["name"], follow, click.echo)

@@ -1,10 +1,8 @@
 import click
 
 from dke.commands.common import environment_options
-from dke.runners.kube import kube_options, output_option
-
-# Labels Prefect's Kubernetes worker puts on the Jobs it creates (prefect-kubernetes).
-FLOW_RUN_LABEL = "prefect.io/flow-run-id"
+from dke.commands.kubeopts import dump, kube_options, output_option, subject
+from dke.contracts import FLOW_RUN_LABEL, deployment_runs_selector
 
 
 @click.command(
@@ -22,22 +20,22 @@ def status(environment, overlays, sets, kube_version, target, output) -> None:
     are listed too; when the Prefect API (PREFECT_API_URL) answers, a PREFECT column shows
     their flow run's state.
     """
-    from dke.runners import kube
+    from dke.runners import kubeclient, kuberuns
 
-    subject = kube.subject(environment, overlays, sets, kube_version)
-    with kube.connect(target, subject.namespace) as api:
-        runs = kube.list_runs(api, subject.name)
-        runs += deployment_runs(api, subject.name)
+    named = subject(environment, overlays, sets, kube_version)
+    with kubeclient.connect(target, named.namespace) as api:
+        runs = kuberuns.list_runs(api, named.name)
+        runs += deployment_runs(api, named.name)
     runs.sort(key=lambda r: r["created"] or "", reverse=True)
     states = prefect_states([r["flow_run_id"] for r in runs if r.get("flow_run_id")])
     if states is not None:
         for run in runs:
             run["prefect_state"] = states.get(run.get("flow_run_id") or "")
     if output != "text":
-        click.echo(kube.dump({"environment": subject.name, "namespace": api.namespace, "runs": runs}, output))
+        click.echo(dump({"environment": named.name, "namespace": api.namespace, "runs": runs}, output))
         return
     if not runs:
-        click.echo(f"no runs of {subject.name!r} in namespace {api.namespace!r}", err=True)
+        click.echo(f"no runs of {named.name!r} in namespace {api.namespace!r}", err=True)
         return
     with_prefect = states is not None
     rows = [
@@ -62,11 +60,11 @@ def deployment_runs(api, env_name: str) -> list[dict]:
     """The runs Prefect's worker started from the environment's deployment: their Jobs carry the
     environment's labels but `managed-by: prefect`, and the flow run's id. The run id is the one
     `dke incluster` derives from it (it names the run's Dask cluster)."""
-    from dke.runners import kube
+    from dke.runners import kuberuns
     from dke.runners.incluster import run_id_for
 
-    jobs = api.list("Job", kube.deployment_runs_selector(env_name)) or []
-    workers = kube.running_workers(api) if jobs else {}
+    jobs = api.list("Job", deployment_runs_selector(env_name)) or []
+    workers = kuberuns.running_workers(api) if jobs else {}
     rows = []
     for job in jobs:
         meta, status = job.get("metadata") or {}, job.get("status") or {}
@@ -75,16 +73,19 @@ def deployment_runs(api, env_name: str) -> list[dict]:
             run_id = run_id_for(flow_run_id)
         except Exception:  # noqa: BLE001 - a label someone edited: show the Job anyway
             run_id = ""
-        start, end = kube._parse_time(status.get("startTime")), kube._parse_time(status.get("completionTime"))
+        start, end = (
+            kuberuns.parse_time(status.get("startTime")),
+            kuberuns.parse_time(status.get("completionTime")),
+        )
         rows.append(
             {
                 "run_id": run_id,
                 "job": meta.get("name"),
-                "phase": kube.job_phase(job),
+                "phase": kuberuns.job_phase(job),
                 "created": meta.get("creationTimestamp"),
                 "start": status.get("startTime"),
                 "completion": status.get("completionTime"),
-                "duration": kube._duration(start, end) if start else "-",
+                "duration": kuberuns.duration(start, end) if start else "-",
                 "cluster": f"{env_name}-{run_id}",
                 "cluster_phase": None,
                 "workers": workers.get(f"{env_name}-{run_id}", 0),

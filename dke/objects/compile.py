@@ -21,8 +21,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from dke.contracts import (
+    APP_NAME,
+    COMPONENT,
+    DASK_GROUP,
+    ENVIRONMENT_LABEL,
+    MANAGED_BY,
+    MANAGER,
+    RUN_ID_LABEL,
+)
 from dke.diagnostics import DkeError
-from dke.environment import podtemplate
+from dke.environment import model, podtemplate
 from dke.environment.load import JsonPath
 from dke.environment.merge import strategic_merge
 from dke.environment.pipeline import Loaded
@@ -36,16 +45,9 @@ PLACEHOLDER_RUN_ID = "run-id"
 # <name>-<run id>-scheduler (the operator's Service) must fit a 63-character label
 # with the longest name (dke.environment.model.NAME_MAX = 40).
 RUN_ID_MAX = 12
-RUN_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+RUN_ID = re.compile(model.DNS_LABEL)
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-APP_NAME = "app.kubernetes.io/name"
-COMPONENT = "app.kubernetes.io/component"
-ENVIRONMENT_LABEL = "dke.dev/environment"
-RUN_ID_LABEL = "dke.dev/run-id"
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
-
-DASK_GROUP = "kubernetes.dask.org"
 
 
 def new_run_id() -> str:
@@ -146,7 +148,7 @@ class _Compiler:
     # -- metadata -----------------------------------------------------------------------
 
     def labels(self, run: bool = False, component: str | None = None) -> dict:
-        labels: dict = {MANAGED_BY: "dke", APP_NAME: self.name, ENVIRONMENT_LABEL: self.name}
+        labels: dict = {MANAGED_BY: MANAGER, APP_NAME: self.name, ENVIRONMENT_LABEL: self.name}
         if component:
             labels[COMPONENT] = component
         if run:

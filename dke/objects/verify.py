@@ -13,13 +13,14 @@ import json
 import re
 from typing import Any
 
+from dke.contracts import DASK_GROUP
 from dke.diagnostics import ERROR, Diagnostic
-from dke.environment import kubeschema
+from dke.environment import kubeschema, model
 from dke.environment.checks import OBJECT_INVALID, check_pod_metadata
 from dke.environment.load import json_path
 from dke.environment.pipeline import Loaded
 from dke.environment.validate import schema_diagnostics
-from dke.objects.compile import DASK_GROUP, Compiled, compile_traced
+from dke.objects.compile import Compiled, compile_traced
 from dke.objects.provenance import Origin, at_path, origin_at
 
 CLUSTER_INVALID = "DKE401"
@@ -100,7 +101,7 @@ def diagnostic_at(
 # apimachinery's TotalAnnotationSizeLimitB, and etcd's default request limit that bounds an object
 ANNOTATIONS_MAX = 256 * 1024
 OBJECT_MAX = 1536 * 1024
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_LABEL = re.compile(model.DNS_LABEL)
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*$")  # no leading/trailing/double '-'
 _SUFFIX = {

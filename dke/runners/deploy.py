@@ -29,6 +29,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from dke.contracts import ENVIRONMENT_LABEL, RUN_ID_LABEL
 from dke.diagnostics import Diagnostic
 
 DEFAULT_POOL = "dke"
@@ -207,8 +208,6 @@ def schedule_json(schedule) -> dict[str, Any]:
 def job_manifest(objects: list[dict]) -> dict:
     """The compiled run Job as the worker's job manifest: one per flow run, so no fixed name and
     no fixed run id label (the flow run's labels identify it); the runner container renamed."""
-    from dke.objects.compile import ENVIRONMENT_LABEL, RUN_ID_LABEL
-
     job = next((o for o in objects if o.get("kind") == "Job"), None)
     if job is None:
         raise ValueError("the compiled objects hold no Job")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from dke import exitcodes
+from dke.contracts import RUN_ID_LABEL
 from dke.diagnostics import DkeError
 from dke.objects.runspec import (
     JOB_NAME_ENV,
@@ -64,8 +65,6 @@ DEFAULT_CLUSTER_FACTORY = "dke.runners.incluster:kube_cluster_factory"
 
 PREFECT_API_URL_ENV = "PREFECT_API_URL"
 FLOW_RUN_ID_ENV = "PREFECT__FLOW_RUN_ID"  # set by Prefect's workers (prefect-kubernetes)
-RUN_ID_LABEL = "dke.dev/run-id"  # as dke.objects.compile (not imported: the runner stays light)
-DASK_GROUP = "kubernetes.dask.org"
 
 log = logging.getLogger("dke.runners.incluster")
 

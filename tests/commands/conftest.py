@@ -7,9 +7,9 @@ from kube_emulator import served_emulator
 
 @pytest.fixture
 def fast_kube(monkeypatch):
-    from dke.runners import kube
+    from dke.runners import kubeclient
 
-    monkeypatch.setattr(kube, "DEFAULT_RETRY", kube.RetryPolicy(attempts=4, base=0.01, cap=0.05))
+    monkeypatch.setattr(kubeclient, "DEFAULT_RETRY", kubeclient.RetryPolicy(attempts=4, base=0.01, cap=0.05))
     monkeypatch.setenv("DKE_POLL_INTERVAL", "0.05")
 
 

@@ -243,10 +243,10 @@ def test_apply_itself_masks_the_credentials_an_api_error_echoes(
     """apply's own wiring registers the credentials for redaction: no test-side register_secret here."""
     import base64
 
-    from dke.runners import kube
+    from dke.runners import kubeclient
 
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setattr(kube, "_SECRET_VALUES", set())  # nothing registered by an earlier test
+    monkeypatch.setattr(kubeclient, "_SECRET_VALUES", set())  # nothing registered by an earlier test
     monkeypatch.setenv("DOCKER_REGISTRY_CREDENTIALS", CREDENTIALS)
     value = PASSWORD if echoed == "password" else base64.b64encode(f"robot:{PASSWORD}".encode()).decode()
     cluster.emulator.fail(
@@ -274,8 +274,9 @@ def test_apply_itself_masks_the_credentials_an_api_error_echoes(
 def test_status_logs_and_delete_select_what_apply_labelled_by_the_literal_keys(
     cluster, tmp_path, capsys, monkeypatch
 ):
-    """The label keys spelled out, not through dke's constants: compile (labels) and kube (selectors)
-    each keep their own copy, and a rename in one of them must fail here, not only in a golden file."""
+    """The label keys spelled out, not through dke.contracts: users' own selectors and objects
+    applied by older versions depend on these strings, so a rename must fail here, not only in a
+    golden file (that compile and the runs module agree is tests/runners/test_kuberuns.py's)."""
     monkeypatch.setenv("DOCKER_REGISTRY_CREDENTIALS", CREDENTIALS)
     cluster.emulator.simulation = RunSimulation(logs=["from r1"], delay=0.05)
     env = write_environment(tmp_path, "private_registry: true\nnamespace: data\n")

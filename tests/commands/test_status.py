@@ -44,7 +44,7 @@ def test_status_lists_deployment_runs_with_their_prefect_state(cluster, tmp_path
     from prefect.states import Running
     from prefect_support import temporary_server
 
-    from dke.runners import kube
+    from dke.runners import kubeclient
     from dke.runners.flowrun import api_url_settings, exported, free_port
 
     with (
@@ -80,7 +80,7 @@ def test_status_lists_deployment_runs_with_their_prefect_state(cluster, tmp_path
                 }
             },
         }
-        with kube.connect(kube.Target(kubeconfig=cluster.config)) as api:
+        with kubeclient.connect(kubeclient.Target(kubeconfig=cluster.config)) as api:
             api.request("POST", api.path("Job"), verb="create", what="job/etl-x7k2p", body=job)
         monkeypatch.setenv("PREFECT_API_URL", url)
         code, out, _ = run_dke(capsys, "status", "etl", "--kubeconfig", cluster.config)

@@ -420,7 +420,7 @@ def test_every_accepted_environment_compiles_to_valid_objects_on_the_flow_image(
 
 
 # --- literal contract: label keys and the default pull secret ------------------------------------
-# Spelled out here, not through dke.objects.compile's constants: `dke status/logs/delete` (dke.runners.kube), the
+# Spelled out here, not through dke.objects.compile's constants: `dke status/logs/delete` (dke.runners.kuberuns), the
 # in-cluster runner and users' own selectors depend on these exact strings, and a test that used
 # the constants would follow a rename of one of them.
 

@@ -633,9 +633,9 @@ def test_dke_apply_survives_injected_faults_without_a_duplicate_job_and_gives_up
 ):
     from kube_emulator import run_dke, write_environment
 
-    from dke.runners import kube as dke_kube
+    from dke.runners import kubeclient
 
-    monkeypatch.setattr(dke_kube, "DEFAULT_RETRY", dke_kube.RetryPolicy(attempts=4, base=0.01, cap=0.05))
+    monkeypatch.setattr(kubeclient, "DEFAULT_RETRY", kubeclient.RetryPolicy(attempts=4, base=0.01, cap=0.05))
     env = write_environment(tmp_path)
 
     def inject(method: str, path: str, kind: str, times: int) -> None:
