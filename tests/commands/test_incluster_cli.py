@@ -57,7 +57,7 @@ class Runner:
                 NAMESPACE_ENV: "data",
                 POD_NAME_ENV: "etl-run-abc123-x7k2p",
                 POD_IP_ENV: "127.0.0.2",
-                "DKE_CLUSTER_FACTORY": "tests.incluster_support:local_cluster_factory",
+                "DKE_CLUSTER_FACTORY": "tests.support.incluster_support:local_cluster_factory",
                 RECORD_ENV: str(self.record),
                 "PYTHONPATH": str(REPO),
                 "PREFECT_HOME": str(self.dir / "prefect-home"),

@@ -310,7 +310,7 @@ def _runner(tmp_path, prefect_url, flow_run_id: str) -> subprocess.Popen:
     env = {
         e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"] if "value" in e
     }
-    tests = str(Path(__file__).parent.parent)
+    tests = str(Path(__file__).parents[1] / "support")
     env.update(
         {
             "PATH": os.environ["PATH"],
