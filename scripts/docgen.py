@@ -4,8 +4,10 @@ and the generated parts of docs/configuration.md and docs/cli.md.
     python scripts/docgen.py          # rewrite the pages
     python scripts/docgen.py --check  # exit 1 if a page is out of date (tests run this)
 
-Only the text between `<!-- BEGIN GENERATED -->` and `<!-- END GENERATED -->` is
-replaced; the prose around it is written by hand.
+Only the text between `<!-- BEGIN GENERATED -->` and `<!-- END GENERATED -->` (in
+docs/cli.md one named pair per command: `<!-- BEGIN GENERATED: dke render -->` ...) is
+replaced; the prose around it is written by hand. A command without a block in docs/cli.md
+gets a section at the end of the page; a block for a command that no longer exists is an error.
 """
 
 from __future__ import annotations
@@ -68,41 +70,76 @@ def configuration_reference(schema: dict) -> str:
     return "\n".join(lines)
 
 
-def cli_reference() -> str:
-    import click
-
-    from dke.cli import COMMANDS, HIDDEN, cli
-
-    out = []
-    ctx = click.Context(cli, info_name="dke", max_content_width=100, terminal_width=100)
-    out += ["## dke", "", "```text", cli.get_help(ctx), "```", ""]
-    for name in COMMANDS:
-        if name in HIDDEN:
-            continue
-        cmd = cli.get_command(ctx, name)
-        if cmd is None:
-            continue
-        sub = click.Context(cmd, parent=ctx, info_name=name, max_content_width=100, terminal_width=100)
-        out += [f"## dke {name}", "", "```text", cmd.get_help(sub), "```", ""]
-    return "\n".join(out).rstrip() + "\n"
+# What `dke CMD -h` prints in any terminal of 80 columns or more: click wraps at its default
+# max_content_width (80) less 2.
+HELP_WIDTH = 78
 
 
-def replace_generated(text: str, generated: str) -> str:
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"markers {BEGIN} ... {END} not found")
-    return pattern.sub(lambda _: f"{BEGIN}\n{generated.rstrip()}\n{END}", text)
+def cli_help() -> dict[str, str]:
+    """`dke -h` and `dke CMD -h` for every listed command, as the CLI prints them.
+
+    The contexts are made with make_context, as the CLI makes them, so that the command's
+    context_settings (help option names, widths) apply; a Context built by hand would not see them.
+    """
+    from dke.cli import cli
+
+    def usage(cmd, name, parent=None):
+        ctx = cmd.make_context(name, [], parent=parent, resilient_parsing=True, terminal_width=HELP_WIDTH)
+        return ctx, cmd.get_help(ctx)
+
+    root, text = usage(cli, "dke")
+    out = {"dke": text}
+    for name in cli.list_commands(root):
+        out[f"dke {name}"] = usage(cli.get_command(root, name), name, root)[1]
+    return out
 
 
-def pages() -> dict[Path, str]:
+def cli_reference(text: str) -> str:
+    """docs/cli.md with each command's block regenerated; a new command gets a section at the end."""
+    blocks = {name: f"```text\n{help_text.rstrip()}\n```" for name, help_text in cli_help().items()}
+    stale = set(block_names(text)) - set(blocks)
+    if stale:
+        raise SystemExit(f"docs/cli.md: generated block(s) for no command: {', '.join(sorted(stale))}")
+    for name in blocks:
+        if name not in block_names(text):
+            text = text.rstrip() + f"\n\n## {name}\n\n{begin(name)}\n{end(name)}\n"
+    return replace_generated(text, blocks)
+
+
+def begin(name: str | None) -> str:
+    return BEGIN if name is None else f"<!-- BEGIN GENERATED: {name} -->"
+
+
+def end(name: str | None) -> str:
+    return END if name is None else f"<!-- END GENERATED: {name} -->"
+
+
+def block_names(text: str) -> list[str]:
+    return re.findall(r"<!-- BEGIN GENERATED: (.+?) -->", text)
+
+
+def replace_generated(text: str, blocks: dict[str | None, str]) -> str:
+    """Replace the text between each block's markers (None: the unnamed pair) with its content."""
+    for name, generated in blocks.items():
+        pattern = re.compile(re.escape(begin(name)) + r".*?" + re.escape(end(name)), re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"markers {begin(name)} ... {end(name)} not found")
+        text = pattern.sub(lambda _, g=generated, n=name: f"{begin(n)}\n{g.rstrip()}\n{end(n)}", text)
+    return text
+
+
+def pages() -> dict[Path, object]:
+    """Each generated file: its whole text (JSON), or a function from the page's text to its new text."""
     from dke.environment.model import json_schema
 
     schema_text = json.dumps(json_schema(), indent=2) + "\n"
     return {
         ROOT / "schemas" / "environment.schema.json": schema_text,
         ROOT / "dke" / "data" / "environment.schema.json": schema_text,
-        ROOT / "docs" / "configuration.md": configuration_reference(json_schema()),
-        ROOT / "docs" / "cli.md": cli_reference(),
+        ROOT / "docs" / "configuration.md": lambda text: replace_generated(
+            text, {None: configuration_reference(json_schema())}
+        ),
+        ROOT / "docs" / "cli.md": cli_reference,
     }
 
 
@@ -110,7 +147,7 @@ def main(argv: list[str]) -> int:
     stale = []
     for path, generated in pages().items():
         current = path.read_text() if path.exists() else ""
-        updated = generated if path.suffix == ".json" else replace_generated(current, generated)
+        updated = generated if isinstance(generated, str) else generated(current)
         if updated != current:
             stale.append(path)
             if "--check" not in argv:

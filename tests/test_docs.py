@@ -3,6 +3,7 @@ command they show runs (or is marked "needs a cluster", and then at least parses
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -31,6 +32,56 @@ def test_generated_files_are_current():
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def cli_md_blocks() -> dict[str, str]:
+    """docs/cli.md's generated blocks: command (`dke`, `dke render`, ...) -> the text in its fence."""
+    text = (ROOT / "docs" / "cli.md").read_text()
+    return dict(
+        re.findall(
+            r"<!-- BEGIN GENERATED: (.+?) -->\n```text\n(.*?)\n```\n<!-- END GENERATED: \1 -->", text, re.S
+        )
+    )
+
+
+def cli_commands() -> list[str]:
+    from dke.cli import cli
+
+    return ["dke", *(f"dke {name}" for name in cli.list_commands(click.Context(cli)))]
+
+
+def test_cli_md_has_a_block_for_every_command_and_no_other():
+    assert list(cli_md_blocks()) == cli_commands()
+
+
+@pytest.fixture(scope="module")
+def dke_h() -> dict[str, str]:
+    """What `dke CMD -h` prints in a terminal of 200 columns: the real entry point in one process
+    (not CliRunner, which forces its own width), independent of docgen."""
+    code = (
+        "import sys\n"
+        "from dke.cli import main\n"
+        "for command in sys.argv[1:]:\n"
+        "    print('\\0' + command)\n"
+        "    try:\n"
+        "        main([*command.split()[1:], '-h'])\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, (command, e.code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *cli_commands()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(part.split("\n", 1) for part in done.stdout.split("\0")[1:])
+
+
+@pytest.mark.parametrize("command", cli_commands())
+def test_cli_md_shows_what_dke_h_prints(command, dke_h):
+    assert cli_md_blocks().get(command) == dke_h[command].rstrip("\n")
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=doc_id)

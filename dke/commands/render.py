@@ -31,7 +31,7 @@ from dke.diagnostics import DkeError, format_all, has_errors, sort_key
 @click.option(
     "--explain",
     is_flag=True,
-    help="Annotate every value with where it came from (YAML only); show the DaskCluster too.",
+    help="Annotate every value with where it came from (YAML only), and say which process runs where.",
 )
 @click.option(
     "--validate",
@@ -83,18 +83,10 @@ def check_namespace(value: str | None) -> str | None:
 def processes(compiled, env) -> str:
     """Which process runs where, and from which image: what the flow image must hold."""
     job = compiled.objects[-1]["spec"]["template"]["spec"]["containers"][0]
-    rows = [
-        f"Which process runs where; every container runs the flow image {env.image}:",
-        f"  the Job's pod (runner):  {' '.join(job['command'])}: "
-        + (
-            "creates the DaskCluster, runs the flow on it, tears it down"
-            if compiled.cluster is not None
-            else f"runs the flow, its tasks on the Dask scheduler at {env.scheduler_address}"
-            if env.scheduler_address
-            else "runs the flow and its tasks in the runner (executor: local)"
-        ),
-    ]
+    runner = f"  the Job's pod (runner):  {' '.join(job['command'])}: "
+    rows = [f"Which process runs where; every container dke creates runs the flow image {env.image}:"]
     if compiled.cluster is not None:
+        rows.append(runner + "creates the DaskCluster, runs the flow on it, tears it down")
         for role, where in (("scheduler", "the scheduler pod"), ("worker", "each worker pod")):
             pod = compiled.cluster["spec"][role]["spec"]
             for c in pod["containers"]:
@@ -102,6 +94,21 @@ def processes(compiled, env) -> str:
                 what = " ".join(words) if words else "(the image's entrypoint)"
                 extra = ", and the flow's Prefect tasks" if role == "worker" and c["name"] == role else ""
                 rows.append(f"  {where} ({c['name']}):  {what}{extra}")
+    elif env.scheduler_address:
+        # Nothing Dask is created here: say whose the cluster is, and what its workers then need.
+        rows += [
+            runner + f"runs the flow, its tasks on the existing Dask scheduler at {env.scheduler_address}",
+            "  that scheduler and its workers:  not dke's (it neither creates, scales nor deletes them, "
+            "nor picks their image); the workers run the flow's Prefect tasks, so they need the "
+            "packages those tasks import and their own PREFECT_API_URL",
+            "  min_workers and max_workers (in the run spec below) are not used: that cluster has "
+            "the workers it has",
+        ]
+    else:
+        rows += [
+            runner + "runs the flow and its tasks in the runner (executor: local)",
+            "  min_workers and max_workers (in the run spec below) are not used: there are no Dask workers",
+        ]
     return "\n".join(rows)
 
 

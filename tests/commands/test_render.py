@@ -123,10 +123,19 @@ def test_render_is_byte_identical_across_runs_and_processes():
 
 
 def test_json_output_is_a_list_equal_to_the_yaml_stream():
-    as_json = json.loads(render(["examples/custom-specs/environment.yaml", "-o", "json"]).stdout)
-    as_yaml = [
-        d for d in YAML(typ="safe").load_all(render(["examples/custom-specs/environment.yaml"]).stdout) if d
+    json_run = render(["examples/custom-specs/environment.yaml", "-o", "json"])
+    yaml_run = render(["examples/custom-specs/environment.yaml"])
+    assert json_run.exit_code == 0 and yaml_run.exit_code == 0
+    as_json = json.loads(json_run.stdout)
+    as_yaml = [d for d in YAML(typ="safe").load_all(yaml_run.stdout) if d is not None]
+    # Real objects, in apply order, each named: equal lists of nothing would prove nothing.
+    assert [(o["kind"], o["metadata"]["name"]) for o in as_json] == [
+        ("ServiceAccount", "etl-custom-runner"),
+        ("Role", "etl-custom-runner"),
+        ("RoleBinding", "etl-custom-runner"),
+        ("Job", "etl-custom-run-id"),
     ]
+    assert as_json[-1]["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/etl-flow:0.1.0"
     assert as_json == as_yaml
 
 
@@ -247,14 +256,34 @@ def test_explain_says_which_process_runs_where_from_which_image():
     assert result.exit_code == 0
     text = result.output
     assert (
-        "# Which process runs where; every container runs the flow image ghcr.io/acme/etl-flow:0.1.0:" in text
+        "# Which process runs where; every container dke creates runs the flow image "
+        "ghcr.io/acme/etl-flow:0.1.0:" in text
     )
     assert "#   the Job's pod (runner):  dke incluster: creates the DaskCluster" in text
     assert "#   each worker pod (worker):  dask worker --name $(DASK_WORKER_NAME)" in text
-    existing = render(
-        [str(ROOT / "examples" / "existing-scheduler" / "environment.yaml"), "--explain"]
-    ).output
+    assert "not used" not in text.split("Which process")[1].split("# The run")[0]
+
+
+def test_explain_with_an_existing_scheduler_talks_of_no_daskcluster():
+    result = render([str(ROOT / "examples" / "existing-scheduler" / "environment.yaml"), "--explain"])
+    assert result.exit_code == 0
+    section = result.output.split("# Which process runs where")[1].split("# The run")[0]
+    address = "tcp://dask-scheduler.dask.svc.cluster.local:8786"
+    assert f"dke incluster: runs the flow, its tasks on the existing Dask scheduler at {address}" in section
     assert (
-        "on the Dask scheduler at tcp://" in existing
-        and "DaskCluster" not in existing.split("Which process")[1]
+        "#   that scheduler and its workers:  not dke's (it neither creates, scales nor deletes them"
+        in section
     )
+    assert "min_workers and max_workers (in the run spec below) are not used" in section
+    # Not in the processes, not as a shown object, not in "besides the DaskCluster".
+    assert "DaskCluster" not in result.output
+    assert "scheduler pod" not in section and "worker pod" not in section
+
+
+def test_explain_with_the_local_executor_runs_everything_in_the_runner():
+    result = render([str(ROOT / "examples" / "local-executor" / "environment.yaml"), "--explain"])
+    assert result.exit_code == 0
+    section = result.output.split("# Which process runs where")[1].split("# The run")[0]
+    assert "runs the flow and its tasks in the runner (executor: local)" in section
+    assert "there are no Dask workers" in section
+    assert "DaskCluster" not in result.output and "scheduler" not in section
