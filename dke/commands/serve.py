@@ -42,11 +42,11 @@ def serve(file, overlays, sets, kube_version, limit, max_runs) -> None:
     tasks on one local Dask cluster adapted between min_workers and max_workers. Nothing
     started here outlives the command.
     """
-    from dke.commands.run import _interrupts_end_quietly
+    from dke.runners.signals import interrupts_end_quietly
 
     loaded = load_valid(file, overlays, sets, kube_version)
     try:
-        with _interrupts_end_quietly():
+        with interrupts_end_quietly():
             code = _serve(loaded, limit, max_runs)
     except KeyboardInterrupt:
         click.echo("dke serve: stopped", err=True)

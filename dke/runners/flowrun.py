@@ -22,24 +22,10 @@ from typing import Any
 
 from dke import exitcodes
 from dke.diagnostics import DkeError
-from dke.runners.signals import handled
+from dke.runners import signals
+from dke.runners.signals import Terminated, interrupt, sigterm_as_interrupt  # noqa: F401 - re-exported
 
 API_URL_ENV = "PREFECT_API_URL"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, delivered like Ctrl-C so that every `finally` and `with` runs."""
-
-
-# Interrupts received during this process's run (the signal handlers record them): an interrupt
-# raised while Prefect submits tasks can come back wrapped in another error, as a Failed run.
-_interrupts: list[type[KeyboardInterrupt]] = []
-
-
-def interrupt(kind: type[KeyboardInterrupt] = KeyboardInterrupt) -> KeyboardInterrupt:
-    """Record an interrupt (Ctrl-C, or Terminated for SIGTERM) and return the exception to raise."""
-    _interrupts.append(kind)
-    return kind()
 
 
 # ---------------------------------------------------------------------------
@@ -132,7 +118,7 @@ def run_flow(flow, parameters: dict, task_runner=None) -> FlowOutcome:
     if task_runner is not None:
         flow = flow.with_options(task_runner=task_runner)
     started = time.monotonic()
-    _interrupts.clear()  # only those that arrive during this run
+    signals.forget_interrupts()  # only those that arrive during this run
     try:
         state = flow(**parameters, return_state=True)
         if inspect.isawaitable(state):  # an async flow
@@ -142,15 +128,15 @@ def run_flow(flow, parameters: dict, task_runner=None) -> FlowOutcome:
     except KeyboardInterrupt:
         raise
     except Exception as e:  # bad parameters, an engine error before the run exists...
-        if _interrupts:
-            raise _interrupts[-1]() from None
+        if signals.last_interrupt():
+            raise signals.last_interrupt()() from None
         return FlowOutcome(
             False, "Failed", duration=time.monotonic() - started, error=f"{type(e).__name__}: {e}"
         )
-    if _interrupts and not state.is_completed():
+    if signals.last_interrupt() and not state.is_completed():
         # The interrupt ended the run, whatever state the engine made of it: it crashed.
         _mark_crashed(state)
-        raise _interrupts[-1]()
+        raise signals.last_interrupt()()
     return _outcome(state, time.monotonic() - started)
 
 
@@ -563,38 +549,97 @@ def exported(name: str, value: str) -> Iterator[None]:
             os.environ[name] = old
 
 
+class PrefectApi:
+    """The one Prefect-API policy of every dke runner (`dke run`, `dke serve`, the in-cluster
+    runner): PREFECT_API_URL (environment or profile) when set, else a temporary local server,
+    bound to `host`, stopped when the block ends (also on exceptions, Ctrl-C, SIGTERM).
+
+    Inside the block the URL is exported as PREFECT_API_URL (Dask worker processes started
+    inside it inherit it) and is this process's Prefect setting; buffered logs are sent
+    before a temporary server stops. `connect_host` is the address others reach a temporary
+    server at (default: host, or 127.0.0.1 for a wildcard bind).
+
+    Entering does not wait for a temporary server to answer: it boots while the caller starts
+    other things (the cluster, the flow's imports); call wait_ready() before the flow runs.
+    `phase` (a callable taking a name) hears what is happening, for a progress display.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        connect_host: str | None = None,
+        services: bool = False,
+        phase=None,
+    ):
+        self.host, self.connect_host, self.services = host, connect_host, services
+        self._phase = phase or (lambda name: None)
+        self.server: TemporaryPrefectServer | None = None
+        self.url: str | None = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> PrefectApi:
+        try:
+            self._open()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def _start_server(self) -> None:
+        self._phase("starting Prefect API")
+        self.server = TemporaryPrefectServer(
+            self.host, connect_host=self.connect_host, services=self.services
+        )
+        self._stack.callback(self._stop_server)
+        self.server.start()
+
+    def _stop_server(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def _open(self) -> None:
+        if not api_url_may_be_configured():
+            # Start it first: it boots while this process imports Prefect (configured_api_url).
+            self._start_server()
+        self._phase("importing Prefect")
+        url = configured_api_url()
+        if url and self.server is not None:  # the cheap guess missed a configured API: use that one
+            self.server.stop()
+            self.server = None
+        elif not url:
+            if self.server is None:
+                self._start_server()
+            url = self.server.url
+        self.url = url
+        self._stack.enter_context(exported(API_URL_ENV, url))
+        self._stack.enter_context(api_url_settings(url))
+        # Else Prefect's exit handler sends them, maybe to a server that is gone.
+        self._stack.callback(flush_prefect_logs)
+
+    @property
+    def temporary(self) -> bool:
+        """A server of ours (not a configured API)."""
+        return self.server is not None
+
+    def wait_ready(self) -> None:
+        """Block until a temporary server answers (a configured API is taken as it is)."""
+        if self.server is not None:
+            self._phase("waiting for Prefect API")
+            self.server.wait_ready()
+
+
 @contextlib.contextmanager
 def prefect_api(
     host: str = "127.0.0.1", connect_host: str | None = None, services: bool = False
 ) -> Iterator[str]:
-    """One Prefect API URL for the flow and every process it starts.
-
-    PREFECT_API_URL (environment or profile) when set; else a temporary local server,
-    bound to `host`, stopped when the block ends (also on exceptions, Ctrl-C, SIGTERM).
-    The URL is exported as PREFECT_API_URL for the block, so Dask worker processes
-    started inside it inherit it; `connect_host` is the address others reach it at
-    (default: host, or 127.0.0.1 for a wildcard bind).
-    """
-    url = configured_api_url()
-    if url:
-        with exported(API_URL_ENV, url), api_url_settings(url):
-            try:
-                yield url
-            finally:
-                flush_prefect_logs()  # else Prefect's exit handler sends them, maybe to a gone API
-        return
-    server = TemporaryPrefectServer(host, connect_host=connect_host, services=services)
-    with sigterm_as_interrupt():
-        try:
-            url = server.start()
-            server.wait_ready()
-            with exported(API_URL_ENV, url), api_url_settings(url):
-                try:
-                    yield url
-                finally:
-                    flush_prefect_logs()
-        finally:
-            server.stop()
+    """PrefectApi, ready: yields the URL once the API answers. SIGTERM inside the block ends it
+    like Ctrl-C (a temporary server is stopped either way)."""
+    with sigterm_as_interrupt(), PrefectApi(host, connect_host, services) as api:
+        api.wait_ready()
+        yield api.url
 
 
 def flush_prefect_logs() -> None:
@@ -615,16 +660,4 @@ def api_url_settings(url: str) -> Iterator[None]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: url}):
-        yield
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into a Terminated (KeyboardInterrupt) exception in the main thread, so
-    cleanup runs as on Ctrl-C. A no-op outside the main thread."""
-
-    def handler(signum, frame):
-        raise interrupt(Terminated)
-
-    with handled(handler, signal.SIGTERM):
         yield

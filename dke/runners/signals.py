@@ -1,13 +1,52 @@
 """Signal handlers for the length of a block: how dke makes Ctrl-C and SIGTERM end a run
-through its teardown, and keeps them from cutting a teardown short."""
+through its teardown, and keeps them from cutting a teardown short.
+
+Used by `dke run`, `dke serve` and the in-cluster runner alike: an interrupt is a
+KeyboardInterrupt (SIGTERM: Terminated) raised in the main thread, recorded so that a run
+whose engine wrapped it in another error still ends as interrupted.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so that every `finally` and `with` runs."""
+
+
+# Interrupts received during this process's run (the signal handlers record them): an interrupt
+# raised while Prefect submits tasks can come back wrapped in another error, as a Failed run.
+_interrupts: list[type[KeyboardInterrupt]] = []
+
+# Loggers that report, from their own threads, what an interrupt does to a Dask cluster
+# (workers that fail to start, cancelled tasks): the expected end of an interrupted run.
+NOISY_WHEN_INTERRUPTED = ("distributed", "tornado.application", "asyncio")
+
+
+def interrupt(kind: type[KeyboardInterrupt] = KeyboardInterrupt) -> KeyboardInterrupt:
+    """Record an interrupt (Ctrl-C, or Terminated for SIGTERM) and return the exception to raise."""
+    _interrupts.append(kind)
+    return kind()
+
+
+def last_interrupt() -> type[KeyboardInterrupt] | None:
+    """The kind of the latest interrupt recorded since forget_interrupts(), if any."""
+    return _interrupts[-1] if _interrupts else None
+
+
+def forget_interrupts() -> None:
+    """Start counting afresh (a flow run counts only the interrupts that arrive during it)."""
+    _interrupts.clear()
+
+
+def kind_of(signum: int) -> type[KeyboardInterrupt]:
+    return Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -25,3 +64,50 @@ def handled(handler: Callable[[int, Any], Any], *signums: int) -> Iterator[None]
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into a Terminated (KeyboardInterrupt) exception in the main thread, so
+    cleanup runs as on Ctrl-C. A no-op outside the main thread."""
+
+    def handler(signum, frame):
+        raise interrupt(Terminated)
+
+    with handled(handler, signal.SIGTERM):
+        yield
+
+
+def quiet_dask() -> None:
+    for name in NOISY_WHEN_INTERRUPTED:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def interrupts_end_quietly() -> Iterator[None]:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt (SIGTERM: Terminated) in the main thread, so
+    that teardown runs. They also quiet Dask first: after Ctrl-C, workers that were starting
+    fail to start and running tasks get cancelled, and Dask logs each at length from its own
+    thread. That is the expected end of an interrupted run."""
+
+    def on_signal(signum, frame):
+        quiet_dask()
+        raise interrupt(kind_of(signum))
+
+    with handled(on_signal, signal.SIGINT, signal.SIGTERM):
+        yield
+
+
+@contextlib.contextmanager
+def deferred(note: Callable[[], Any]) -> Iterator[None]:
+    """Inside the block (a teardown), Ctrl-C / SIGTERM only call `note` (say we are on it) and
+    are recorded: cutting a teardown short is what would leave processes behind.
+    last_interrupt() tells afterwards that one arrived."""
+
+    def on_signal(signum, frame):
+        quiet_dask()
+        _interrupts.append(kind_of(signum))
+        note()
+
+    with handled(on_signal, signal.SIGINT, signal.SIGTERM):
+        yield

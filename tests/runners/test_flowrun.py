@@ -281,7 +281,7 @@ def test_a_stopped_run_that_was_being_cancelled_ends_cancelled(api_url):
 def test_an_interrupt_wrapped_by_the_engine_still_ends_the_run_as_interrupted(monkeypatch):
     """Ctrl-C while Prefect submits tasks came back as a Failed state (the KeyboardInterrupt wrapped in
     a serialization error): an interrupt received during the run ends it as an interrupt."""
-    from dke.runners import flowrun
+    from dke.runners import flowrun, signals
 
     class FailedState:
         state_details = None
@@ -294,7 +294,7 @@ def test_an_interrupt_wrapped_by_the_engine_still_ends_the_run_as_interrupted(mo
             flowrun.interrupt(flowrun.Terminated)  # what the signal handler does, mid-run
             return FailedState()
 
-    monkeypatch.setattr(flowrun, "_interrupts", [])
+    monkeypatch.setattr(signals, "_interrupts", [])
     with pytest.raises(flowrun.Terminated):
         flowrun.run_flow(Flow(), {})
     # an interrupt of an earlier run does not end the next one
@@ -307,6 +307,6 @@ def test_an_interrupt_wrapped_by_the_engine_still_ends_the_run_as_interrupted(mo
             flowrun.interrupt()
             raise ValueError("PydanticSerializationError: ... KeyboardInterrupt")
 
-    monkeypatch.setattr(flowrun, "_interrupts", [])
+    monkeypatch.setattr(signals, "_interrupts", [])
     with pytest.raises(KeyboardInterrupt):
         flowrun.run_flow(Raising(), {})
