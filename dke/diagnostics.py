@@ -53,7 +53,9 @@ def sort_key(d: Diagnostic) -> tuple:
 
 
 def format_text(d: Diagnostic) -> str:
-    return f"{d.file}:{d.line}:{d.column}: {d.severity}[{d.code}] {d.path}: {d.message}"
+    # a value from a flag: its label names it (`--set #2 'a=1'`), the column is in its text
+    where = f"{d.file} col {d.column}" if d.file.startswith("--set") else f"{d.file}:{d.line}:{d.column}"
+    return f"{where}: {d.severity}[{d.code}] {d.path}: {d.message}"
 
 
 def _github_escape(value: str, is_property: bool = False) -> str:

@@ -10,6 +10,7 @@ import click
 from dke import exitcodes
 from dke.diagnostics import DkeError, format_all, sort_key
 from dke.environment.kubeschema import DEFAULT_KUBE_VERSION
+from dke.environment.merge import SetString
 
 FORMATS = click.Choice(["text", "json", "github"])
 
@@ -30,7 +31,15 @@ def environment_options(func: Callable) -> Callable:
         "sets",
         multiple=True,
         metavar="KEY.PATH=VALUE",
-        help="Override one value, parsed as YAML; null deletes (repeatable; applied after -f).",
+        help="Override values (a=1,b.c[0]=x); each value a YAML scalar, [a, b] or {a,b} a list, "
+        "null deletes (repeatable; applied after -f).",
+    )
+    @click.option(
+        "--set-string",
+        "set_strings",
+        multiple=True,
+        metavar="KEY.PATH=VALUE",
+        help="As --set, but every value is a string (applied after all --set).",
     )
     @click.option(
         "--kube-version",
@@ -40,6 +49,8 @@ def environment_options(func: Callable) -> Callable:
     )
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        # one `sets` for the commands: --set-string values travel as SetString
+        kwargs["sets"] = (*kwargs["sets"], *map(SetString, kwargs.pop("set_strings")))
         return func(*args, **kwargs)
 
     return wrapper

@@ -36,7 +36,7 @@ class Pos:
 class Document:
     """Plain data from one source plus where each part of it was written."""
 
-    file: str  # as the user named it ("--set" for command-line values)
+    file: str  # as the user named it; a flag's label for --set values (`--set #2 'a=1'`)
     data: Any
     keys: dict[JsonPath, Pos] = field(default_factory=dict)
     values: dict[JsonPath, Pos] = field(default_factory=dict)
@@ -44,6 +44,8 @@ class Document:
     # values written as nothing at all (`env:` and only comments below): null in YAML,
     # but an empty mapping or list where one is expected (dke.environment.merge.layer decides)
     empty: set[JsonPath] = field(default_factory=set)
+    # a --set flag's assignments (dke.environment.merge), applied into the merged data
+    assignments: list | None = None
 
     def pos(self, path: JsonPath, prefer_key: bool = False) -> Pos:
         """Position of ``path``, or of its nearest ancestor that has one."""

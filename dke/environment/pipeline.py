@@ -14,7 +14,7 @@ from pathlib import Path
 from dke.diagnostics import Diagnostic, DkeError, has_errors
 from dke.environment import podtemplate
 from dke.environment.kubeschema import DEFAULT_KUBE_VERSION
-from dke.environment.merge import Merged, layer, parse_set
+from dke.environment.merge import Merged, SetString, layer, parse_set
 from dke.environment.model import Environment, from_validated
 from dke.environment.specs import SPEC_NOT_FOUND, PodSpecFile, load_spec_file
 
@@ -51,7 +51,11 @@ def load_environment(
     except UnsupportedKubeVersion as e:
         raise DkeError(f"--kube-version: {e}", 2) from None
     loaded = Loaded(file, Path(file).parent)
-    set_docs = [parse_set(i, arg) for i, arg in enumerate(sets)]  # usage errors: raise
+    # Helm's order: every --set, then every --set-string (a SetString); usage errors raise
+    plain = [arg for arg in sets if not isinstance(arg, SetString)]
+    strings = [arg for arg in sets if isinstance(arg, SetString)]
+    set_docs = [parse_set(i, arg) for i, arg in enumerate(plain)]
+    set_docs += [parse_set(i, arg) for i, arg in enumerate(strings)]
     try:
         # An empty overlay changes nothing (Helm accepts empty values files too).
         documents = [load_mapping(file)] + [load_mapping(f, allow_empty=True) for f in overlays]

@@ -230,7 +230,8 @@ def _diagnose(error: Any, where: Locator, prefix: tuple) -> list[Diagnostic]:
         names = [JSON_TYPES.get(t, t) for t in (expected if isinstance(expected, list) else [expected])]
         msg = f"expected {' or '.join(names)}, found {_type_name(error.instance)}"
         if "a string" in names and isinstance(error.instance, (bool, int, float)):
-            msg += f'; quote it: "{_yaml_text(error.instance)}"'
+            hint = getattr(where, "string_hint", None)  # a --set gets a flag that works
+            msg += hint(path, error.instance) if hint else f'; quote it: "{_yaml_text(error.instance)}"'
         return [where.diagnostic(path, WRONG_TYPE, msg)]
     if kind == "pattern":
         help_text = PATTERN_HELP.get(error.validator_value, f"must match {error.validator_value}")

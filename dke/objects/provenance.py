@@ -39,8 +39,8 @@ class Origin:
             return self.key  # "--run-id" or "run id placeholder"
         if self.kind == "default":
             return f"default {self.key}"
-        if self.file == "--set":
-            return f"--set {self.key}"
+        if self.file.startswith("--set"):
+            return self.file  # the flag's label: `--set #1 max_workers=16`
         if self.kind == "spec":
             return f"{self.file}:{self.line}"
         return f"{self.file}:{self.line} {self.key}"

@@ -150,7 +150,7 @@ def test_explain_names_the_spec_file_line_of_a_merged_value():
 
 def test_explain_shows_set_overlay_and_default_origins():
     lines = render(CASES["overlays-prod.explain"]).stdout.splitlines()
-    assert any("max_workers: 16" in line and line.endswith("# --set max_workers") for line in lines)
+    assert any("max_workers: 16" in line and line.endswith("# --set #1 max_workers=16") for line in lines)
     assert any("min_workers: 4" in line and line.endswith("prod.yaml:7 min_workers") for line in lines)
     assert any("namespace: data-prod" in line and line.endswith("prod.yaml:3 namespace") for line in lines)
     assert any("backoffLimit: 0" in line and line.endswith("# default job.backoff_limit") for line in lines)
@@ -159,7 +159,7 @@ def test_explain_shows_set_overlay_and_default_origins():
 
 def test_set_origin_is_named(tmp_path):
     out = render(["examples/overlays/environment.yaml", "--set", "min_workers=2", "--explain"]).stdout
-    assert any("replicas: 2" in line and "# --set min_workers" in line for line in out.splitlines())
+    assert any("replicas: 2" in line and "# --set #1 min_workers=2" in line for line in out.splitlines())
 
 
 def test_private_registry_secret_is_named_never_rendered():

@@ -201,3 +201,116 @@ def test_replace_on_a_named_item_replaces_that_item_not_the_list():
     }
     alone = {"containers": [{"$patch": "replace"}, {"name": "only"}]}
     assert strategic_merge(base, alone) == {"containers": [{"name": "only"}]}
+
+
+# --- --set / --set-string: Helm's strvals syntax (comma lists, indexes, escapes) ---------
+
+from dke.environment.merge import SetString, set_text  # noqa: E402
+
+
+def applied(base_yaml: str, *flags: str) -> dict:
+    base = parse_yaml("environment.yaml", base_yaml)[0]
+    plain = [f for f in flags if not isinstance(f, SetString)]
+    strings = [f for f in flags if isinstance(f, SetString)]
+    docs = [parse_set(i, f) for i, f in enumerate(plain)] + [parse_set(i, f) for i, f in enumerate(strings)]
+    return layer([base, *docs]).data
+
+
+def usage_error(base_yaml: str, *flags: str) -> str:
+    with pytest.raises(DkeError) as info:
+        applied(base_yaml, *flags)
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    "flag, data",
+    [
+        ("a=1,b=x", {"a": 1, "b": "x"}),
+        ("a.b=1,a.c=2", {"a": {"b": 1, "c": 2}}),
+        ("a={x,2,true}", {"a": ["x", 2, True]}),  # Helm's list syntax
+        ("a={}", {"a": []}),
+        ("a=x\\,y,b=c\\\\d", {"a": "x,y", "b": "c\\d"}),  # \ escapes the next character
+        ("a\\.b\\=c=1", {"a.b=c": 1}),
+        ("a=[1, 2],b='x,y'", {"a": [1, 2], "b": "x,y"}),  # YAML flow list and quoted scalar keep commas
+        ("a[0].b=1,a[1]=x", {"a": [{"b": 1}, "x"]}),
+        ("a[1]=y,a[0]=x", {"a": ["x", "y"]}),  # indexes in any order, as Helm
+        ("a[0][1]=2,a[0][0]=1", {"a": [[1, 2]]}),
+        ("a=,b=1.5,c=0x10,d=~", {"a": "", "b": 1.5, "c": 16}),  # YAML 1.2 scalars; ~ is null: deletes
+        ("a=1,", {"a": 1}),  # a trailing comma, as Helm
+        ("a=x: y", {"a": "x: y"}),  # a plain value is one scalar, never a mapping
+    ],
+)
+def test_set_syntax(flag, data):
+    assert applied("q: 0\n", flag) == {"q": 0, **data}
+
+
+def test_set_string_keeps_the_text_and_comes_after_every_set():
+    assert applied("q: 0\n", SetString("a=1,b=true,c={1,x},d= 007"), "a=2") == {
+        "q": 0,
+        "a": "1",
+        "b": "true",
+        "c": ["1", "x"],
+        "d": " 007",
+    }
+
+
+def test_an_index_changes_one_item_of_the_files_list():
+    base = "secrets: [one, two]\nenv: {A: b}\nparams: [{x: 1, y: 2}]\n"
+    assert applied(base, "secrets[1]=zwei", "params[0].y=3,secrets[2]=drei") == {
+        "secrets": ["one", "zwei", "drei"],
+        "env": {"A": "b"},
+        "params": [{"x": 1, "y": 3}],
+    }
+    assert applied(base, "secrets=null")["env"] == {"A": "b"} and "secrets" not in applied(
+        base, "secrets=null"
+    )
+
+
+def test_an_index_past_the_end_is_refused_not_padded_with_null():
+    message = usage_error("secrets: [one]\n", "secrets[3]=x")
+    assert message.startswith("--set #1 'secrets[3]=x' col 9: secrets[3] is past the end")
+    assert "secrets[1] unset" in message
+    assert applied("secrets: [one]\n", "secrets[2]=x", "secrets[1]=y")["secrets"] == ["one", "y", "x"]
+
+
+@pytest.mark.parametrize(
+    "flag, start",
+    [
+        ("max_workers", "--set #1 max_workers col 12: max_workers has no value"),
+        ("a,b=1", "--set #1 a,b=1 col 2: a has no value"),
+        ("a..b=1", "--set #1 a..b=1 col 3: empty key name after a"),
+        ("=1", "--set #1 =1 col 1: empty key name"),
+        ("a[x]=1", "--set #1 'a[x]=1' col 3: list index 'x' is not a number"),
+        ("a[-1]=1", "--set #1 'a[-1]=1' col 3: list index '-1'"),
+        ("a[0]b=1", "--set #1 'a[0]b=1' col 5: expected '.', '[' or '=' after ']'"),
+        ("a[70000]=1", "--set #1 'a[70000]=1' col 3: list index 70000 is larger"),
+        ("a={x,y", "--set #1 'a={x,y' col 3: '{' without '}'"),
+        ("a=[1", "--set #1 'a=[1' col 3: value is not valid YAML"),
+        ("a=[1]x", "--set #1 'a=[1]x' col 6: expected ',' or the end"),
+        ("a=x\\", "--set #1 'a=x\\' col 4: a '\\' at the end escapes nothing"),
+        ("q.r=1", "--set #1 q.r=1 col 1: q is a number 0 (from environment.yaml), not a mapping"),
+        ("q[0]=1", "--set #1 'q[0]=1' col 1: q is a number 0 (from environment.yaml), not a list"),
+    ],
+)
+def test_bad_set_names_the_flag_and_the_column(flag, start):
+    assert usage_error("q: 0\n", "ok=1", flag.replace("#1", "#2")).startswith(start.replace("#1", "#2"))
+
+
+def test_values_from_a_flag_point_at_their_column_in_that_flag():
+    merged = layer([parse_yaml("e.yaml", "q: 0\n")[0], parse_set(1, "a=1,b.c[0]=xyz")])
+    d = merged.diagnostic(("b", "c", 0), "DKE102", "m")
+    assert (d.file, d.line, d.column) == (
+        "--set #2 'b.c[0]=xyz' col"[:0] + "--set #2 'a=1,b.c[0]=xyz'",
+        1,
+        12,
+    )
+    assert merged.diagnostic(("a",), "DKE102", "m").column == 3
+
+
+def test_set_text_writes_what_parses_back():
+    data = {"a.b": {"c": [1, {"d": "x,y"}, [None, True]]}, "e": " s", "f": "1", "g": "{x}", "h": 1.5}
+    flags = set_text((), data)
+    assert applied("q: 0\n", ",".join(flags)) == {"q": 0, **data}
+    strings = set_text((), {"a": "1", "b": ["x", "{y"]}, string=True)
+    assert applied("q: 0\n", SetString(",".join(strings))) == {"q": 0, "a": "1", "b": ["x", "{y"]}

@@ -103,10 +103,10 @@ def test_diagnostic_points_into_the_overlay_that_supplied_the_value(project):
 def test_diagnostic_points_at_the_set_that_supplied_the_value(project):
     loaded = load_environment("environment.yaml", (), ["max_workers=2", "min_workers=many"])
     assert [(d.code, d.file, d.line, d.column, d.path) for d in loaded.diagnostics] == [
-        ("DKE102", "--set", 2, 13, "$.min_workers")
+        ("DKE102", "--set #2 min_workers=many", 1, 13, "$.min_workers")
     ]
     loaded = load_environment("environment.yaml", (), ["min_workers=5"])
-    assert where(loaded) == [("DKE302", "--set", 1, "$.min_workers")]
+    assert where(loaded) == [("DKE302", "--set #1 min_workers=5", 1, "$.min_workers")]
 
 
 def test_later_overlay_fixes_an_earlier_mistake(project):
@@ -141,7 +141,9 @@ def test_environment_in_a_subdirectory_names_spec_files_from_the_current_one(pro
 
 def test_missing_spec_file_is_an_error_at_the_key(project):
     loaded = load_environment("environment.yaml", (), ["scheduler_spec_file=specs/nope.yaml"])
-    assert where(loaded) == [("DKE200", "--set", 1, "$.scheduler_spec_file")]
+    assert where(loaded) == [
+        ("DKE200", "--set #1 scheduler_spec_file=specs/nope.yaml", 1, "$.scheduler_spec_file")
+    ]
     assert not loaded.ok()
 
 

@@ -266,7 +266,7 @@ def test_overlay_and_set_origins(tmp_path):
     assert (
         compiled.origins[0][("metadata", "namespace")].describe() == f"{tmp_path / 'prod.yaml'}:1 namespace"
     )
-    assert compiled.cluster_origins[("spec", "worker", "replicas")].describe() == "--set min_workers"
+    assert compiled.cluster_origins[("spec", "worker", "replicas")].describe() == "--set #1 min_workers=3"
     assert compiled.run_origins[("max_workers",)].describe() == f"{tmp_path / 'prod.yaml'}:3 max_workers"
 
 

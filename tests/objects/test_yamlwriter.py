@@ -116,7 +116,7 @@ def test_comments_name_every_value_line():
     data = {
         "a": Traced(1, Origin("environment", "min_workers", "env.yaml", 7, 14, ("min_workers",))),
         "b": {"c": ["x", Traced("y", Origin("default", "job.backoff_limit"))]},
-        "d": Traced("z", Origin("environment", "n", "--set")),
+        "d": Traced("z", Origin("environment", "n", "--set #1 n=z")),
     }
     plain, origins = strip(data)
     assert plain == {"a": 1, "b": {"c": ["x", "y"]}, "d": "z"}
@@ -126,7 +126,7 @@ def test_comments_name_every_value_line():
         "  c:",
         "  - x    # dke",
         '  - "y"  # default job.backoff_limit',  # YAML 1.1 reads a bare y as true
-        "d: z     # --set n",
+        "d: z     # --set #1 n=z",
     ]
 
 
