@@ -2,13 +2,13 @@ import click
 
 from dke import exitcodes
 from dke.commands.common import FORMATS, environment_options
-from dke.diagnostics import WARNING, format_all, has_errors, sort_key
+from dke.diagnostics import WARNING, DkeError, format_all, has_errors, sort_key
 
 
 @click.command(
     epilog="Exit codes: 0 clean; 1 problems found (errors, or warnings with --strict); 2 usage error."
 )
-@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.argument("files", nargs=-1, required=True, metavar="FILE|DIR...")
 @environment_options
 @click.option(
     "--format",
@@ -23,9 +23,13 @@ from dke.diagnostics import WARNING, format_all, has_errors, sort_key
 def lint(files, overlays, sets, kube_version, fmt, strict, quiet) -> None:
     """Validate environment files offline: schema, spec files, images and compiled objects.
 
-    Every problem is reported as FILE:LINE:COL: severity[CODE] $.path: message.
+    A DIR stands for every environment.yaml / environment.yml below it (hidden directories
+    and node_modules skipped). Every problem is reported as FILE:LINE:COL: severity[CODE]
+    $.path: message.
     """
     from dke.environment.pipeline import load_environment
+
+    files = _expand(files)
     from dke.objects.verify import validate_objects
 
     diagnostics = []
@@ -43,3 +47,25 @@ def lint(files, overlays, sets, kube_version, fmt, strict, quiet) -> None:
         warnings = sum(d.severity == WARNING for d in diagnostics)
         click.echo(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)", err=True)
     raise SystemExit(exitcodes.FAILED if failed else exitcodes.OK)
+
+
+def _expand(args) -> list[str]:
+    """Files as given; each directory replaced by the environment files below it."""
+    import os
+
+    from dke.environment.load import find_environment_files
+
+    files = []
+    for arg in args:
+        if not os.path.isdir(arg):
+            files.append(arg)
+            continue
+        found = find_environment_files(arg)
+        if not found:
+            raise DkeError(
+                f"{arg}: no environment.yaml or environment.yml below this directory "
+                "(hidden directories and node_modules are skipped); name the file instead",
+                exitcodes.USAGE,
+            )
+        files += found
+    return files

@@ -88,6 +88,27 @@ def load_error(file: str, line: int, column: int, code: str, message: str) -> Dk
     return DkeError(message, 1, [d])
 
 
+ENVIRONMENT_NAMES = ("environment.yaml", "environment.yml")
+# Not projects: version control, virtualenvs, dependencies, and every hidden directory.
+SKIPPED_DIRS = frozenset({"node_modules", "__pycache__"})
+
+
+def find_environment_files(directory: str) -> list[str]:
+    """The environment.yaml / environment.yml files below ``directory``, sorted.
+
+    Paths start with ``directory`` as the user wrote it, so diagnostics name files the way
+    the user would. Hidden directories (.git, .venv, ...) and node_modules are skipped;
+    symlinked directories are not followed (a link to `..` would loop).
+    """
+    import os
+
+    found = []
+    for parent, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS]
+        found += [os.path.join(parent, f) for f in files if f in ENVIRONMENT_NAMES]
+    return sorted(found, key=lambda p: (Path(p).parent.parts, p))  # a directory's own file first
+
+
 def read_text(file: str, path: Path) -> str:
     """Read a UTF-8 file; every failure becomes one positioned diagnostic."""
     try:

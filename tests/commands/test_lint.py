@@ -234,3 +234,94 @@ def test_render_refuses_what_lint_refuses_in_the_environment(monkeypatch):
     assert lint("environment.yaml").exit_code == 1
     result = CliRunner().invoke(cli, ["render", "environment.yaml"])
     assert result.exit_code == 4 and "environment.yaml:2:7: error[DKE103]" in result.stderr
+
+
+# --- dke lint DIR -------------------------------------------------------------------------
+
+QUICKSTART = (GOOD / "quickstart" / "environment.yaml").read_text()
+
+
+def tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def test_lint_dir_finds_environment_files_below_it_sorted_skipping_hidden_and_dependencies(
+    tmp_path, monkeypatch
+):
+    from dke.environment.load import find_environment_files
+
+    bad = "name: Bad\n"
+    tree(
+        tmp_path,
+        {
+            "proj/b/environment.yml": bad,
+            "proj/a/deep/environment.yaml": bad,
+            "proj/environment.yaml": bad,
+            "proj/a/other.yaml": bad,  # not an environment file name
+            "proj/.git/environment.yaml": bad,
+            "proj/.venv/lib/environment.yaml": bad,
+            "proj/node_modules/x/environment.yaml": bad,
+            "proj/.hidden/environment.yaml": bad,
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    expected = ["proj/environment.yaml", "proj/a/deep/environment.yaml", "proj/b/environment.yml"]
+    assert find_environment_files("proj") == expected
+    result = lint("proj")
+    assert result.exit_code == 1
+    assert [line.split(":")[0] for line in result.output.splitlines() if "[DKE" in line][::2] != []
+    assert sorted({line.split(":")[0] for line in result.output.splitlines() if "[DKE" in line}) == sorted(
+        expected
+    )
+    assert "3 file(s)" in result.output
+
+
+def test_lint_dir_and_files_together(tmp_path, monkeypatch):
+    tree(tmp_path, {"proj/svc/environment.yaml": "name: Bad\n", "single.yaml": "name: Bad2\n"})
+    monkeypatch.chdir(tmp_path)
+    result = lint("single.yaml", "proj")
+    files = {line.split(":")[0] for line in result.output.splitlines() if "[DKE" in line}
+    assert files == {"single.yaml", "proj/svc/environment.yaml"} and "2 file(s)" in result.output
+
+
+def test_lint_dir_without_environment_files_is_a_usage_error(tmp_path):
+    tree(tmp_path, {"empty/.git/environment.yaml": QUICKSTART, "empty/notes.yaml": "a: 1\n"})
+    result = run_dke("lint", "empty", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stderr.startswith("dke: error: empty: no environment.yaml or environment.yml below")
+
+
+# --- the --set hints are commands that work -----------------------------------------------
+
+
+def test_the_set_string_hint_is_a_command_that_works_in_a_shell(tmp_path):
+    import shutil
+
+    shutil.copytree(GOOD / "quickstart", tmp_path, dirs_exist_ok=True)
+    first = run_dke(
+        "lint", "environment.yaml", "--set", r"labels.app\.kubernetes\.io/version=1.0", cwd=tmp_path
+    )
+    assert first.returncode == 1
+    line = next(line for line in first.stdout.splitlines() if "[DKE102]" in line)
+    assert line.startswith(r"--set #1 'labels.app\.kubernetes\.io/version=1.0' col 36: error[DKE102]")
+    hint = line.split("pass it as a string: ", 1)[1]
+    assert hint == r"--set-string 'labels.app\.kubernetes\.io/version=1.0'"
+    again = subprocess.run(
+        ["bash", "-c", f"{DKE} lint environment.yaml {hint}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    shown = subprocess.run(
+        ["bash", "-c", f"{DKE} render environment.yaml -o json {hint}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    job = json.loads(shown.stdout)[-1]
+    assert job["metadata"]["labels"]["app.kubernetes.io/version"] == "1.0"

@@ -32,10 +32,17 @@ def test_each_kind_of_origin_describes_itself():
         DKE.describe(),
         Origin("run", "--run-id").describe(),
         Origin("default", "job.backoff_limit").describe(),
-        Origin("environment", "min_workers", "--set").describe(),
+        Origin("environment", "min_workers", "--set #1 min_workers=3").describe(),
         Origin("spec", "$.containers[0].image", "w.yaml", 4, 3).describe(),
         Origin("environment", "image", "env.yaml", 2, 8).describe(),
-    ] == ["dke", "--run-id", "default job.backoff_limit", "--set min_workers", "w.yaml:4", "env.yaml:2 image"]
+    ] == [
+        "dke",
+        "--run-id",
+        "default job.backoff_limit",
+        "--set #1 min_workers=3",
+        "w.yaml:4",
+        "env.yaml:2 image",
+    ]
 
 
 def test_a_spec_file_is_traced_leaf_by_leaf_and_its_nulls_stay():
