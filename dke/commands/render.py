@@ -84,7 +84,10 @@ def processes(compiled, env) -> str:
     """Which process runs where, and from which image: what the flow image must hold."""
     job = compiled.objects[-1]["spec"]["template"]["spec"]["containers"][0]
     runner = f"  the Job's pod (runner):  {' '.join(job['command'])}: "
-    rows = [f"Which process runs where; every container dke creates runs the flow image {env.image}:"]
+    rows = [
+        f"Which process runs where; every container dke creates runs the flow image {env.image}"
+        + (", except those listed below with an extra image:" if compiled.extra_images else ":")
+    ]
     if compiled.cluster is not None:
         rows.append(runner + "creates the DaskCluster, runs the flow on it, tears it down")
         for role, where in (("scheduler", "the scheduler pod"), ("worker", "each worker pod")):
@@ -109,6 +112,12 @@ def processes(compiled, env) -> str:
             runner + "runs the flow and its tasks in the runner (executor: local)",
             "  min_workers and max_workers (in the run spec below) are not used: there are no Dask workers",
         ]
+    for use in compiled.extra_images:
+        kind = "init container" if use.group == "initContainers" else "container"
+        rows.append(
+            f"  the {use.role} pod's {kind} {use.container} runs {use.image}: allowed by extra_images "
+            f"({use.allowed_by.describe()})"
+        )
     return "\n".join(rows)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from dke.diagnostics import WARNING, Diagnostic
-from dke.environment import model
+from dke.environment import model, podtemplate
 from dke.environment.kubeschema import is_quantity, quantity_fields
 from dke.environment.merge import Merged
 from dke.environment.model import Environment
@@ -18,6 +19,7 @@ WORKER_BOUNDS = "DKE302"
 ENTRYPOINT_MISSING = "DKE304"
 CONFLICT = "DKE305"
 IGNORED = "DKE306"
+EXTRA_IMAGE_UNUSED = "DKE308"
 SECRET_IN_ENV = "DKE307"
 OPERATOR_ENV = "DKE212"  # as dke.environment.podtemplate.DASK_ENV
 BAD_QUANTITY = "DKE202"
@@ -95,6 +97,16 @@ def check_environment(env: Environment, merged: Merged, base_dir: Path) -> list[
                     prefer_key=True,
                 )
             )
+    for part in ("requests", "limits"):
+        for key, value in getattr(env.job.resources, part).items():
+            if not is_quantity(value):
+                out.append(
+                    merged.diagnostic(
+                        ("job", "resources", part, key),
+                        BAD_QUANTITY,
+                        f"{value!r} is not a Kubernetes quantity; write e.g. '4Gi', '512Mi', '500m' or '2'",
+                    )
+                )
     if env.scheduler_address and env.executor == "local":
         out.append(
             merged.diagnostic(
@@ -113,27 +125,52 @@ def check_environment(env: Environment, merged: Merged, base_dir: Path) -> list[
     return out
 
 
-def check_spec_file(spec: PodSpecFile, image: str) -> list[Diagnostic]:
-    """Image consistency and resource quantities inside one scheduler/worker spec file."""
+def check_spec_file(
+    spec: PodSpecFile, image: str, extra_images: Sequence[str] = (), role: str | None = None
+) -> list[Diagnostic]:
+    """Image consistency and resource quantities inside one scheduler/worker spec file.
+
+    Every container runs the flow image, except sidecars and init containers whose image is
+    listed in ``extra_images``; the Dask ``role`` container runs the flow image regardless."""
     out: list[Diagnostic] = []
     doc, base = spec.document, spec.spec_path
     pod = spec.spec
+    containers = pod.get("containers") if isinstance(pod, dict) else None
+    dask = (
+        podtemplate.find_container(containers, role).index
+        if role is not None and isinstance(containers, list)
+        else None
+    )
     for group in ("containers", "initContainers"):
         items = pod.get(group) if isinstance(pod, dict) else None
         for i, container in enumerate(items if isinstance(items, list) else []):
             if not isinstance(container, dict) or "image" not in container:
                 continue  # no image: the flow image is filled in
-            if container["image"] != image:
-                name = container.get("name", f"#{i}")
-                out.append(
-                    doc.diagnostic(
-                        base + (group, i, "image"),
-                        IMAGE_MISMATCH,
-                        f"container {name!r} runs {container['image']!r} but the flow image is {image!r}; "
-                        "every container must run the flow image (set it to the flow image or remove the "
-                        "line to inherit it)",
-                    )
+            if container["image"] == image:
+                continue
+            name = container.get("name", f"#{i}")
+            is_dask = group == "containers" and i == dask
+            if container["image"] in extra_images and not is_dask:
+                continue
+            if is_dask:
+                why = (
+                    f"the Dask {role} container runs the flow's code, so it must run the flow image "
+                    "(extra_images are for sidecars and init containers): set it to the flow image or remove "
+                    "the line to inherit it"
                 )
+            else:
+                why = (
+                    "every container must run the flow image: set it to the flow image, remove the line to "
+                    "inherit it, or, for a sidecar or init step that needs its own image, list this exact "
+                    "image under `extra_images`"
+                )
+            out.append(
+                doc.diagnostic(
+                    base + (group, i, "image"),
+                    IMAGE_MISMATCH,
+                    f"container {name!r} runs {container['image']!r} but the flow image is {image!r}; {why}",
+                )
+            )
     for path, value in quantity_fields(pod, base):
         if not is_quantity(value):
             out.append(
@@ -174,3 +211,33 @@ def check_pod_metadata(spec: PodSpecFile) -> list[Diagnostic]:
                     )
                 )
     return out
+
+
+def extra_images_used(spec: PodSpecFile, extra_images: Sequence[str]) -> set[str]:
+    """The entries of ``extra_images`` that a container or init container of ``spec`` runs."""
+    pod = spec.spec
+    used = set()
+    for group in ("containers", "initContainers"):
+        items = pod.get(group) if isinstance(pod, dict) else None
+        for container in items if isinstance(items, list) else []:
+            if isinstance(container, dict) and container.get("image") in extra_images:
+                used.add(container["image"])
+    return used
+
+
+def check_extra_images(env: Environment, merged: Merged, specs: Sequence[PodSpecFile]) -> list[Diagnostic]:
+    """An `extra_images` entry that no container runs: a leftover, or a typo of the image it meant."""
+    used: set[str] = set()
+    for spec in specs:
+        used |= extra_images_used(spec, env.extra_images)
+    return [
+        merged.diagnostic(
+            ("extra_images", i),
+            EXTRA_IMAGE_UNUSED,
+            f"extra image {image!r} is run by no container of the scheduler or worker spec files; "
+            "remove it, or write it exactly as the container's `image` does",
+            WARNING,
+        )
+        for i, image in enumerate(env.extra_images)
+        if image not in used
+    ]

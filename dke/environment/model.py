@@ -51,6 +51,10 @@ SecretName = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN, min_length=
 EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME)]
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY, max_length=317)]
 LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE, max_length=63)]
+ImageRef = Annotated[str, StringConstraints(pattern=IMAGE, min_length=1)]
+# A resource quantity ('500m', '4Gi', 2): its grammar is checked by dke.environment.checks
+# (DKE202, as in spec files), whose message says what to write.
+Quantity = Annotated[str, StringConstraints(min_length=1)] | int | float
 
 
 class _Strict(BaseModel):
@@ -72,6 +76,50 @@ class Flow(_Strict):
         default_factory=dict,
         description="Keyword arguments for the flow. `dke run --param name=value` overrides one.",
         examples=[{"n": 100, "date": "2024-01-01"}],
+    )
+
+
+class Resources(_Strict):
+    """Compute resources of a container, as Kubernetes' ResourceRequirements."""
+
+    requests: dict[LabelKey, Quantity] = Field(
+        default_factory=dict,
+        description="What the scheduler reserves for the container, e.g. `{cpu: 500m, memory: 1Gi}`.",
+        examples=[{"cpu": "500m", "memory": "1Gi"}],
+    )
+    limits: dict[LabelKey, Quantity] = Field(
+        default_factory=dict,
+        description="The most the container may use; a request must not be more than its limit.",
+        examples=[{"memory": "2Gi"}],
+    )
+
+
+class Toleration(_Strict):
+    """A Kubernetes toleration: lets the pod onto nodes with a matching taint. Kubernetes' own field names."""
+
+    key: str | None = Field(
+        default=None,
+        description="The taint key; empty with `operator: Exists` matches every taint.",
+        examples=["dedicated"],
+    )
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None,
+        description="`Equal` (the default) matches `value`; `Exists` matches any value.",
+        examples=["Equal"],
+    )
+    value: str | None = Field(
+        default=None, description="The taint value (`operator: Equal`).", examples=["flows"]
+    )
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None,
+        description="The taint effect to match; empty matches all effects.",
+        examples=["NoSchedule"],
+    )
+    tolerationSeconds: int | None = Field(  # Kubernetes' name, as users copy it
+        default=None,
+        le=INT64_MAX,
+        description="With `effect: NoExecute`: how long the pod stays on the node after the taint appears.",
+        examples=[300],
     )
 
 
@@ -110,6 +158,22 @@ class Job(_Strict):
         description="Whether the cluster autoscaler may evict the run's pods "
         "(`cluster-autoscaler.kubernetes.io/safe-to-evict`). False keeps a running flow alive.",
         examples=[False],
+    )
+    resources: Resources = Field(
+        default_factory=Resources,
+        description="Requests and limits of the runner container (the flow's own process). The scheduler "
+        "and workers take theirs from `scheduler_spec_file` / `worker_spec_file`.",
+        examples=[{"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}],
+    )
+    node_selector: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        description="Node labels the runner pod must be scheduled on (its pod's `nodeSelector`).",
+        examples=[{"pool": "system"}],
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        description="Tolerations of the runner pod, in Kubernetes' form.",
+        examples=[[{"key": "dedicated", "operator": "Equal", "value": "flows", "effect": "NoSchedule"}]],
     )
 
 
@@ -275,10 +339,17 @@ class Environment(_Strict):
     image: str = Field(
         min_length=1,
         pattern=IMAGE,
-        description="The flow image. Every container (runner, scheduler, workers) runs it; pin a tag "
-        "or digest. An image reference as the container runtime reads it: `[registry[:port]/]repository"
+        description="The flow image. Every container (runner, scheduler, workers) runs it, except "
+        "sidecars and init containers listed in `extra_images`; pin a tag or digest. An image reference as the container runtime reads it: `[registry[:port]/]repository"
         "[:tag][@algorithm:digest]`, the repository in lowercase.",
         examples=["ghcr.io/acme/etl-flow:0.1.0"],
+    )
+    extra_images: list[ImageRef] = Field(
+        default_factory=list,
+        description="Other images that sidecars and init containers of the scheduler and worker spec files "
+        "may run (a log shipper, a proxy, an init step), each an exact image reference as they write it. "
+        "Every other container runs `image`, and the Dask containers always do.",
+        examples=[["gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0"]],
     )
     flow: Flow = Field(description="The Prefect flow to run.", examples=[{"entrypoint": "flows/etl.py:etl"}])
     min_workers: int = Field(
@@ -353,7 +424,8 @@ class Environment(_Strict):
     )
     job: Job = Field(
         default_factory=Job,
-        description="The Kubernetes Job that runs each flow run: service account, retries, TTL, deadline.",
+        description="The Kubernetes Job that runs each flow run: service account, retries, TTL, deadline, "
+        "and its runner pod's resources and placement.",
         examples=[{"backoff_limit": 0, "active_deadline_seconds": 3600}],
     )
     executor: Literal["dask", "local"] = Field(
@@ -418,6 +490,15 @@ def _construct(cls: type[BaseModel], data: dict) -> Any:
             if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
             else None
         )
+        args = getattr(field.annotation, "__args__", ())
+        items = (  # list[Model]: each item a model, as validation makes them
+            args[0]
+            if getattr(field.annotation, "__origin__", None) is list
+            and len(args) == 1
+            and isinstance(args[0], type)
+            and issubclass(args[0], BaseModel)
+            else None
+        )
         if name not in data:
             if nested is not None:  # default_factory=Job would validate: construct instead
                 values[name] = _construct(nested, {})
@@ -425,6 +506,8 @@ def _construct(cls: type[BaseModel], data: dict) -> Any:
         value = data[name]
         if nested is not None:
             value = _construct(nested, value)
+        elif items is not None:
+            value = [_construct(items, v) for v in value]
         elif isinstance(value, float) and value.is_integer() and field.annotation in (int, int | None):
             value = int(value)  # JSON schema's "integer" admits 2.0; pydantic would make it 2
         values[name] = value

@@ -72,7 +72,7 @@ def load_environment(
     env = from_validated(merged.data)
     loaded.env = env
 
-    from dke.environment.checks import check_environment, check_spec_file
+    from dke.environment.checks import check_environment, check_extra_images, check_spec_file
 
     loaded.diagnostics.extend(check_environment(env, merged, loaded.base_dir))
     if isinstance(merged.data, dict) and merged.data.get("deployment"):
@@ -95,7 +95,9 @@ def load_environment(
         loaded.diagnostics.extend(problems)
         if spec is not None:
             role = key.split("_")[0]
-            loaded.diagnostics.extend(check_spec_file(spec, env.image))
+            loaded.diagnostics.extend(check_spec_file(spec, env.image, env.extra_images, role))
             loaded.diagnostics.extend(podtemplate.check(spec, role))
             setattr(loaded, role, spec)
+    specs = [s for s in (loaded.scheduler, loaded.worker) if s is not None]
+    loaded.diagnostics.extend(check_extra_images(env, merged, specs))
     return loaded

@@ -122,6 +122,14 @@ max_workers: 2
 worker_spec_file: specs/worker.yaml
 env:
   LOG_LEVEL: info
+# The runner pod (the flow's own process on Kubernetes): its resources and placement.
+# job:
+#   resources:
+#     requests: {{cpu: 500m, memory: 1Gi}}
+#   node_selector: {{kubernetes.io/arch: amd64}}
+# Images that sidecars and init containers of the spec files may run (e.g. a proxy):
+# extra_images:
+#   - gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0
 """,
         "flows/flow.py": '''\
 """A starting flow: independent tasks fan out over the Dask workers."""
@@ -148,7 +156,8 @@ if __name__ == "__main__":
         "specs/worker.yaml": """\
 # Merged over dke's default worker pod (containers are matched by name; dke's
 # worker container is called "worker"). Custom values win. Every container must
-# run the flow image: leave `image` out and dke fills it in.
+# run the flow image (leave `image` out and dke fills it in), except sidecars and
+# init containers whose image environment.yaml lists under `extra_images`.
 # `dke run` maps these limits to threads and memory per local worker.
 containers:
   - name: worker

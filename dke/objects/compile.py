@@ -74,6 +74,17 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
+@dataclass(frozen=True)
+class ExtraImageUse:
+    """A container of the cluster's pods that runs an `extra_images` entry instead of the flow image."""
+
+    role: str  # "scheduler" or "worker"
+    group: str  # "containers" or "initContainers"
+    container: str
+    image: str
+    allowed_by: Origin  # the `extra_images` entry
+
+
 @dataclass
 class Compiled:
     """The objects of one run, and where each of their values came from."""
@@ -87,6 +98,7 @@ class Compiled:
     # DKE_RUN_SPEC without its cluster, for --explain: where min/max workers, the flow... came from
     run: dict = field(default_factory=dict)
     run_origins: dict[JsonPath, Origin] = field(default_factory=dict)
+    extra_images: list[ExtraImageUse] = field(default_factory=list)
 
 
 def compile_environment(
@@ -445,6 +457,9 @@ class _Compiler:
             "command": ["dke", "incluster"],
             "env": container_env,
         }
+        resources = self.runner_resources()
+        if resources:
+            container["resources"] = resources
         pod: dict = {
             "serviceAccountName": self.t(env.job.service_account, "job", "service_account")
             if env.job.service_account
@@ -452,6 +467,15 @@ class _Compiler:
             "restartPolicy": "Never",
             "containers": [container],
         }
+        if env.job.node_selector:
+            pod["nodeSelector"] = {
+                k: self.t(v, "job", "node_selector", k) for k, v in env.job.node_selector.items()
+            }
+        if env.job.tolerations:
+            pod["tolerations"] = [
+                {k: self.t(v, "job", "tolerations", i, k) for k, v in t.model_dump(exclude_none=True).items()}
+                for i, t in enumerate(env.job.tolerations)
+            ]
         self.finish_pod(pod)
         template_meta: dict = {"labels": self.labels(run=True, component="runner")}
         annotations = {**self.pod_annotations(), **self.annotations()}
@@ -474,6 +498,29 @@ class _Compiler:
             "spec": job_spec,
         }
 
+    def runner_resources(self) -> dict:
+        """`job.resources`, quantities written as strings (as a Pod's are printed back)."""
+        out = {}
+        for part in ("requests", "limits"):
+            values = getattr(self.env.job.resources, part)
+            if values:
+                out[part] = {k: self.t(v, "job", "resources", part, k) for k, v in values.items()}
+        return quantities_as_strings({"containers": [{"resources": out}]})["containers"][0]["resources"]
+
+    def extra_image_uses(self, cluster: dict | None) -> list[ExtraImageUse]:
+        """The containers of the cluster's pods that run an `extra_images` entry, with that entry's origin."""
+        out: list[ExtraImageUse] = []
+        for role in ("scheduler", "worker") if cluster is not None else ():
+            pod = cluster["spec"][role]["spec"]
+            for group in ("initContainers", "containers"):
+                for c in pod.get(group) or []:
+                    image = value_of(c.get("image")) if isinstance(c, dict) else None
+                    if image == self.env.image or image not in self.env.extra_images:
+                        continue
+                    entry = self.origin("extra_images", self.env.extra_images.index(image))
+                    out.append(ExtraImageUse(role, group, str(value_of(c.get("name"))), image, entry))
+        return out
+
     def compile(self) -> Compiled:
         cluster = self.cluster()
         cluster_plain, cluster_origins = strip(cluster) if cluster is not None else (None, {})
@@ -493,6 +540,7 @@ class _Compiler:
             self.namespace.value,
             run,
             run_origins,
+            self.extra_image_uses(cluster),
         )
 
     def run_view(self) -> dict:

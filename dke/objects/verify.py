@@ -214,6 +214,42 @@ def pod_problems(pod: dict) -> list[tuple[tuple, str]]:
                             f"than its limit {limit!r}; a request must be less than or equal to the limit",
                         )
                     )
+    out.extend(_toleration_problems(pod))
+    return out
+
+
+_OPERATORS = ("Exists", "Equal")
+_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _toleration_problems(pod: dict) -> list[tuple[tuple, str]]:
+    """What core/validation's ValidateTolerations refuses among values the schema lets through."""
+    out: list[tuple[tuple, str]] = []
+    for i, t in enumerate(_items(pod, "tolerations")):
+        if not isinstance(t, dict):
+            continue
+        here = ("tolerations", i)
+        for field, allowed in (("operator", _OPERATORS), ("effect", _EFFECTS)):
+            if t.get(field) not in (None, "", *allowed):
+                choices = ", ".join(allowed)
+                out.append((here + (field,), f"toleration {field} {t[field]!r} is not one of {choices}"))
+        operator = t.get("operator") or "Equal"
+        if not t.get("key") and operator != "Exists":
+            out.append(
+                (
+                    here + ("operator",) if "operator" in t else here,
+                    "a toleration without a `key` must have `operator: Exists` (it then matches every taint)",
+                )
+            )
+        if operator == "Exists" and t.get("value"):
+            out.append((here + ("value",), "a toleration with `operator: Exists` must not have a `value`"))
+        if t.get("tolerationSeconds") is not None and t.get("effect") != "NoExecute":
+            out.append(
+                (
+                    here + ("tolerationSeconds",),
+                    "`tolerationSeconds` only applies with `effect: NoExecute`; set that effect or remove it",
+                )
+            )
     return out
 
 

@@ -287,3 +287,28 @@ def test_explain_with_the_local_executor_runs_everything_in_the_runner():
     assert "runs the flow and its tasks in the runner (executor: local)" in section
     assert "there are no Dask workers" in section
     assert "DaskCluster" not in result.output and "scheduler" not in section
+
+
+def test_explain_names_the_containers_that_run_an_extra_image_and_the_entry_that_allows_it(tmp_path):
+    proxy = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0"
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "flow.py").write_text("def main():\n    pass\n")
+    (tmp_path / "worker.yaml").write_text(
+        f"containers:\n- name: worker\n- name: proxy\n  image: {proxy}\n"
+        f"initContainers:\n- name: wait\n  image: {proxy}\n"
+    )
+    (tmp_path / "environment.yaml").write_text(
+        "name: etl\nimage: ghcr.io/acme/etl:1.0\nflow: {entrypoint: flows/flow.py:main}\n"
+        f"worker_spec_file: worker.yaml\nextra_images:\n- {proxy}\n"
+    )
+    result = render([str(tmp_path / "environment.yaml"), "--explain"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert (
+        "every container dke creates runs the flow image ghcr.io/acme/etl:1.0, except those listed below"
+        in text
+    )
+    where = f"allowed by extra_images ({tmp_path / 'environment.yaml'}:6 extra_images.0)"
+    assert f"#   the worker pod's container proxy runs {proxy}: {where}" in text
+    assert f"#   the worker pod's init container wait runs {proxy}: {where}" in text
+    assert "except those" not in render([str(tmp_path / "environment.yaml")]).output  # only with --explain

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from dke.diagnostics import ERROR
+from dke.diagnostics import ERROR, WARNING
 from dke.environment.checks import (
     BAD_QUANTITY,
     CONFLICT,
     ENTRYPOINT_MISSING,
+    EXTRA_IMAGE_UNUSED,
     IGNORED,
     IMAGE_MISMATCH,
     IMAGE_UNPINNED,
@@ -182,3 +183,81 @@ def test_pod_label_and_annotation_keys_in_full():
             f"annotation key 'a b' is not a valid Kubernetes key: {rules}",
         ),
     ]
+
+
+# --- extra_images: sidecars and init steps with their own image -----------------------------------
+
+EXTRA = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0"
+SIDECARS = f"""\
+containers:
+- name: worker
+  image: {EXTRA}
+- name: proxy
+  image: {EXTRA}
+- name: shipper
+  image: fluent/fluent-bit:3.0
+initContainers:
+- name: migrate
+  image: {EXTRA}
+"""
+
+
+def test_extra_images_allow_sidecars_and_init_containers_but_never_the_dask_container():
+    spec = spec_file(SIDECARS)
+    # strict by default: every container that names another image is refused at its line
+    assert [(d.code, d.line) for d in check_spec_file(spec, IMAGE, (), "worker")] == [
+        (IMAGE_MISMATCH, 3),
+        (IMAGE_MISMATCH, 5),
+        (IMAGE_MISMATCH, 7),
+        (IMAGE_MISMATCH, 10),
+    ]
+    found = check_spec_file(spec, IMAGE, [EXTRA], "worker")
+    assert [(d.code, d.line) for d in found] == [(IMAGE_MISMATCH, 3), (IMAGE_MISMATCH, 7)]
+    dask, other = found
+    assert "the Dask worker container runs the flow's code" in dask.message
+    assert "list this exact image under `extra_images`" in other.message and "fluent-bit" in other.message
+
+
+def load_with_spec(tmp_path: Path, extra: list[str], worker: str | None):
+    from dke.environment.pipeline import load_environment
+
+    (tmp_path / "flows").mkdir(exist_ok=True)
+    (tmp_path / "flows" / "etl.py").write_text("def etl():\n    pass\n")
+    text = HEAD + "extra_images:\n" + "".join(f"- {image}\n" for image in extra)
+    if worker is not None:
+        (tmp_path / "worker.yaml").write_text(worker)
+        text += "worker_spec_file: worker.yaml\n"
+    (tmp_path / "environment.yaml").write_text(text)
+    return load_environment(str(tmp_path / "environment.yaml"))
+
+
+def test_an_unused_extra_image_is_a_warning_at_its_entry(tmp_path):
+    worker = f"containers:\n- name: worker\n- name: proxy\n  image: {EXTRA}\n"
+    loaded = load_with_spec(tmp_path, [EXTRA, "busybox:1.36", EXTRA + "-typo"], worker)
+    assert loaded.ok()
+    found = [(d.code, d.severity, d.line, d.column, d.path) for d in loaded.diagnostics]
+    assert found == [
+        (EXTRA_IMAGE_UNUSED, WARNING, 7, 3, "$.extra_images[1]"),
+        (EXTRA_IMAGE_UNUSED, WARNING, 8, 3, "$.extra_images[2]"),
+    ]
+    assert "'busybox:1.36' is run by no container" in loaded.diagnostics[0].message
+    # without spec files, every entry is unused
+    loaded = load_with_spec(tmp_path, [EXTRA], None)
+    assert [(d.code, d.line) for d in loaded.diagnostics] == [(EXTRA_IMAGE_UNUSED, 6)]
+
+
+def test_an_extra_image_is_an_image_reference(tmp_path):
+    loaded = load_with_spec(tmp_path, ["Bad Image"], None)
+    (d,) = loaded.diagnostics
+    assert (d.code, d.line, d.path) == ("DKE103", 6, "$.extra_images[0]") and "image reference" in d.message
+
+
+def test_the_runner_s_resources_are_quantities_at_their_line(tmp_path):
+    from dke.environment.pipeline import load_environment
+
+    (tmp_path / "environment.yaml").write_text(
+        HEAD + "job:\n  resources:\n    requests: {cpu: 500m, memory: 4 gigs}\n    limits: {cpu: 2}\n"
+    )
+    loaded = load_environment(str(tmp_path / "environment.yaml"))
+    found = [(d.code, d.line, d.path) for d in loaded.diagnostics if d.code != ENTRYPOINT_MISSING]
+    assert found == [(BAD_QUANTITY, 7, "$.job.resources.requests.memory")]

@@ -63,3 +63,23 @@ def test_image_versions_are_this_cli_s():
         "dke": __version__,
         **{p: metadata.version(p) for p in IMAGE_PACKAGES},
     }
+
+
+def test_the_commented_runner_and_extra_images_examples_work_once_uncommented(tmp_path):
+    files = scaffold("demo")
+    lines = files["environment.yaml"].splitlines()
+    start = lines.index("# job:")
+    example = [line[2:] for line in lines[start:] if line.startswith("# ") and not line.startswith("# The ")]
+    example = [line for line in example if not line.startswith("Images that")]
+    files["environment.yaml"] = "\n".join(lines[:start] + example) + "\n"
+    files["specs/worker.yaml"] += (
+        "initContainers:\n  - name: proxy\n    image: gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0\n"
+    )
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    loaded = load_environment(str(tmp_path / "environment.yaml"))
+    assert loaded.ok(strict=True), loaded.diagnostics
+    assert loaded.env.job.node_selector == {"kubernetes.io/arch": "amd64"}
+    assert loaded.env.extra_images == ["gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0"]

@@ -377,6 +377,33 @@ def environments(draw):
                 "ttl_seconds_after_finished": st.none() | st.integers(0, 10**6),
                 "active_deadline_seconds": st.none() | st.integers(1, 10**6),
                 "safe_to_evict": st.booleans(),
+                "resources": st.sampled_from(
+                    [
+                        {},
+                        {"requests": {"cpu": "250m", "memory": 512}, "limits": {"cpu": 1.5, "memory": "1Gi"}},
+                    ]
+                ),
+                "node_selector": st.dictionaries(LABEL, LABEL, max_size=2),
+                "tolerations": st.lists(
+                    st.sampled_from(
+                        [
+                            {
+                                "key": "dedicated",
+                                "operator": "Equal",
+                                "value": "flows",
+                                "effect": "NoSchedule",
+                            },
+                            {"operator": "Exists"},
+                            {
+                                "key": "k",
+                                "operator": "Exists",
+                                "effect": "NoExecute",
+                                "tolerationSeconds": 60,
+                            },
+                        ]
+                    ),
+                    max_size=2,
+                ),
             },
         ),
         "executor": st.sampled_from(["dask", "local"]),
@@ -638,3 +665,67 @@ def test_the_runner_component_label_and_a_renamed_container_s_origin(tmp_path):
     compiled = dc.compile_traced(load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml"))
     o = compiled.cluster_origins[("spec", "worker", "spec", "containers", 0, "name")]
     assert (o.kind, o.file.endswith("worker.yaml"), o.line) == ("spec", True, 2)
+
+
+# --- the runner pod's resources and placement; containers allowed another image ------------------------
+
+
+def test_the_runner_pod_gets_job_resources_node_selector_and_tolerations_with_their_origins(tmp_path):
+    from standin_admission import admit
+
+    job_settings = {
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": 1, "memory": "2Gi"}},
+        "node_selector": {"pool": "system"},
+        "tolerations": [
+            {"key": "dedicated", "operator": "Equal", "value": "flows", "effect": "NoSchedule"},
+            {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+        ],
+    }
+    loaded = load(tmp_path, job=job_settings)
+    compiled = dc.compile_traced(loaded, "r1", "ns1")
+    job, origins = compiled.objects[-1], compiled.origins[-1]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"] == {  # quantities as strings, as the API server prints them
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "1", "memory": "2Gi"},
+    }
+    assert pod["nodeSelector"] == {"pool": "system"}
+    assert pod["tolerations"] == job_settings["tolerations"]  # only the fields that were written
+    where = origins[("spec", "template", "spec", "containers", 0, "resources", "limits", "cpu")]
+    assert (where.kind, where.key, where.path) == (
+        "environment",
+        "job.resources.limits.cpu",
+        ("job", "resources", "limits", "cpu"),
+    )
+    assert '"cpu": 1' in Path(loaded.file).read_text().splitlines()[where.line - 1]
+    assert origins[("spec", "template", "spec", "tolerations", 1, "tolerationSeconds")].key == (
+        "job.tolerations.1.tolerationSeconds"
+    )
+    # the scheduler and workers keep their own pods: placement is the runner's alone
+    for role in ("scheduler", "worker"):
+        assert "nodeSelector" not in compiled.cluster["spec"][role]["spec"]
+    assert validate_objects(loaded, KUBE, compiled) == []
+    assert admit("CREATE", json.loads(json.dumps(job)), None) == []  # the stand-in API server's admission
+
+
+def test_without_job_settings_the_runner_pod_has_no_resources_or_placement(tmp_path):
+    pod = dc.compile_environment(load(tmp_path))[-1]["spec"]["template"]["spec"]
+    assert "resources" not in pod["containers"][0] and "nodeSelector" not in pod and "tolerations" not in pod
+
+
+def test_containers_that_run_an_extra_image_are_named_with_the_entry_that_allows_them(tmp_path):
+    proxy = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0"
+    worker = f"containers:\n- name: worker\n- name: proxy\n  image: {proxy}\ninitContainers:\n- name: init\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml", extra_images=[proxy])
+    compiled = dc.compile_traced(loaded)
+    (use,) = compiled.extra_images
+    assert (use.role, use.group, use.container, use.image) == ("worker", "containers", "proxy", proxy)
+    assert (use.allowed_by.key, use.allowed_by.path, use.allowed_by.file) == (
+        "extra_images.0",
+        ("extra_images", 0),
+        loaded.file,
+    )
+    containers = compiled.cluster["spec"]["worker"]["spec"]["containers"]
+    assert [c["image"] for c in containers] == ["ghcr.io/acme/etl:1.0", proxy]
+    assert compiled.cluster["spec"]["worker"]["spec"]["initContainers"][0]["image"] == "ghcr.io/acme/etl:1.0"
+    assert validate_objects(loaded, KUBE, compiled) == []

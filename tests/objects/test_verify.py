@@ -283,3 +283,50 @@ def test_every_metadata_and_pod_of_every_object_is_checked(tmp_path):
             ("DKE214", "compiled DaskCluster etl-run-id at $.spec.worker.spec.containers[0].env[0].name"),
         ]
     )
+
+
+# --- tolerations (the runner's job.tolerations and spec files') ----------------------------------------
+
+
+def test_toleration_rules_of_the_api_server():
+    pod = {
+        "tolerations": [
+            {"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule"},
+            {"operator": "Exists"},
+            {"operator": "Equal", "value": "v"},
+            {"value": "v"},
+            {"key": "k", "operator": "Exists", "value": "v"},
+            {"key": "k", "tolerationSeconds": 30, "effect": "NoSchedule"},
+            {"key": "k", "tolerationSeconds": 30, "effect": "NoExecute"},
+            {"key": "k", "operator": "exists", "effect": "Never"},
+            "not a toleration",
+        ]
+    }
+    found = verify.pod_problems(pod)
+    assert [path for path, _ in found] == [
+        ("tolerations", 2, "operator"),
+        ("tolerations", 3),
+        ("tolerations", 4, "value"),
+        ("tolerations", 5, "tolerationSeconds"),
+        ("tolerations", 7, "operator"),
+        ("tolerations", 7, "effect"),
+    ]
+    assert (
+        found[0][1]
+        == "a toleration without a `key` must have `operator: Exists` (it then matches every taint)"
+    )
+    assert found[4][1] == "toleration operator 'exists' is not one of Exists, Equal"
+
+
+def test_a_runner_toleration_the_api_server_refuses_points_at_its_line(tmp_path):
+    loaded = load(tmp_path, job={"tolerations": [{"operator": "Exists", "value": "x"}]})
+    (d,) = verify.validate_objects(loaded, KUBE)
+    assert (d.code, d.path, d.file) == (verify.POD_INVALID, "$.job.tolerations[0].value", loaded.file)
+    assert d.message.startswith("compiled Job etl-run-id at $.spec.template.spec.tolerations[0].value: ")
+
+
+def test_a_runner_request_over_its_limit_points_at_the_request(tmp_path):
+    loaded = load(tmp_path, job={"resources": {"requests": {"memory": "4Gi"}, "limits": {"memory": "2Gi"}}})
+    (d,) = verify.validate_objects(loaded, KUBE)
+    assert (d.code, d.path) == (verify.POD_INVALID, "$.job.resources.requests.memory")
+    assert "more than its limit '2Gi'" in d.message
