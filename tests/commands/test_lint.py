@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -166,9 +165,7 @@ def run_dke(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ],
 )
 def test_console_script_exit_codes_and_no_traceback(case, args, code):
-    start = time.perf_counter()
     result = run_dke("lint", "environment.yaml", *args, cwd=BAD / case)
-    elapsed = time.perf_counter() - start
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     if code == 2:
@@ -177,7 +174,9 @@ def test_console_script_exit_codes_and_no_traceback(case, args, code):
             and result.stdout == ""
         )
     if case == "billion-laughs":
-        assert elapsed < 1.5  # the whole process, interpreter start included
+        # refused by counting nodes, not by expanding them (an expansion would never end: the
+        # test's timeout); no wall-clock assertion, it would flake on a loaded machine
+        assert "DKE004" in result.stdout + result.stderr
 
 
 def test_console_script_good_file(tmp_path):

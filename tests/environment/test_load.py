@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from dke.diagnostics import DkeError
@@ -136,9 +134,8 @@ def test_billion_laughs_fails_fast_without_expanding():
     levels = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     for prev, name in zip("abcdefgh", "bcdefghi"):
         levels.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
-    start = time.perf_counter()
+    # 9**9 nodes if expanded: an expansion would outlast the test's timeout, the count stops it first
     d = error_of("\n".join(levels) + "\n")
-    assert time.perf_counter() - start < 0.5
     assert d.code == "DKE004" and str(MAX_NODES) in d.message
 
 
