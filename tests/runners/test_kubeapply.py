@@ -124,14 +124,14 @@ def test_a_fixed_size_cluster_does_not_need_the_autoscaler(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_reports_what_was_applied(api, emulator, tmp_path):
-    emulator.emulator.api_delay[("PATCH", "/rolebindings/")] = 2.0
+    emulator.emulator.api_delay[("PATCH", "/rolebindings/")] = 60.0
     timer = threading.Timer(0.6, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     started = time.monotonic()
     with pytest.raises(kubeapply.Interrupted) as caught:
         kubeapply.apply_objects(api, compiled(tmp_path))
     timer.join()
-    assert time.monotonic() - started < 1.8  # did not wait for the slow request
+    assert time.monotonic() - started < 30  # did not wait for the slow request (60 s)
     message = caught.value.message
     assert "applied serviceaccount/etl-runner created, role/etl-runner created" in message
     assert "rolebinding/etl-runner may or may not have been applied" in message
