@@ -117,7 +117,7 @@ def test_try_repo_fails_a_bad_file_naming_path_line_and_passes_a_good_repo(tmp_p
         {
             "deploy/prod/environment.yaml": (data / "bad" / "unknown-key" / "environment.yaml").read_text(),
             "environment.yml": (data / "good" / "quickstart" / "environment.yaml").read_text(),
-            "flows/etl.py": "def etl(): pass\n",
+            "flows/etl.py": "from prefect import flow\n\n\n@flow\ndef etl(): pass\n",
             "notes/other.yaml": "max_worker: 4\n",  # not an environment file: not linted
         },
     )

@@ -1,7 +1,7 @@
 import click
 
 from dke import exitcodes
-from dke.commands.common import environment_options, load_valid
+from dke.commands.common import environment_options, load_valid, params_option
 from dke.commands.kubeopts import dump, kube_options, output_option, parse_duration
 
 EPILOG = (
@@ -14,6 +14,7 @@ EPILOG = (
 @click.command(epilog=EPILOG)
 @click.argument("file", type=click.Path(dir_okay=False))
 @environment_options
+@params_option
 @kube_options
 @click.option(
     "--dry-run",
@@ -55,6 +56,7 @@ def apply(
     overlays,
     sets,
     kube_version,
+    params,
     target,
     dry_run,
     wait,
@@ -75,7 +77,7 @@ def apply(
     from dke.runners import kubeapply, kubeclient, kuberuns
 
     wait_for = parse_duration(timeout)
-    loaded = load_valid(file, overlays, sets, kube_version)
+    loaded = load_valid(file, overlays, sets, kube_version, params=params)  # --param: into the run spec
     env = loaded.env
     run_id = run_id or new_run_id()
 

@@ -56,11 +56,35 @@ def environment_options(func: Callable) -> Callable:
     return wrapper
 
 
-def load_valid(file: str, overlays, sets, kube_version: str, strict: bool = False, fmt: str = "text"):
-    """Load an environment for a command that acts on it: print problems, stop on errors."""
+def params_option(func: Callable) -> Callable:
+    """--param NAME=VALUE, for the commands that run the flow (checked against its signature)."""
+    return click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Override one flow parameter; the value is parsed as YAML (repeatable).",
+    )(func)
+
+
+def load_valid(
+    file: str,
+    overlays,
+    sets,
+    kube_version: str,
+    strict: bool = False,
+    fmt: str = "text",
+    params=None,
+    local_run: bool = False,
+):
+    """Load an environment for a command that acts on it: print problems, stop on errors.
+
+    params (run, apply): the --param values, checked against the flow and merged into
+    env.flow.parameters; local_run: the flow runs here, so its file must exist.
+    """
     from dke.environment.pipeline import load_environment
 
-    loaded = load_environment(file, overlays, sets, kube_version)
+    loaded = load_environment(file, overlays, sets, kube_version, params=params, local_run=local_run)
     if loaded.diagnostics:
         click.echo(format_all(sorted(loaded.diagnostics, key=sort_key), fmt), err=True)
     if not loaded.ok(strict):

@@ -16,7 +16,6 @@ from dke.environment.specs import PodSpecFile
 IMAGE_MISMATCH = "DKE300"
 IMAGE_UNPINNED = "DKE301"
 WORKER_BOUNDS = "DKE302"
-ENTRYPOINT_MISSING = "DKE304"
 CONFLICT = "DKE305"
 IGNORED = "DKE306"
 EXTRA_IMAGE_UNUSED = "DKE308"
@@ -60,18 +59,6 @@ def check_environment(env: Environment, merged: Merged, base_dir: Path) -> list[
                 IMAGE_UNPINNED,
                 f"image {env.image!r} is not pinned (no tag or ':latest'); pin a version tag or digest "
                 "so that every pod runs the same code",
-                WARNING,
-            )
-        )
-    entry = env.flow.entrypoint
-    file_part = entry.rsplit(":", 1)[0]
-    if file_part.endswith(".py") and not (base_dir / file_part).is_file():
-        out.append(
-            merged.diagnostic(
-                ("flow", "entrypoint"),
-                ENTRYPOINT_MISSING,
-                f"flow file {file_part!r} not found next to the environment file ({base_dir}); "
-                "entrypoints are relative to it",
                 WARNING,
             )
         )

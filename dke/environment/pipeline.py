@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dke.diagnostics import Diagnostic, DkeError, has_errors
 from dke.environment import podtemplate
@@ -17,6 +18,9 @@ from dke.environment.kubeschema import DEFAULT_KUBE_VERSION
 from dke.environment.merge import Merged, SetString, layer, parse_set
 from dke.environment.model import Environment, from_validated
 from dke.environment.specs import SPEC_NOT_FOUND, PodSpecFile, load_spec_file
+
+if TYPE_CHECKING:
+    from dke.environment.flowcheck import FlowSignature
 
 
 @dataclass
@@ -30,6 +34,7 @@ class Loaded:
     env: Environment | None = None
     scheduler: PodSpecFile | None = None
     worker: PodSpecFile | None = None
+    flow: FlowSignature | None = None  # the flow function as its source says (None: not known)
 
     def ok(self, strict: bool = False) -> bool:
         return self.env is not None and not has_errors(self.diagnostics, strict)
@@ -40,8 +45,16 @@ def load_environment(
     overlays: Sequence[str] = (),
     sets: Sequence[str] = (),
     kube_version: str = DEFAULT_KUBE_VERSION,
+    params: Sequence[str] | None = None,
+    local_run: bool = False,
 ) -> Loaded:
-    """Run the front half of the pipeline. Raises DkeError only for usage errors (bad --set)."""
+    """Run the front half of the pipeline. Raises DkeError only for usage errors (bad --set, --param).
+
+    params: the command's `--param NAME=VALUE`, for the commands that run the flow (run,
+    apply; None for the others): checked against the flow's signature, then merged over
+    flow.parameters in `env`. local_run: the flow runs on this machine, so its file must exist.
+    """
+    from dke.environment.flowcheck import parse_params
     from dke.environment.kubeschema import UnsupportedKubeVersion, check_kube_version
     from dke.environment.load import load_mapping
     from dke.environment.validate import validate_environment
@@ -56,6 +69,7 @@ def load_environment(
     strings = [arg for arg in sets if isinstance(arg, SetString)]
     set_docs = [parse_set(i, arg) for i, arg in enumerate(plain)]
     set_docs += [parse_set(i, arg) for i, arg in enumerate(strings)]
+    param_docs = parse_params(params or ())
     try:
         # An empty overlay changes nothing (Helm accepts empty values files too).
         documents = [load_mapping(file)] + [load_mapping(f, allow_empty=True) for f in overlays]
@@ -75,6 +89,9 @@ def load_environment(
     from dke.environment.checks import check_environment, check_extra_images, check_spec_file
 
     loaded.diagnostics.extend(check_environment(env, merged, loaded.base_dir))
+    loaded.diagnostics.extend(
+        _check_flow(loaded, merged, param_docs, runs=params is not None, local_run=local_run)
+    )
     if isinstance(merged.data, dict) and merged.data.get("deployment"):
         from dke.runners.deploy import check_deployment  # cron/rrule parsers only when there are schedules
 
@@ -101,3 +118,31 @@ def load_environment(
     specs = [s for s in (loaded.scheduler, loaded.worker) if s is not None]
     loaded.diagnostics.extend(check_extra_images(env, merged, specs))
     return loaded
+
+
+def _check_flow(loaded: Loaded, merged: Merged, param_docs, runs: bool, local_run: bool) -> list[Diagnostic]:
+    """The flow's file, function and parameters (dke.environment.flowcheck); with --param, the
+    run's parameters become env.flow.parameters."""
+    from dke.diagnostics import ERROR, WARNING
+    from dke.environment import flowcheck
+
+    env = loaded.env
+    flow = env.flow
+    supplied = set(flow.parameters) | {name for doc in param_docs for name in doc.data}
+    if not runs and env.deployment is not None:  # a deployment's runs get its parameters too
+        supplied |= set(env.deployment.parameters)
+    where = ("flow", "parameters") if "parameters" in merged.data.get("flow", {}) else ("flow",)
+    diagnostics, loaded.flow = flowcheck.check_flow(
+        flow.entrypoint,
+        loaded.base_dir,
+        lambda code, message, severity: merged.diagnostic(("flow", "entrypoint"), code, message, severity),
+        flowcheck.environment_parameters(flow.parameters, merged.diagnostic, param_docs),
+        file_required=local_run,
+        supplied=supplied,
+        at_parameters=lambda code, message, severity: merged.diagnostic(where, code, message, severity, True),
+        missing_severity=ERROR if runs else WARNING,
+    )
+    if param_docs:
+        parameters = {**flow.parameters, **flowcheck.param_values(param_docs)}
+        loaded.env = env.model_copy(update={"flow": flow.model_copy(update={"parameters": parameters})})
+    return diagnostics

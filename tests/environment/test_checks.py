@@ -1,4 +1,4 @@
-"""Semantic checks: image consistency, worker bounds, unpinned images, entrypoint files, conflicts."""
+"""Semantic checks: image consistency, worker bounds, unpinned images, conflicts (the flow: test_flowcheck)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from dke.diagnostics import ERROR, WARNING
 from dke.environment.checks import (
     BAD_QUANTITY,
     CONFLICT,
-    ENTRYPOINT_MISSING,
     EXTRA_IMAGE_UNUSED,
     IGNORED,
     IMAGE_MISMATCH,
@@ -61,7 +60,7 @@ def environment_checks(text: str, base_dir: Path, *overlays: str):
 @pytest.fixture
 def flow_dir(tmp_path):
     (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "etl.py").write_text("def etl(): pass\n")
+    (tmp_path / "flows" / "etl.py").write_text("from prefect import flow\n\n\n@flow\ndef etl(): pass\n")
     return tmp_path
 
 
@@ -93,13 +92,6 @@ def test_unpinned_image_is_a_warning(flow_dir):
     assert environment_checks(HEAD.replace(IMAGE, "ghcr.io/acme/flow:latest"), flow_dir) == [
         (IMAGE_UNPINNED, "warning", "env.yaml", 2, "$.image")
     ]
-
-
-def test_missing_flow_file_is_a_warning_module_entrypoints_are_not_checked(tmp_path):
-    assert environment_checks(HEAD, tmp_path) == [
-        (ENTRYPOINT_MISSING, "warning", "env.yaml", 4, "$.flow.entrypoint")
-    ]
-    assert environment_checks(HEAD.replace("flows/etl.py:etl", "acme.flows:etl"), tmp_path) == []
 
 
 def test_scheduler_address_conflicts_and_ignored_keys(flow_dir):

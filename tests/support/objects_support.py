@@ -11,7 +11,9 @@ from dke.objects.runspec import RUN_SPEC_ENV, RunSpec
 def write_env(tmp_path: Path, data: dict, specs: dict | None = None) -> str:
     """An environment file (JSON is YAML) plus spec files and a flow file; returns its path."""
     (tmp_path / "flows").mkdir(exist_ok=True)
-    (tmp_path / "flows" / "flow.py").write_text("def main():\n    pass\n")
+    (tmp_path / "flows" / "flow.py").write_text(
+        "from prefect import flow\n\n\n@flow\ndef main(**parameters):\n    pass\n"
+    )
     for name, text in (specs or {}).items():
         (tmp_path / name).write_text(text)
     path = tmp_path / "environment.yaml"
