@@ -88,6 +88,12 @@ def load_valid(
     if loaded.diagnostics:
         click.echo(format_all(sorted(loaded.diagnostics, key=sort_key), fmt), err=True)
     if not loaded.ok(strict):
+        from dke.environment.flowcheck import PARAM_FILE
+
+        if all(d.file == PARAM_FILE for d in loaded.diagnostics if d.is_error):
+            raise DkeError(
+                "--param: the flow does not take these values; fix the problems above", exitcodes.INVALID
+            )
         raise DkeError(
             f"{file}: invalid environment; fix the problems above (see `dke lint {file}`)", exitcodes.INVALID
         )

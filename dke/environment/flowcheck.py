@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 import difflib
 import sys
-import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -50,7 +49,7 @@ class Parameter:
     required: bool  # no default
     by_name: bool  # False for positional-only: flow(**parameters) cannot pass it
     annotation: str | None  # the annotation's source text
-    kind: Any = None  # a Python type to validate values against; None: not checked
+    kind: dict | None = None  # a pydantic-core schema to validate values with; None: not checked
     line: int = 1
     column: int = 1
 
@@ -316,26 +315,25 @@ def _parameter(arg: ast.arg, required: bool, by_name: bool) -> Parameter:
 
 
 # ---------------------------------------------------------------------------
-# simple annotations, validated as Prefect does (pydantic, lax mode)
+# simple annotations, validated as Prefect does (pydantic's core, lax mode)
+#
+# pydantic-core schemas built by hand: what pydantic generates for these types, without
+# TypeAdapter (which looks up pydantic plugins through importlib.metadata: ~170 ms a lint).
 
-_SIMPLE: dict[str, Any] = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "dict": dict}
-_GENERIC = {"list": list, "List": list, "dict": dict, "Dict": dict}
+_SIMPLE = {"int": "int", "float": "float", "bool": "bool", "str": "str", "list": "list", "dict": "dict"}
 
 
 @lru_cache(maxsize=256)
-def simple_type(annotation: str | None) -> Any:
-    """The type an annotation's text names, when it is built only of int, float, bool, str,
-    list, dict, None, Optional/Union/`|`, list[...]/dict[...] and Literal of constants;
-    None for anything else (a model, a dataclass, a date...: not checked here)."""
+def simple_type(annotation: str | None) -> dict | None:
+    """A pydantic-core schema for an annotation's text when it is built only of int, float,
+    bool, str, list, dict, None, Optional/Union/`|`, list[...]/dict[...] and Literal of
+    constants; None for anything else (a model, a dataclass, a date...: not checked here)."""
     if annotation is None:
         return None
     try:
         expr = ast.parse(annotation, mode="eval").body
-    except SyntaxError:
-        return None
-    try:
         return _build(expr)
-    except _NotSimple:
+    except (SyntaxError, _NotSimple):
         return None
 
 
@@ -355,10 +353,20 @@ def _name(node: ast.expr) -> str:
     raise _NotSimple
 
 
-def _build(node: ast.expr) -> Any:
+def _union(choices: list[dict]) -> dict:
+    flat: list[dict] = []
+    for c in choices:
+        flat.extend(c["choices"] if c["type"] == "union" else [c])
+    nullable = any(c["type"] == "none" for c in flat)
+    rest = [c for c in flat if c["type"] != "none"]
+    inner = rest[0] if len(rest) == 1 else {"type": "union", "choices": rest} if rest else {"type": "none"}
+    return {"type": "nullable", "schema": inner} if nullable and rest else inner
+
+
+def _build(node: ast.expr) -> dict:
     if isinstance(node, ast.Constant):
         if node.value is None:
-            return type(None)
+            return {"type": "none"}
         if isinstance(node.value, str):  # a string annotation: "int"
             inner = simple_type(node.value)
             if inner is None:
@@ -366,47 +374,49 @@ def _build(node: ast.expr) -> Any:
             return inner
         raise _NotSimple
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        return typing.Union[_build(node.left), _build(node.right)]  # noqa: UP007 - built at run time
+        return _union([_build(node.left), _build(node.right)])
     if isinstance(node, ast.Subscript):
         outer = _name(node.value)
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         if outer == "Literal":
             if not all(isinstance(i, ast.Constant) for i in items):
                 raise _NotSimple
-            return typing.Literal[tuple(i.value for i in items)]
-        args = tuple(_build(i) for i in items)
+            return {"type": "literal", "expected": [i.value for i in items]}
+        args = [_build(i) for i in items]
         if outer == "Optional" and len(args) == 1:
-            return typing.Optional[args[0]]  # noqa: UP045
+            return _union([args[0], {"type": "none"}])
         if outer == "Union":
-            return typing.Union[args]  # noqa: UP007
-        if outer in _GENERIC and len(args) == (2 if _GENERIC[outer] is dict else 1):
-            return _GENERIC[outer][args if len(args) > 1 else args[0]]
+            return _union(args)
+        if outer in ("list", "List") and len(args) == 1:
+            return {"type": "list", "items_schema": args[0]}
+        if outer in ("dict", "Dict") and len(args) == 2:
+            return {"type": "dict", "keys_schema": args[0], "values_schema": args[1]}
         raise _NotSimple
     name = _name(node)
     if name in _SIMPLE:
-        return _SIMPLE[name]
+        return {"type": _SIMPLE[name]}
     if name in ("List", "Dict"):
-        return _GENERIC[name]
+        return {"type": name.lower()}
     if name in ("Any", "object"):
-        return typing.Any
+        return {"type": "any"}
     raise _NotSimple
 
 
 @lru_cache(maxsize=256)
-def _adapter(kind: Any):
-    from pydantic import TypeAdapter
+def _validator(annotation: str):
+    from pydantic_core import SchemaValidator
 
-    return TypeAdapter(kind)
+    return SchemaValidator(simple_type(annotation))
 
 
 def value_problem(param: Parameter, value: Any) -> str | None:
     """Why Prefect would refuse `value` for `param` (its annotation's first complaint), or None."""
-    if param.kind is None or param.kind is typing.Any:
+    if param.kind is None or param.annotation is None:
         return None
-    from pydantic import ValidationError
+    from pydantic_core import ValidationError
 
     try:
-        _adapter(param.kind).validate_python(value)
+        _validator(param.annotation).validate_python(value)
     except ValidationError as e:
         first = e.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"] if not isinstance(p, str) or p not in _TAGS)
@@ -415,7 +425,7 @@ def value_problem(param: Parameter, value: Any) -> str | None:
 
 
 # pydantic names union members by their type in error locations: not a place in the value
-_TAGS = {"int", "float", "bool", "str", "list", "dict", "none", "literal"}
+_TAGS = {"int", "float", "bool", "str", "list", "dict", "none", "literal", "nullable"}
 
 
 # ---------------------------------------------------------------------------
@@ -499,16 +509,11 @@ def check_flow(
     tree = parse_source(path, display)
     if isinstance(tree, SourceProblem):
         if tree.line:  # at the place in the flow file: that is what must change
-            return [
-                Diagnostic(
-                    ERROR,
-                    tree.code,
-                    f"{tree.message} (the flow file of flow.entrypoint {entrypoint!r})",
-                    display,
-                    tree.line,
-                    tree.column,
-                )
-            ], None
+            named = at_entrypoint(tree.code, "", ERROR)
+            message = (
+                f"{tree.message} (the flow of flow.entrypoint, {named.file}:{named.line}:{named.column})"
+            )
+            return [Diagnostic(ERROR, tree.code, message, display, tree.line, tree.column)], None
         return [at_entrypoint(tree.code, tree.message, ERROR)], None
     found = find_flow(tree, function, display)
     if found is None:
@@ -565,7 +570,7 @@ def check_value(sig: FlowSignature, name: str, value: Any, at: Locator, path: Js
     if problem is None:
         return None
     hint = ""
-    if param.kind is str and isinstance(value, int | float | bool):
+    if param.kind == {"type": "str"} and isinstance(value, int | float | bool):
         hint = f" (YAML read {_short(value)} as a {type(value).__name__}: quote it to pass text)"
     return at(
         path,

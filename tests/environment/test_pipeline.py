@@ -18,7 +18,9 @@ def project(tmp_path, monkeypatch):
     """A small project in the current directory: environment.yaml, a flow and a worker spec."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "etl.py").write_text("from prefect import flow\n\n\n@flow\ndef etl(n: int, tags: list[str] = (), on: bool = False, s: str = \"\"): pass\n")
+    (tmp_path / "flows" / "etl.py").write_text(
+        'from prefect import flow\n\n\n@flow\ndef etl(n: int, tags: list[str] = (), on: bool = False, s: str = ""): pass\n'
+    )
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "worker.yaml").write_text(f"containers:\n  - name: worker\n    image: {IMAGE}\n")
     (tmp_path / "environment.yaml").write_text(

@@ -17,7 +17,9 @@ IMAGE = "ghcr.io/acme/etl:1.0"
 
 def load(tmp_path: Path, role: str, spec: str, **fields):
     (tmp_path / "flows").mkdir(exist_ok=True)
-    (tmp_path / "flows" / "flow.py").write_text("from prefect import flow\n\n\n@flow\ndef main():\n    pass\n")
+    (tmp_path / "flows" / "flow.py").write_text(
+        "from prefect import flow\n\n\n@flow\ndef main():\n    pass\n"
+    )
     (tmp_path / "spec.yaml").write_text(spec)
     data = {
         "name": "etl",

@@ -29,7 +29,9 @@ PLACEMENT = ("nodeSelector", "tolerations", "affinity", "volumes", "securityCont
 
 def environment(tmp_path: Path, role: str, spec_text: str, image: str) -> str:
     (tmp_path / "flows").mkdir(exist_ok=True)
-    (tmp_path / "flows" / "flow.py").write_text("from prefect import flow\n\n\n@flow\ndef main():\n    pass\n")
+    (tmp_path / "flows" / "flow.py").write_text(
+        "from prefect import flow\n\n\n@flow\ndef main():\n    pass\n"
+    )
     (tmp_path / "spec.yaml").write_text(spec_text)
     (tmp_path / "environment.yaml").write_text(
         f"name: etl\nimage: {image}\nflow: {{entrypoint: flows/flow.py:main}}\n{role}_spec_file: spec.yaml\n"

@@ -576,7 +576,9 @@ max_workers: 2
 def write_environment(directory, extra: str = "") -> str:
     """An environment.yaml (and its flow file) in directory; returns its path."""
     (directory / "flows").mkdir(exist_ok=True)
-    (directory / "flows" / "etl.py").write_text("from prefect import flow\n\n\n@flow\ndef etl():\n    return 1\n")
+    (directory / "flows" / "etl.py").write_text(
+        "from prefect import flow\n\n\n@flow\ndef etl():\n    return 1\n"
+    )
     path = directory / "environment.yaml"
     path.write_text(ENVIRONMENT_YAML + extra)
     return str(path)
