@@ -122,7 +122,10 @@ def parse_source(path: Path, display: str) -> ast.Module | SourceProblem:
     if len(data) > MAX_SOURCE_BYTES:
         return SourceProblem(FLOW_SYNTAX, f"the flow file {display!r} is over {MAX_SOURCE_BYTES >> 20} MiB")
     try:
-        return ast.parse(data, filename=display)
+        # Decoded first (coding cookie, BOM): columns count characters, as editors do, not bytes.
+        from importlib.util import decode_source
+
+        return ast.parse(decode_source(data), filename=display)
     except SyntaxError as e:  # IndentationError and TabError included
         line = e.lineno or 1
         column = e.offset or 1

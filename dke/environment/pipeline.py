@@ -129,8 +129,9 @@ def _check_flow(loaded: Loaded, merged: Merged, param_docs, runs: bool, local_ru
     env = loaded.env
     flow = env.flow
     supplied = set(flow.parameters) | {name for doc in param_docs for name in doc.data}
-    if not runs and env.deployment is not None:  # a deployment's runs get its parameters too
-        supplied |= set(env.deployment.parameters)
+    deployment = merged.data.get("deployment")
+    if not runs and isinstance(deployment, dict):  # a deployment's runs get its parameters too
+        supplied |= set(deployment.get("parameters") or {})
     where = ("flow", "parameters") if "parameters" in merged.data.get("flow", {}) else ("flow",)
     diagnostics, loaded.flow = flowcheck.check_flow(
         flow.entrypoint,
