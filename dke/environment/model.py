@@ -74,7 +74,7 @@ class Flow(_Strict):
     )
     parameters: dict[str, Any] = Field(
         default_factory=dict,
-        description="Keyword arguments for the flow. `dke run --param name=value` overrides one.",
+        description="Keyword arguments for the flow, checked against its signature (`dke lint`). `dke run` and `dke apply --param name=value` override one.",
         examples=[{"n": 100, "date": "2024-01-01"}],
     )
 
