@@ -25,7 +25,9 @@ def load(tmp_path: Path, min_workers=1, max_workers=2, private=False, extra=""):
     from dke.environment.pipeline import load_environment
 
     (tmp_path / "flows").mkdir(exist_ok=True)
-    (tmp_path / "flows" / "etl.py").write_text("from prefect import flow\n\n\n@flow\ndef etl():\n    return 1\n")
+    (tmp_path / "flows" / "etl.py").write_text(
+        "from prefect import flow\n\n\n@flow\ndef etl():\n    return 1\n"
+    )
     path = tmp_path / "environment.yaml"
     path.write_text(
         ENVIRONMENT.format(min_workers=min_workers, max_workers=max_workers, private=str(private).lower())
