@@ -292,7 +292,9 @@ def test_explain_with_the_local_executor_runs_everything_in_the_runner():
 def test_explain_names_the_containers_that_run_an_extra_image_and_the_entry_that_allows_it(tmp_path):
     proxy = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0"
     (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "flow.py").write_text("def main():\n    pass\n")
+    (tmp_path / "flows" / "flow.py").write_text(
+        "from prefect import flow\n\n\n@flow\ndef main():\n    pass\n"
+    )
     (tmp_path / "worker.yaml").write_text(
         f"containers:\n- name: worker\n- name: proxy\n  image: {proxy}\n"
         f"initContainers:\n- name: wait\n  image: {proxy}\n"
