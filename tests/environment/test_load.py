@@ -274,3 +274,46 @@ def test_a_redefined_anchor_is_valid_yaml_and_prints_no_python_warning():
         doc = load_text("a: &x {v: 1}\nb: &x {v: 2}\nc: *x\n")
     assert doc.data["c"] == {"v": 2}  # the later definition, as YAML says
     assert [str(w.message) for w in caught] == []
+
+
+# --- exact messages (mutation survivors: substring checks let a changed word through) ----------
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ("- a\n", "a list"),
+        ("just text\n", "a string"),
+        ("42\n", "a number"),
+        ("1.5\n", "a number"),
+        ("true\n", "a boolean"),
+    ],
+)
+def test_the_top_level_message_names_what_was_found(tmp_path, text, found):
+    (tmp_path / "env.yaml").write_text(text)
+    with pytest.raises(DkeError) as info:
+        load_mapping("env.yaml", tmp_path)
+    assert info.value.diagnostics[0].message == f"top level must be a mapping of keys, found {found}"
+
+
+@pytest.mark.parametrize(
+    "text, line, column, message",
+    [
+        # the parser's problem and, in parentheses, what it was doing
+        (
+            "name: a\nimage: [b\nflow: x\n",
+            3,
+            5,
+            "invalid YAML: expected ',' or ']', but got ':' (while parsing a flow sequence)",
+        ),
+        # no context: nothing in parentheses
+        ("a: b: c\n", 1, 5, "invalid YAML: mapping values are not allowed here"),
+        # a tab just after the problem is not the problem
+        ("a: b:\tc\n", 1, 5, "invalid YAML: mapping values are not allowed here"),
+        # a tab at the problem, after a space: indentation with a tab
+        ("a: b\n \tc: d\n", 2, 2, "tab character in indentation; YAML indents with spaces only"),
+    ],
+)
+def test_yaml_syntax_messages_in_full(text, line, column, message):
+    d = error_of(text)
+    assert (d.line, d.column, d.code, d.message) == (line, column, "DKE003", message)

@@ -314,3 +314,41 @@ def test_set_text_writes_what_parses_back():
     assert applied("q: 0\n", ",".join(flags)) == {"q": 0, **data}
     strings = set_text((), {"a": "1", "b": ["x", "{y"]}, string=True)
     assert applied("q: 0\n", SetString(",".join(strings))) == {"q": 0, "a": "1", "b": ["x", "{y"]}
+
+
+# --- empty collections in the base, by the schema's type (mutation survivors) ----------------
+
+
+def test_an_empty_mapping_inside_an_optional_section_is_a_mapping():
+    # deployment is "Deployment or null": the schema's non-null branch says work_pool is a mapping
+    text = BASE + "deployment:\n  name: nightly\n  work_pool:\n    # name: pool\n"
+    merged = layer([parse_yaml("env.yaml", text)[0]])
+    assert merged.data["deployment"] == {"name": "nightly", "work_pool": {}}
+
+
+def test_empty_values_where_the_schema_says_no_collection_stay_null():
+    # an env value (a string), a key the schema does not know: nothing to fill in, no crash
+    text = BASE.replace("env:\n  # A: b\n", "env:\n  A:\n") + "unknown:\n"
+    merged = layer([parse_yaml("env.yaml", text)[0]])
+    assert merged.data["env"] == {"A": None} and merged.data["unknown"] is None
+
+
+# --- --set: the form, escaped dots, the depth limit's boundary, positions (mutation survivors) --
+
+
+def test_an_escaped_dot_is_part_of_the_key():
+    doc = parse_set(0, "labels.app\\.kubernetes\\.io/name=etl")
+    assert doc.data == {"labels": {"app.kubernetes.io/name": "etl"}}
+
+
+@pytest.mark.parametrize(
+    "levels, value",
+    [(MAX_DEPTH, "1"), (MAX_DEPTH - 1, "{a: 1}"), (MAX_DEPTH - 2, "[[1]]"), (MAX_DEPTH - 1, "[]")],
+    ids=["scalar", "mapping", "lists", "empty-list"],
+)
+def test_the_depth_limit_counts_key_levels_plus_value_levels(levels, value):
+    key = ".".join(["a"] * levels)
+    assert parse_set(0, f"{key}={value}").data  # exactly at the limit
+    with pytest.raises(DkeError) as info:
+        parse_set(0, f"b.{key}={value}")  # one level more
+    assert info.value.exit_code == 2
