@@ -169,9 +169,8 @@ def parse_yaml(file: str, text: str, multi: bool = False, allow_empty: bool = Fa
     try:
         nodes = _compose_all(text)
     except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise load_error(file, line, column, "DKE003", _printable(_yaml_message(e, text, mark))) from None
+        line, column, message = _yaml_problem(e, text)
+        raise load_error(file, line, column, "DKE003", _printable(message)) from None
     except ReaderError as e:  # a control character: point at it, say which
         before = text[: e.position]
         line, column = before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1
@@ -190,7 +189,15 @@ def parse_yaml(file: str, text: str, multi: bool = False, allow_empty: bool = Fa
     if not nodes:
         raise load_error(file, 1, 1, "DKE005", "file is empty; expected a YAML mapping")
     if not multi and len(nodes) > 1:
-        raise load_error(file, 1, 1, "DKE003", "expected one YAML document, found several (---)")
+        line = _second_document_line(text, nodes[1])
+        raise load_error(
+            file,
+            line,
+            1,
+            "DKE003",
+            "a second YAML document starts here, but the file holds one (found several): remove "
+            "this '---' (and the document after it, or merge it into the first)",
+        )
     return [_to_document(file, node) for node in nodes]
 
 
@@ -252,17 +259,100 @@ def _kind(name: str) -> str:
     }.get(name, name)
 
 
-def _yaml_message(e: Any, text: str, mark: Any) -> str:
+# `key:value` at the start of a line: a mapping key with no space after its colon, which
+# YAML reads as one plain string (`max_workers:2`). Not `url://...`.
+_NO_SPACE = re.compile(r"^(\s*(?:-\s+)?)([A-Za-z_][\w.-]*):(?![\s/])\S")
+
+
+def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
+    """Line, column and wording of a YAML syntax error: where the user must fix it.
+
+    The parser notices most mistakes later than they were made (a `key:value` with no
+    space is a string that runs into the next line's key; an unclosed quote runs to the
+    end of the file), so the common mistakes are recognised and reported at their cause.
+    """
     problem = (getattr(e, "problem", None) or str(e)).strip()
-    if mark is not None:
-        lines = text.splitlines()
-        if mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
-            return "tab character in indentation; YAML indents with spaces only"
     context = (getattr(e, "context", None) or "").strip()
+    mark, start = e.problem_mark or e.context_mark, e.context_mark
+    lines = text.splitlines()
+    if mark is None:
+        return 1, 1, f"invalid YAML: {problem}"
+    line, column = mark.line + 1, mark.column + 1
+    here = lines[mark.line] if mark.line < len(lines) else ""
+    if "\t" in here[: mark.column + 1]:
+        return line, here.index("\t") + 1, "tab character in indentation; YAML indents with spaces only"
+    # the mistake is on this line or one of the lines the parser read before noticing
+    first = min(mark.line, start.line if start is not None else mark.line, max(mark.line - 1, 0))
+    for n in range(first, min(mark.line, len(lines) - 1) + 1):
+        found = _NO_SPACE.match(lines[n])
+        if found:
+            indent, key = found.groups()
+            value = lines[n][found.end(2) + 1 :]
+            return (
+                n + 1,
+                found.end(2) + 1,
+                f"missing space after ':' in {lines[n].strip()!r}: write '{indent.lstrip()}{key}: {value}' "
+                "(YAML needs a space between a key's ':' and its value)",
+            )
+    if start is not None and "simple key" in context and start.line < len(lines):
+        return (
+            start.line + 1,
+            start.column + 1,
+            f"{lines[start.line].strip()!r} is neither `key: value` nor `- item` "
+            "(YAML needs a space after the ':' or the '-')",
+        )
+    if start is not None and "quoted scalar" in context:
+        quote = lines[start.line][start.column] if start.line < len(lines) else '"'
+        return (
+            start.line + 1,
+            start.column + 1,
+            f"the {quote} opened here is never closed; end the value with {quote} on this line",
+        )
+    if start is not None and "flow" in context and start.line < mark.line:
+        bracket = lines[start.line][start.column] if start.line < len(lines) else "["
+        closing = {"[": "]", "{": "}"}.get(bracket, "]")
+        return (
+            start.line + 1,
+            start.column + 1,
+            f"the {bracket!r} opened here is not closed on its line; close it with {closing!r}",
+        )
+    stripped = here.lstrip()
+    if "block end" in problem and stripped.startswith("-") and "block mapping" in context:
+        return (
+            line,
+            column,
+            "a list item ('- ...') among the keys of a mapping: put the list under a key "
+            "(`key:` then indented `- item` lines), or write the line as `key: value`",
+        )
+    if "block end" in problem and "block mapping" in context:
+        above = next((x for x in reversed(lines[: mark.line]) if x.strip() and not x.lstrip().startswith("#")), "")
+        have, want = len(here) - len(stripped), len(above) - len(above.lstrip())
+        if have != want:
+            return (
+                line,
+                1,
+                f"indentation: this line is indented {have} space(s), the line above {want}; "
+                "keys of one mapping line up exactly",
+            )
+    if problem == "mapping values are not allowed here":
+        return (
+            line,
+            column,
+            "a ': ' inside a value (YAML reads it as a key); quote the value, e.g. key: \"a: b\"",
+        )
     msg = f"invalid YAML: {problem}"
     if context:
         msg += f" ({context})"
-    return msg
+    return line, column, msg
+
+
+def _second_document_line(text: str, node: Any) -> int:
+    """The line of the `---` that starts the document ``node`` (or the node's own line)."""
+    lines = text.splitlines()
+    for n in range(min(node.start_mark.line, len(lines) - 1), -1, -1):
+        if lines[n].startswith("---"):
+            return n + 1
+    return node.start_mark.line + 1
 
 
 TAG = "tag:yaml.org,2002:"

@@ -106,14 +106,14 @@ def test_json_path(path, expected):
 @pytest.mark.parametrize(
     "text, line, column, code, words",
     [
-        ("name: a\nimage: [b\nflow: x\n", 3, 5, "DKE003", "invalid YAML"),
+        ("name: a\nimage: [b\nflow: x\n", 2, 8, "DKE003", "'[' opened here is not closed"),
         ("name: a\nflow:\n\tentrypoint: a:f\n", 3, 1, "DKE003", "tab character"),
         ("name: a\nimage: b\nname: c\n", 3, 1, "DKE003", 'duplicate key "name"'),
         ("flow:\n  a: 1\n  b: 2\n  a: 3\n", 4, 3, "DKE003", 'duplicate key "a"'),
         ("", 1, 1, "DKE005", "empty"),
         ("# only a comment\n", 1, 1, "DKE005", "empty"),
         ("~\n", 1, 1, "DKE005", "empty"),
-        ("a: 1\n---\na: 2\n", 1, 1, "DKE003", "several"),
+        ("a: 1\n---\na: 2\n", 2, 1, "DKE003", "several"),
         ("name: a\n1: b\n", 2, 1, "DKE004", "must be a string"),
         ("name: etl\nimage: a\x01b\n", 2, 9, "DKE003", "U+0001 is not allowed"),
         ('name: etl\nimage: "\\ud800"\n', 2, 8, "DKE002", "not valid Unicode"),
@@ -317,3 +317,42 @@ def test_the_top_level_message_names_what_was_found(tmp_path, text, found):
 def test_yaml_syntax_messages_in_full(text, line, column, message):
     d = error_of(text)
     assert (d.line, d.column, d.code, d.message) == (line, column, "DKE003", message)
+
+
+# --- YAML syntax errors: reported where the user must fix them, with a hint ---------------
+
+
+@pytest.mark.parametrize(
+    "text, line, column, hint",
+    [
+        ("name: a\nmax_workers:2\nmin_workers: 1\n", 2, 12, "missing space after ':' in 'max_workers:2': "),
+        ("name: a\nmax_workers:2\n", 2, 12, "write 'max_workers: 2'"),
+        ("flow:\n  entrypoint:f.py:f\n  parameters: {}\n", 2, 13, "write 'entrypoint: f.py:f'"),
+        ("secrets:\n  - a\n  -b:c\nname: x\n", 3, 3, "'-b:c' is neither `key: value` nor `- item`"),
+        ("name: a\nflow:\n\tentrypoint: x\n", 3, 1, "tab character in indentation"),
+        ("name: a\nflow:\n  \tentrypoint: x\n", 3, 3, "tab character in indentation"),
+        ('name: "abc\nimage: x\n', 1, 7, 'the " opened here is never closed'),
+        ("name: 'abc\nimage: x\n", 1, 7, "the ' opened here is never closed"),
+        (
+            "secrets: [a, b\nimage: x\n",
+            1,
+            10,
+            "the '[' opened here is not closed on its line; close it with ']'",
+        ),
+        ("env: {A: b\nimage: x\n", 1, 6, "the '{' opened here is not closed on its line; close it with '}'"),
+        ("name: a\n- b\nimage: x\n", 2, 1, "a list item ('- ...') among the keys of a mapping"),
+        ("flow:\n  entrypoint: x\n parameters: 1\n", 3, 1, "indented 1 space(s), the line above 2"),
+        ("image: a: b\n", 1, 9, "quote the value"),
+        ("name: a\n---\nname: b\n", 2, 1, "a second YAML document starts here"),
+        ("# c\nname: a\n\n--- # again\nname: b\n", 4, 1, "remove this '---'"),
+    ],
+)
+def test_yaml_mistakes_are_reported_at_their_cause_with_a_hint(text, line, column, hint):
+    d = error_of(text)
+    assert (d.code, d.line, d.column) == ("DKE003", line, column), d
+    assert hint in d.message
+
+
+def test_a_url_or_an_entrypoint_is_not_taken_for_a_missing_space():
+    d = error_of("secrets:\n  - http://x\nflow: {entrypoint: f.py:f\n")
+    assert "missing space" not in d.message and d.line == 3
