@@ -177,3 +177,52 @@ def test_any_set_value_is_a_report_or_a_usage_error(project, key, value):
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert result.exit_code in (0, 1, 2), (result.exit_code, result.output)
     assert "Traceback" not in result.output and "internal error" not in result.output
+
+
+# --- --set round trip: the assignments dke suggests parse back to the same data ----------
+
+from dke.environment.load import Document  # noqa: E402
+from dke.environment.merge import SetString, layer, parse_set, set_text  # noqa: E402
+
+KEYS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=6)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=False, allow_infinity=True)
+    | st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=8)
+)
+# no null and no empty mapping as a mapping's value: null deletes, {} sets nothing
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(KEYS, inner.filter(lambda v: v is not None and v != {}), min_size=1, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _through_flags(flags: list[str]) -> dict:
+    docs = [parse_set(i, f) for i, f in enumerate(flags)]
+    return layer([Document("base", {}), *docs]).data
+
+
+@given(data=st.dictionaries(KEYS, VALUES.filter(lambda v: v is not None and v != {}), min_size=1, max_size=3))
+def test_suggested_set_flags_parse_back_to_the_data(data):
+    assignments = set_text((), data)
+    assert _through_flags([",".join(assignments)]) == data  # one flag, comma-separated
+    assert _through_flags(assignments) == data  # or one flag each
+
+
+STRINGS = st.recursive(
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=8),
+    lambda inner: st.dictionaries(KEYS, inner.filter(lambda v: v != {}), min_size=1, max_size=3),
+    max_leaves=6,
+)
+
+
+@given(data=st.dictionaries(KEYS, STRINGS.filter(lambda v: v != {}), min_size=1, max_size=3))
+def test_suggested_set_string_flags_parse_back_to_the_same_strings(data):
+    flag = SetString(",".join(set_text((), data, string=True)))
+    assert _through_flags([flag]) == data

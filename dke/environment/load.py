@@ -325,7 +325,9 @@ def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
             "(`key:` then indented `- item` lines), or write the line as `key: value`",
         )
     if "block end" in problem and "block mapping" in context:
-        above = next((x for x in reversed(lines[: mark.line]) if x.strip() and not x.lstrip().startswith("#")), "")
+        above = next(
+            (x for x in reversed(lines[: mark.line]) if x.strip() and not x.lstrip().startswith("#")), ""
+        )
         have, want = len(here) - len(stripped), len(above) - len(above.lstrip())
         if have != want:
             return (

@@ -485,7 +485,7 @@ def _value_text(value: Any, string: bool) -> str:
         return repr(value)
     if value and value[0] not in "[{\"'" and value == value.strip() and _typed(value) == value:
         return _escape(value, ",\\")
-    return json.dumps(value)  # a JSON string is a YAML double-quoted scalar
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
 
 
 def _depth(value: Any) -> int:

@@ -1,8 +1,22 @@
-"""load -> validate -> resolve -> merge -> check: one environment in, one Loaded out.
+"""One environment in, one Loaded out: the front half of every command.
 
-Every stage is a function of the previous one's result. Problems are collected as
-diagnostics rather than raised, so that `dke lint` reports all of them at once;
-only the CLI decides what they mean for the exit code.
+The order `load_environment` runs, each stage on the previous one's result:
+
+1. parse the flags: --kube-version, then every --set and --set-string (bad syntax is a
+   usage error, raised before any file is read);
+2. load: the environment file and each -f overlay, as plain data with positions (a file
+   that cannot be read or parsed ends the pipeline here, as a diagnostic);
+3. merge: the overlays deep-merged over the file, then the --set assignments applied
+   into the result (an index past a list's end is a usage error, raised);
+4. validate the merged data against the JSON schema (any problem ends it here);
+5. build the typed model (`Environment`) from the valid data;
+6. check the environment (names, images, flow, limits; deployments when there are any);
+7. per spec file: resolve its path relative to the file that named it, load and
+   validate it against the Kubernetes schema, check its images and its pod template;
+8. check the extra_images allow-list against the spec files.
+
+Problems are collected as diagnostics rather than raised, so that `dke lint` reports
+all of them at once; only the CLI decides what they mean for the exit code.
 """
 
 from __future__ import annotations

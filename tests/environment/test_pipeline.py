@@ -1,4 +1,4 @@
-"""load -> validate -> resolve -> merge -> check, end to end on files, with overlays and --set."""
+"""The pipeline end to end on files, with overlays and --set (its stages: dke.environment.pipeline)."""
 
 from __future__ import annotations
 
@@ -192,3 +192,40 @@ def test_overlay_that_deletes_a_required_key_is_blamed_for_it(project):
     loaded = load_environment("environment.yaml", ["prod.yaml"])
     [d] = loaded.diagnostics
     assert (d.code, d.file, d.line, d.column, d.path) == ("DKE101", "prod.yaml", 2, 1, "$.image")
+
+
+def test_the_docstring_states_the_order_the_stages_really_run(project, monkeypatch):
+    import re
+
+    import dke.environment.checks as checks
+    import dke.environment.load as load
+    import dke.environment.specs as specs
+    import dke.environment.validate as validate
+    from dke.environment import pipeline
+
+    # the function each numbered stage of the docstring starts with
+    stages = {
+        1: (pipeline, "parse_set"),
+        2: (load, "load_mapping"),
+        3: (pipeline, "layer"),
+        4: (validate, "validate_environment"),
+        5: (pipeline, "from_validated"),
+        6: (checks, "check_environment"),
+        7: (specs, "load_spec_file"),
+        8: (checks, "check_extra_images"),
+    }
+    calls = []
+    for number, (module, name) in stages.items():
+        real = getattr(module, name)
+        target = pipeline if hasattr(pipeline, name) else module
+
+        def spy(*args, _real=real, _number=number, **kwargs):
+            calls.append(_number)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(target, name, spy)
+    loaded = load_environment("environment.yaml", (), ["max_workers=3"])
+    assert loaded.ok(), loaded.diagnostics
+    order = [n for i, n in enumerate(calls) if i == 0 or calls[i - 1] != n]
+    documented = [int(n) for n in re.findall(r"^(\d)\. ", pipeline.__doc__, re.M)]
+    assert documented == list(stages) and order == documented
