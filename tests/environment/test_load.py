@@ -301,15 +301,20 @@ def test_the_top_level_message_names_what_was_found(tmp_path, text, found):
     [
         # the parser's problem and, in parentheses, what it was doing
         (
-            "name: a\nimage: [b\nflow: x\n",
-            3,
-            5,
-            "invalid YAML: expected ',' or ']', but got ':' (while parsing a flow sequence)",
+            "a: [b, c}\n",
+            1,
+            9,
+            "invalid YAML: expected ',' or ']', but got '}' (while parsing a flow sequence)",
         ),
         # no context: nothing in parentheses
-        ("a: b: c\n", 1, 5, "invalid YAML: mapping values are not allowed here"),
+        ("a: *x\n", 1, 4, "invalid YAML: found undefined alias 'x'"),
         # a tab just after the problem is not the problem
-        ("a: b:\tc\n", 1, 5, "invalid YAML: mapping values are not allowed here"),
+        (
+            "a: b:\tc\n",
+            1,
+            5,
+            "a ': ' inside a value (YAML reads it as a key); quote the value, e.g. key: \"a: b\"",
+        ),
         # a tab at the problem, after a space: indentation with a tab
         ("a: b\n \tc: d\n", 2, 2, "tab character in indentation; YAML indents with spaces only"),
     ],
