@@ -178,7 +178,7 @@ class Job(_Strict):
 
 
 # --- deployment: prefect.yaml's words (Prefect 3) ------------------------------------------------
-# Cron, rrule and timezone are checked by dke.runners.deploy.check_deployment (positioned diagnostics):
+# Cron, rrule and timezone are checked by dke.environment.deployment.check_deployment (positioned diagnostics):
 # the parsers they need (croniter, dateutil, zoneinfo) are imported only when `schedules` is set.
 
 

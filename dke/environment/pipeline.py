@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 from dke.diagnostics import Diagnostic, DkeError, has_errors
 from dke.environment import podtemplate
+from dke.environment.checks import check_environment, check_extra_images, check_spec_file
+from dke.environment.deployment import check_deployment
 from dke.environment.kubeschema import DEFAULT_KUBE_VERSION
 from dke.environment.merge import Merged, SetString, layer, parse_set
 from dke.environment.model import Environment, from_validated
@@ -100,15 +102,11 @@ def load_environment(
     env = from_validated(merged.data)
     loaded.env = env
 
-    from dke.environment.checks import check_environment, check_extra_images, check_spec_file
-
     loaded.diagnostics.extend(check_environment(env, merged, loaded.base_dir))
     loaded.diagnostics.extend(
         _check_flow(loaded, merged, param_docs, runs=params is not None, local_run=local_run)
     )
     if isinstance(merged.data, dict) and merged.data.get("deployment"):
-        from dke.runners.deploy import check_deployment  # cron/rrule parsers only when there are schedules
-
         loaded.diagnostics.extend(check_deployment(env, merged))
     for key in ("scheduler_spec_file", "worker_spec_file"):
         name = getattr(env, key)
