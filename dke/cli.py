@@ -103,5 +103,5 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("DKE_DEBUG"):
             raise
         click.echo(f"dke: internal error: {type(e).__name__}: {e} (set DKE_DEBUG=1 for details)", err=True)
-        sys.exit(70)
+        sys.exit(exitcodes.INTERNAL)
     sys.exit(code if isinstance(code, int) else exitcodes.OK)

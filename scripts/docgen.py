@@ -6,7 +6,8 @@ and the generated parts of docs/configuration.md and docs/cli.md.
 
 Only the text between `<!-- BEGIN GENERATED -->` and `<!-- END GENERATED -->` (in
 docs/cli.md one named pair per command: `<!-- BEGIN GENERATED: dke render -->` ...) is
-replaced; the prose around it is written by hand. A command without a block in docs/cli.md
+replaced; the prose around it is written by hand. docs/cli.md's `exit codes` block is the
+table of dke/exitcodes.py. A command without a block in docs/cli.md
 gets a section at the end of the page; a block for a command that no longer exists is an error.
 """
 
@@ -97,6 +98,7 @@ def cli_help() -> dict[str, str]:
 def cli_reference(text: str) -> str:
     """docs/cli.md with each command's block regenerated; a new command gets a section at the end."""
     blocks = {name: f"```text\n{help_text.rstrip()}\n```" for name, help_text in cli_help().items()}
+    blocks[EXIT_CODES] = exit_code_table()
     stale = set(block_names(text)) - set(blocks)
     if stale:
         raise SystemExit(f"docs/cli.md: generated block(s) for no command: {', '.join(sorted(stale))}")
@@ -104,6 +106,15 @@ def cli_reference(text: str) -> str:
         if name not in block_names(text):
             text = text.rstrip() + f"\n\n## {name}\n\n{begin(name)}\n{end(name)}\n"
     return replace_generated(text, blocks)
+
+
+EXIT_CODES = "exit codes"  # the block of docs/cli.md holding dke.exitcodes.TABLE
+
+
+def exit_code_table() -> str:
+    from dke.exitcodes import markdown_table
+
+    return markdown_table()
 
 
 def begin(name: str | None) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dke import __version__
-from dke.cli import cli
+from dke import __version__, exitcodes
+from dke.cli import COMMANDS, HIDDEN, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = ROOT / "tests" / "data" / "good" / "full"
@@ -111,3 +113,138 @@ def test_completion_offers_the_commands():
         timeout=60,
     )
     assert "plain,render" in result.stdout.replace("\n", ",")
+
+
+# ---------------------------------------------------------------- the exit-code table, true everywhere
+
+
+def _listed_codes(help_text: str) -> list[int]:
+    text = " ".join(help_text.split())
+    epilog = text[text.index("Exit codes: ") :]
+    return [int(c) for c in re.findall(r"(?:Exit codes: |; )(\d+) ", epilog)]
+
+
+def test_dke_help_shows_the_whole_table():
+    text = " ".join(CliRunner().invoke(cli, ["--help"]).output.split())
+    for entry in exitcodes.TABLE:
+        assert f"{entry.code} {entry.meaning}" in text
+
+
+@pytest.mark.parametrize("name", [n for n in COMMANDS if n not in HIDDEN])
+def test_each_command_lists_only_codes_of_the_table_and_always_70_and_130(name):
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    codes = _listed_codes(result.output)
+    assert codes == sorted(set(codes), key=[e.code for e in exitcodes.TABLE].index)
+    assert set(codes) <= set(exitcodes.MEANING) and {0, 2, 70, 130} <= set(codes)
+
+
+def test_a_code_outside_the_table_cannot_be_documented():
+    with pytest.raises(ValueError, match=r"not in exitcodes.TABLE: \[5\]"):
+        exitcodes.epilog({5: "something new"})
+
+
+def test_run_help_lists_the_unreachable_services():
+    text = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
+    assert (
+        "3 cannot reach the Prefect API (PREFECT_API_URL) or the Dask scheduler (scheduler_address)" in text
+    )
+
+
+def dke(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("DKE_DEBUG", "PREFECT_API_URL", "KUBECONFIG")}
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("dke")), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**clean, **env},
+    )
+
+
+KUBECONFIGS = {
+    "broken-yaml": ("apiVersion: v1\nclusters: [\n", ":3:1: not valid YAML (expected the node content"),
+    "a-string": ("just a string\n", ":1:1: not a kubeconfig (expected a mapping with clusters"),
+    "clusters-a-number": (
+        "apiVersion: v1\nkind: Config\nclusters: 5\n",
+        ":3:11: `clusters` must be a list of entries with a name",
+    ),
+    "cluster-a-string": (
+        "apiVersion: v1\nclusters:\n- name: a\n  cluster: x\n",
+        ":4:12: `clusters[].cluster` must be a mapping",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", KUBECONFIGS)
+@pytest.mark.parametrize("command", ["status", "apply"])
+def test_a_malformed_kubeconfig_is_exit_3_with_one_line_naming_the_file(tmp_path, case, command):
+    text, said = KUBECONFIGS[case]
+    config = tmp_path / "kubeconfig"
+    config.write_text(text)
+    args = ["status", "etl"] if command == "status" else ["apply", str(FULL / "environment.yaml")]
+    result = dke(*args, "--kubeconfig", str(config), cwd=tmp_path)
+    assert result.returncode == exitcodes.CLUSTER, result.stderr
+    assert result.stderr.startswith(f"dke: error: kubeconfig {config}{said}")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def quickstart(tmp_path):
+    shutil.copytree(ROOT / "examples" / "quickstart", tmp_path / "q")
+    return tmp_path / "q"
+
+
+def test_an_unreachable_prefect_api_url_is_exit_3_before_the_cluster_starts(quickstart):
+    from dke.runners.flowrun import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+    result = dke("run", "environment.yaml", cwd=quickstart, PREFECT_API_URL=url)
+    assert result.returncode == exitcodes.CLUSTER, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"dke: error: the Prefect API at {url} does not answer (ConnectError); start it, or unset "
+        "PREFECT_API_URL to run on a temporary server"
+    )
+    assert "starting cluster" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def healthy_api():
+    """Something that answers GET /api/health like a Prefect API (and nothing else)."""
+    import http.server
+    import threading
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path.endswith("/health") else 404)
+            self.end_headers()
+            self.wfile.write(b"true")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_an_unreachable_scheduler_address_is_exit_3_with_one_line(quickstart, healthy_api):
+    from dke.runners.flowrun import free_port
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    result = dke(
+        "run", "environment.yaml", "--set", f"scheduler_address={address}", cwd=quickstart,
+        PREFECT_API_URL=healthy_api,
+    )  # fmt: skip
+    assert result.returncode == exitcodes.CLUSTER, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"dke: error: cannot reach the Dask scheduler at {address}: ")
+    assert "Traceback" not in result.stderr

@@ -2,27 +2,41 @@ import click
 
 from dke import exitcodes
 from dke.commands.common import environment_options, load_valid, params_option
-from dke.commands.kubeopts import dump, kube_options, output_option, parse_duration
+from dke.commands.kubeopts import (
+    DRY_RUN_CHOICES,
+    BareDryRunCommand,
+    dump,
+    kube_options,
+    output_option,
+    parse_duration,
+)
 
-EPILOG = (
-    "Exit codes: 0 applied (with --wait: the flow run completed); 1 the flow run failed; "
-    "2 usage error; 3 Kubernetes API or cluster error (nothing half-done goes unreported); "
-    "4 invalid environment; 130 interrupted (what was applied is listed)."
+EPILOG = exitcodes.epilog(
+    {
+        exitcodes.OK: "applied (with --wait: the flow run completed)",
+        exitcodes.FAILED: "the flow run failed (with --wait/--follow)",
+        exitcodes.USAGE: None,
+        exitcodes.CLUSTER: "cannot reach or use the Kubernetes API, the Dask operator is missing, the "
+        "registry credentials are not found, or --timeout was reached (nothing half-done goes unreported)",
+        exitcodes.INVALID: None,
+        exitcodes.INTERRUPTED: "interrupted (what was applied is listed)",
+    }
 )
 
 
-@click.command(epilog=EPILOG)
+@click.command(cls=BareDryRunCommand, epilog=EPILOG)
 @click.argument("file", type=click.Path(dir_okay=False))
 @environment_options
 @params_option
 @kube_options
 @click.option(
     "--dry-run",
-    type=click.Choice(["none", "client", "server"]),
+    type=click.Choice(DRY_RUN_CHOICES),
     default="none",
     show_default=True,
-    help="client: print what would be sent, contact no cluster; server: send everything with "
-    "dryRun=All (validated and admitted, nothing persisted).",
+    help="client: print what would be sent, contact no cluster (the registry credentials are still "
+    "looked up); server: send everything with dryRun=All (validated and admitted, nothing persisted). "
+    "`--dry-run` alone: client.",
 )
 @click.option(
     "--wait", is_flag=True, help="Follow the run to its end with a live status; exit 0/1 like the flow."
@@ -81,7 +95,11 @@ def apply(
     env = loaded.env
     run_id = run_id or new_run_id()
 
+    if dry_run != "none" and (wait or follow):
+        click.echo(f"dke: warning: --wait/--follow ignored: a {dry_run} dry run starts no run", err=True)
     if dry_run == "client":  # no request at all; the namespace still follows the usual precedence
+        if env.pull_secret_name:  # what a real apply would need first: fail here, not there
+            _credentials(env, docker_config)
         namespace = _offline_namespace(target, env.namespace)
         objects = compile_environment(loaded, run_id, namespace)
         if output != "text":

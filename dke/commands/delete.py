@@ -1,11 +1,20 @@
 import click
 
+from dke import exitcodes
 from dke.commands.common import environment_options
 from dke.commands.kubeopts import kube_options, subject
 
 
 @click.command(
-    epilog="Exit codes: 0 deleted; 1 no such run; 2 usage error; 3 Kubernetes API or cluster error."
+    epilog=exitcodes.epilog(
+        {
+            exitcodes.OK: "deleted",
+            exitcodes.FAILED: "no such run",
+            exitcodes.USAGE: None,
+            exitcodes.CLUSTER: "cannot reach or use the Kubernetes API",
+            exitcodes.INVALID: "invalid environment FILE",
+        }
+    )
 )
 @click.argument("environment", metavar="NAME|FILE")
 @environment_options
@@ -19,7 +28,6 @@ from dke.commands.kubeopts import kube_options, subject
 )
 def delete(environment, overlays, sets, kube_version, target, run_id, everything) -> None:
     """Delete a run (foreground propagation: its pods and Dask cluster go first), or a whole environment."""
-    from dke import exitcodes
     from dke.diagnostics import DkeError
     from dke.runners import kubeapply, kubeclient
 

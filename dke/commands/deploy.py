@@ -9,10 +9,14 @@ from dke.commands.common import environment_options, load_valid
 from dke.commands.kubeopts import kube_options
 from dke.diagnostics import DkeError
 
-EPILOG = (
-    "Exit codes: 0 deployed (or, with --dry-run, nothing changed); 1 --dry-run: changes; 2 usage error "
-    "(no PREFECT_API_URL); 3 Kubernetes or Prefect API error; 4 invalid environment or flow file; "
-    "130 interrupted."
+EPILOG = exitcodes.epilog(
+    {
+        exitcodes.OK: "deployed (or, with --dry-run, nothing would change)",
+        exitcodes.FAILED: "with --dry-run: changes",
+        exitcodes.USAGE: "usage error (also: no PREFECT_API_URL)",
+        exitcodes.CLUSTER: "cannot reach or use the Kubernetes API or the Prefect API",
+        exitcodes.INVALID: "invalid environment or flow file",
+    }
 )
 
 
@@ -58,7 +62,7 @@ def deploy(file, overlays, sets, kube_version, target, pool, dry_run) -> None:
         )
     pool = core.pool_name(env, pool)
     flow_name, schema = core.flow_name_and_schema(env.flow.entrypoint, loaded.base_dir)
-    _check_api(url)  # before anything is applied in the cluster
+    flowrun.check_api(url, then="nothing was applied")  # before anything is applied in the cluster
 
     with kubeclient.connect(target, env.namespace) as api:
         objects = compile_environment(loaded, None, api.namespace)
@@ -105,19 +109,3 @@ def _sync_prefect(url: str, pool: str, spec, dry_run: bool) -> list:
     except (httpx.HTTPError, PrefectHTTPStatusError) as e:
         raise DkeError(f"Prefect API at {url}: {core.prefect_error(e)}", exitcodes.CLUSTER) from None
     return [pool_change, deployment_change]
-
-
-def _check_api(url: str) -> None:
-    import httpx
-
-    try:
-        answered = httpx.get(f"{url.rstrip('/')}/health", timeout=10).status_code == 200
-    except httpx.HTTPError as e:
-        raise DkeError(
-            f"the Prefect API at {url} does not answer ({type(e).__name__}); nothing was applied",
-            exitcodes.CLUSTER,
-        ) from None
-    if not answered:
-        raise DkeError(
-            f"the Prefect API at {url} is not healthy (GET /health); nothing was applied", exitcodes.CLUSTER
-        )

@@ -6,8 +6,15 @@ from dke.commands.kubeopts import kube_options
 
 
 @click.command(
-    epilog="Exit codes (kubectl diff's): 0 no changes; 1 changes; >1 error "
-    "(2 usage, 3 Kubernetes API or cluster, 4 invalid environment)."
+    epilog=exitcodes.epilog(
+        {
+            exitcodes.OK: "no changes",
+            exitcodes.FAILED: "changes (kubectl diff's codes: >1 is an error)",
+            exitcodes.USAGE: None,
+            exitcodes.CLUSTER: "cannot reach or use the Kubernetes API or the Prefect API",
+            exitcodes.INVALID: None,
+        }
+    )
 )
 @click.argument("file", type=click.Path(dir_okay=False))
 @environment_options

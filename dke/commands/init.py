@@ -6,7 +6,11 @@ from dke import exitcodes
 from dke.diagnostics import DkeError
 
 
-@click.command()
+@click.command(
+    epilog=exitcodes.epilog(
+        {exitcodes.OK: "created", exitcodes.USAGE: "usage error (also: a file exists, without --force)"}
+    )
+)
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 @click.option("--name", help="Environment name (default: from the directory's name).")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")

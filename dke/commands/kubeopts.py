@@ -117,6 +117,24 @@ def subject(arg: str, overlays=(), sets=(), kube_version: str | None = None) -> 
     return Subject(arg)
 
 
+DRY_RUN_CHOICES = ("none", "client", "server")
+
+
+class BareDryRunCommand(click.Command):
+    """`--dry-run` alone means `--dry-run=client`, kubectl's old habit: without this, click would
+    take the next word (often the FILE) as its value, or ask for one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                out += args[i:]
+                break
+            following = args[i + 1] if i + 1 < len(args) else None
+            out.append("--dry-run=client" if arg == "--dry-run" and following not in DRY_RUN_CHOICES else arg)
+        return super().parse_args(ctx, out)
+
+
 def parse_duration(text: str | None) -> float | None:
     """90, 90s, 5m, 1h30m -> seconds."""
     if text is None:

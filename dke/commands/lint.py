@@ -6,7 +6,13 @@ from dke.diagnostics import WARNING, DkeError, format_all, has_errors, sort_key
 
 
 @click.command(
-    epilog="Exit codes: 0 clean; 1 problems found (errors, or warnings with --strict); 2 usage error."
+    epilog=exitcodes.epilog(
+        {
+            exitcodes.OK: "clean",
+            exitcodes.FAILED: "problems found (errors, or warnings with --strict)",
+            exitcodes.USAGE: None,
+        }
+    )
 )
 @click.argument("files", nargs=-1, required=True, metavar="FILE|DIR...")
 @environment_options

@@ -1,12 +1,20 @@
 import click
 
+from dke import exitcodes
 from dke.commands.common import environment_options
 from dke.commands.kubeopts import kube_options, subject
 
 
 @click.command(
-    epilog="Exit codes: 0 printed; 1 no such run or no runner pod yet; 2 usage error; "
-    "3 Kubernetes API or cluster error."
+    epilog=exitcodes.epilog(
+        {
+            exitcodes.OK: "printed",
+            exitcodes.FAILED: "no such run, or no runner pod yet",
+            exitcodes.USAGE: None,
+            exitcodes.CLUSTER: "cannot reach or use the Kubernetes API (or the log stream broke off)",
+            exitcodes.INVALID: "invalid environment FILE",
+        }
+    )
 )
 @click.argument("environment", metavar="NAME|FILE")
 @environment_options
@@ -17,7 +25,6 @@ def logs(environment, overlays, sets, kube_version, target, run_id, follow) -> N
     """Print the logs of a run's runner pod (the flow's output)."""
     import time
 
-    from dke import exitcodes
     from dke.diagnostics import DkeError
     from dke.runners import kubeclient, kuberuns
 

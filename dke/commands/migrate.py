@@ -4,8 +4,14 @@ from dke import exitcodes
 
 
 @click.command(
-    epilog="Exit codes: 0 done (or nothing to change); 1 a file was refused, or --check and a file would "
-    "change; 2 usage error; 4 a file cannot be read or written, or is not valid YAML."
+    epilog=exitcodes.epilog(
+        {
+            exitcodes.OK: "done (or nothing to change)",
+            exitcodes.FAILED: "a file was refused, or --check and a file would change",
+            exitcodes.USAGE: None,
+            exitcodes.INVALID: "a file cannot be read or written, or is not valid YAML",
+        }
+    )
 )
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file would change (for CI).")

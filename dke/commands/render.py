@@ -8,7 +8,14 @@ from dke.diagnostics import DkeError, format_all, has_errors, sort_key
 
 
 @click.command(
-    epilog="Exit codes: 0 printed; 1 --validate found problems; 2 usage error; 4 invalid environment."
+    epilog=exitcodes.epilog(
+        {
+            exitcodes.OK: "printed",
+            exitcodes.FAILED: "--validate found problems",
+            exitcodes.USAGE: None,
+            exitcodes.INVALID: None,
+        }
+    )
 )
 @click.argument("file", type=click.Path(dir_okay=False))
 @environment_options

@@ -7,6 +7,7 @@ import time
 
 import click
 
+from dke import exitcodes
 from dke.commands.common import environment_options, load_valid, params_option
 from dke.runners.local import plan
 from dke.runners.localrun import run_locally, summary
@@ -15,8 +16,16 @@ from dke.runners.signals import interrupts_end_quietly
 
 
 @click.command(
-    epilog="Exit codes: 0 the flow run Completed; 1 it Failed or Crashed; 2 usage error; "
-    "4 invalid environment; 130 interrupted (Ctrl-C, SIGTERM)."
+    epilog=exitcodes.epilog(
+        {
+            exitcodes.OK: "the flow run Completed",
+            exitcodes.FAILED: "it Failed or Crashed",
+            exitcodes.USAGE: None,
+            exitcodes.CLUSTER: "cannot reach the Prefect API (PREFECT_API_URL) or the Dask scheduler "
+            "(scheduler_address)",
+            exitcodes.INVALID: None,
+        }
+    )
 )
 @click.argument("file", type=click.Path(dir_okay=False))
 @environment_options

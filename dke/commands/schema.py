@@ -2,8 +2,10 @@ import json
 
 import click
 
+from dke import exitcodes
 
-@click.command()
+
+@click.command(epilog=exitcodes.epilog({exitcodes.OK: "printed", exitcodes.USAGE: None}))
 def schema() -> None:
     """Print the JSON schema of environment.yaml (for editors and check-jsonschema)."""
     from dke.environment.validate import packaged_schema

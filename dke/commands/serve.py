@@ -11,10 +11,16 @@ import click
 from dke import exitcodes
 from dke.commands.common import environment_options, load_valid
 
-EPILOG = (
-    "Exit codes: 0 stopped (with --max-runs: every counted run Completed); 1 with --max-runs: a run did "
-    "not complete; 2 usage error; 4 invalid environment or flow file; 130 interrupted (Ctrl-C, "
-    "SIGTERM: runs in flight are cancelled, everything started here is stopped)."
+EPILOG = exitcodes.epilog(
+    {
+        exitcodes.OK: "stopped (with --max-runs: every counted run Completed)",
+        exitcodes.FAILED: "with --max-runs: a run did not complete",
+        exitcodes.USAGE: None,
+        exitcodes.CLUSTER: "cannot reach the Prefect API (PREFECT_API_URL)",
+        exitcodes.INVALID: "invalid environment or flow file",
+        exitcodes.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM: runs in flight are cancelled, everything "
+        "started here is stopped)",
+    }
 )
 
 

@@ -1,13 +1,20 @@
 import click
 
+from dke import exitcodes
 from dke.commands.common import environment_options
 from dke.commands.kubeopts import dump, kube_options, output_option, subject
 from dke.contracts import FLOW_RUN_LABEL, deployment_runs_selector
 
 
 @click.command(
-    epilog="Exit codes: 0 listed (even when there are no runs); 2 usage error; "
-    "3 Kubernetes API or cluster error; 4 invalid environment."
+    epilog=exitcodes.epilog(
+        {
+            exitcodes.OK: "listed (even when there are no runs)",
+            exitcodes.USAGE: None,
+            exitcodes.CLUSTER: "cannot reach or use the Kubernetes API",
+            exitcodes.INVALID: "invalid environment FILE",
+        }
+    )
 )
 @click.argument("environment", metavar="NAME|FILE")
 @environment_options

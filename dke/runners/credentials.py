@@ -1,4 +1,4 @@
-"""Registry credentials for the imagePullSecret (the seed's Setup step).
+"""Registry credentials for the imagePullSecret that lets the cluster pull a private image.
 
 The credentials named by `docker_secret` hold four keys: docker-server,
 docker-username, docker-password, docker-email. They are looked up, in order:
@@ -31,7 +31,7 @@ DOCKER_HUB = "https://index.docker.io/v1/"
 
 class CredentialsError(DkeError):
     def __init__(self, message: str):
-        super().__init__(message, exitcodes.CLUSTER)  # setup could not start the run
+        super().__init__(message, exitcodes.CLUSTER)  # the cluster could not pull the image: no run
 
 
 @dataclass(frozen=True)
@@ -216,5 +216,7 @@ def lookup(
     tried.append("no --docker-config PATH")
     raise CredentialsError(
         f"private_registry is true but the registry credentials {docker_secret!r} were not "
-        f"found: {'; '.join(tried)}. Provide JSON with the keys {', '.join(KEYS)}"
+        f"found: {'; '.join(tried)}. Set {docker_secret} to JSON with the keys {', '.join(KEYS)}, "
+        f"create the Prefect Secret block {name!r} holding it, or pass --docker-config PATH "
+        "(docs/kubernetes.md)"
     )

@@ -358,6 +358,9 @@ def _describe_run(flow_run_id) -> tuple[str | None, int | None]:
 # one Prefect API for the flow and every worker
 
 
+UNREACHABLE_HINT = "start it, or unset PREFECT_API_URL to run on a temporary server"
+
+
 def configured_api_url() -> str | None:
     """PREFECT_API_URL from the environment or the active Prefect profile."""
     if os.environ.get(API_URL_ENV):
@@ -365,6 +368,21 @@ def configured_api_url() -> str | None:
     from prefect.settings import PREFECT_API_URL
 
     return PREFECT_API_URL.value() or None
+
+
+def check_api(url: str, then: str = UNREACHABLE_HINT, timeout: float = 10) -> None:
+    """A configured Prefect API must answer GET /health before anything starts: else one line
+    and exit 3 (a service the run needs), not a Failed-looking run half a minute later."""
+    import httpx
+
+    try:
+        answered = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError as e:
+        raise DkeError(
+            f"the Prefect API at {url} does not answer ({type(e).__name__}); {then}", exitcodes.CLUSTER
+        ) from None
+    if not answered:
+        raise DkeError(f"the Prefect API at {url} is not healthy (GET /health); {then}", exitcodes.CLUSTER)
 
 
 def api_url_may_be_configured() -> bool:
@@ -613,6 +631,8 @@ class PrefectApi:
             if self.server is None:
                 self._start_server()
             url = self.server.url
+        if self.server is None:  # a configured API: it must answer before anything else starts
+            check_api(url)
         self.url = url
         self._stack.enter_context(exported(API_URL_ENV, url))
         self._stack.enter_context(api_url_settings(url))

@@ -324,6 +324,64 @@ def _retry_after(response: Response) -> float | None:
 # ---------------------------------------------------------------- connection
 
 
+# kubeconfig's lists of named entries, and the mapping each entry holds.
+_KUBECONFIG_LISTS = {"clusters": "cluster", "contexts": "context", "users": "user"}
+
+
+def check_kubeconfig(paths: str) -> None:
+    """Each existing file of a kubeconfig path (KUBECONFIG may list several) is YAML of the
+    shape the client reads: else one line naming the file, the line and what is wrong (the
+    client itself would fail with a bare TypeError)."""
+    import yaml
+
+    for path in paths.split(os.pathsep):
+        path = os.path.expanduser(path)
+        if not path or not os.path.isfile(path):
+            continue  # the client skips it too, or says that nothing was found
+        try:
+            with open(path, encoding="utf-8") as f:
+                root = yaml.compose(f)
+        except OSError as e:
+            raise KubeError(f"kubeconfig {path}: cannot read it ({e.strerror or e})") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise KubeError(
+                f"kubeconfig {where}: not valid YAML ({problem}); fix it or point --kubeconfig "
+                "(or KUBECONFIG) at another file"
+            ) from None
+        if root is None:
+            continue  # empty: the client says "no configuration found"
+        _check_kubeconfig_shape(path, root)
+
+
+def _check_kubeconfig_shape(path: str, root) -> None:
+    import yaml
+
+    def where(node) -> str:
+        return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+    def problem(node, text: str) -> KubeError:
+        return KubeError(f"kubeconfig {where(node)}: {text}; see `kubectl config view` for the shape")
+
+    if not isinstance(root, yaml.MappingNode):
+        raise problem(root, "not a kubeconfig (expected a mapping with clusters, contexts and users)")
+    for key_node, value in root.value:
+        entry_key = _KUBECONFIG_LISTS.get(key_node.value)
+        if entry_key is None or (isinstance(value, yaml.ScalarNode) and value.tag.endswith(":null")):
+            continue
+        if not isinstance(value, yaml.SequenceNode):
+            raise problem(value, f"`{key_node.value}` must be a list of entries with a name")
+        for item in value.value:
+            fields = dict((k.value, v) for k, v in item.value) if isinstance(item, yaml.MappingNode) else None
+            if fields is None or "name" not in fields:
+                raise problem(item, f"each entry of `{key_node.value}` must be a mapping with a `name`")
+            inner = fields.get(entry_key)
+            if inner is not None and not isinstance(inner, yaml.MappingNode):
+                raise problem(inner, f"`{key_node.value}[].{entry_key}` must be a mapping")
+
+
 @dataclass
 class Target:
     """Where to connect, as the command line said it."""
@@ -354,6 +412,7 @@ def connect(target: Target, env_namespace: str | None = None, retry: RetryPolicy
     context_name = target.context
     try:
         if have_file:
+            check_kubeconfig(path)
             kconfig.load_kube_config(
                 config_file=path,
                 context=target.context,
@@ -381,6 +440,10 @@ def connect(target: Target, env_namespace: str | None = None, retry: RetryPolicy
             )
     except (ConfigException, OSError, ValueError) as e:
         raise KubeError(f"cannot load the Kubernetes configuration ({path}): {e}") from None
+    except (TypeError, AttributeError, KeyError) as e:  # a shape check_kubeconfig did not foresee
+        raise KubeError(
+            f"kubeconfig {path} is malformed ({type(e).__name__}: {e}); compare it with `kubectl config view`"
+        ) from None
     configuration.retries = False  # dke's own policy is the only one (no retried POSTs behind our back)
     namespace = target.namespace or env_namespace or context_namespace or "default"
     return Kube(client.ApiClient(configuration), namespace, retry=retry, context=context_name)

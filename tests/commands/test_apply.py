@@ -183,6 +183,46 @@ def test_dry_run_client_sends_nothing(cluster, tmp_path, capsys):
     assert "kind: Job" in out and "name: etl-r1" in out and "namespace: from-context" in out
 
 
+@pytest.mark.parametrize("where", ["before FILE", "last"])
+def test_dry_run_alone_means_client(cluster, tmp_path, capsys, where):
+    env = write_environment(tmp_path)
+    argv = ["apply", "--dry-run", env] if where == "before FILE" else ["apply", env, "--dry-run"]
+    code, out, err = run_dke(capsys, *argv, "--kubeconfig", cluster.config, "--run-id", "r1")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "serviceaccount/etl-runner serverside-applied (client dry run)",
+        "role/etl-runner serverside-applied (client dry run)",
+        "rolebinding/etl-runner serverside-applied (client dry run)",
+        "job/etl-r1 created (client dry run)",
+    ]
+    assert cluster.emulator.journal == []
+
+
+def test_client_dry_run_still_needs_the_registry_credentials(cluster, tmp_path, capsys, monkeypatch):
+    env = write_environment(tmp_path, "private_registry: true\n")
+    code, out, err = run_dke(capsys, "apply", env, "--dry-run=client", "--kubeconfig", cluster.config)
+    assert code == 3 and out == ""
+    assert err.startswith(
+        "dke: error: private_registry is true but the registry credentials 'DOCKER_REGISTRY_CREDENTIALS' "
+        "were not found"
+    )
+    monkeypatch.setenv("DOCKER_REGISTRY_CREDENTIALS", CREDENTIALS)
+    code, out, err = run_dke(capsys, "apply", env, "--dry-run=client", "--kubeconfig", cluster.config)
+    assert code == 0, err
+    assert out.splitlines()[0] == "secret/etl-registry ensured (client dry run; created only if missing)"
+    assert PASSWORD not in out + err and cluster.emulator.journal == []
+
+
+@pytest.mark.parametrize("mode", ["client", "server"])
+@pytest.mark.parametrize("flag", ["--wait", "--follow"])
+def test_a_dry_run_says_that_wait_is_ignored(cluster, tmp_path, capsys, mode, flag):
+    env = write_environment(tmp_path)
+    code, _, err = run_dke(capsys, "apply", env, f"--dry-run={mode}", flag, "--kubeconfig", cluster.config)
+    assert code == 0, err
+    assert err.splitlines()[0] == f"dke: warning: --wait/--follow ignored: a {mode} dry run starts no run"
+    assert cluster.emulator.stored("jobs") == []
+
+
 def test_dry_run_server_persists_nothing(cluster, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DOCKER_REGISTRY_CREDENTIALS", CREDENTIALS)
     code, out, err = run_dke(

@@ -19,8 +19,15 @@ def test_diff_before_and_after_apply(cluster, tmp_path, capsys):
 
 def test_diff_a_missing_pull_secret(cluster, tmp_path, capsys):
     env = write_environment(tmp_path, "private_registry: true\n")
-    code, out, _ = run_dke(capsys, "diff", env, "--kubeconfig", cluster.config)
-    assert code == 1 and "+ secret/etl-registry would be created" in out
+    code, out, err = run_dke(capsys, "diff", env, "--kubeconfig", cluster.config)
+    assert code == 1 and out.splitlines()[0] == (
+        "+ secret/etl-registry would be created (kubernetes.io/dockerconfigjson, from DOCKER_REGISTRY_CREDENTIALS)"
+    )
+    assert "4 object(s) would change" in err
+    # diff stores nothing: no Secret, and every write it sent was a server-side dry run
+    assert cluster.emulator.stored("secrets") == [] and cluster.emulator.count("POST", "/secrets") == 0
+    writes = [q for m, _, q in cluster.emulator.journal if m in ("POST", "PATCH", "PUT", "DELETE")]
+    assert writes and all(q.get("dryRun") == "All" for q in writes)
 
 
 def test_diff_errors_exit_above_1(cluster, tmp_path, capsys):

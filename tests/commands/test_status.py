@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from kube_emulator import RunSimulation, apply, run_dke, write_environment
 
 
@@ -96,3 +97,23 @@ def test_status_lists_deployment_runs_with_their_prefect_state(cluster, tmp_path
         monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")  # nothing listens
         code, out, _ = run_dke(capsys, "status", "etl", "--kubeconfig", cluster.config)
         assert code == 0 and "PREFECT" not in out and "etl-x7k2p" in out
+
+
+@pytest.mark.parametrize("name", ["e" * 41, "1etl", "etl-", "Etl"])
+@pytest.mark.parametrize("command", ["status", "logs", "delete"])
+def test_a_name_the_model_would_refuse_is_a_usage_error_before_anything_is_sent(
+    cluster, capsys, command, name
+):
+    extra = ["--all"] if command == "delete" else []
+    code, out, err = run_dke(capsys, command, name, *extra, "--kubeconfig", cluster.config)
+    assert code == 2 and out == ""
+    assert err == (
+        f"dke: error: {name!r} is neither an environment file nor an environment name (a name starts "
+        "with a letter, has lowercase letters, digits and '-', at most 40 characters)\n"
+    )
+    assert cluster.emulator.journal == []
+
+
+def test_the_longest_name_the_model_allows_is_looked_up(cluster, capsys):
+    code, _, err = run_dke(capsys, "status", "e" * 40, "--kubeconfig", cluster.config)
+    assert code == 0 and err == f"no runs of {'e' * 40!r} in namespace 'data'\n"

@@ -328,8 +328,9 @@ def test_what_was_tried_is_listed_exactly(raised, said):
         lookup("REG", IMAGE, environ={}, prefect_loader=loader)
     assert caught.value.message == (
         "private_registry is true but the registry credentials 'REG' were not found: no environment variable REG; "
-        f"{said}no --docker-config PATH. Provide JSON with the keys docker-server, docker-username, "
-        "docker-password, docker-email"
+        f"{said}no --docker-config PATH. Set REG to JSON with the keys docker-server, docker-username, "
+        "docker-password, docker-email, create the Prefect Secret block 'reg' holding it, or pass "
+        "--docker-config PATH (docs/kubernetes.md)"
     )
 
 

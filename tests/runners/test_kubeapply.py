@@ -121,6 +121,9 @@ def test_a_fixed_size_cluster_does_not_need_the_autoscaler(tmp_path):
             kubeclient.Target(kubeconfig=served.kubeconfig(tmp_path / "k")), retry=FAST
         ) as api:
             kubeapply.preflight(api, adaptive=False)
+            assert served.emulator.journal == [("GET", "/apis/kubernetes.dask.org/v1", {})]
+            with pytest.raises(kubeclient.KubeError, match="has no daskautoscalers.kubernetes.dask.org"):
+                kubeapply.preflight(api, adaptive=True)  # the same cluster, an adaptive environment
 
 
 def test_ctrl_c_stops_cleanly_and_reports_what_was_applied(api, emulator, tmp_path):

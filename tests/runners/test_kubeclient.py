@@ -110,7 +110,9 @@ def test_conflicts_and_invalid_objects_show_the_server_message_with_the_field(
 def test_forbidden_names_the_verb_resource_and_namespace(api, emulator, tmp_path, verb, plural, what):
     emulator.emulator.deny(verb, plural)
     if what is None:  # dke never reads what it applies; nothing to refuse
-        full_apply(api, compiled(tmp_path))
+        result = full_apply(api, compiled(tmp_path))
+        assert [a.text() for a in result.applied][-1] == "job/etl-r1 created"
+        assert not [p for m, p, _ in emulator.emulator.journal if m == "GET" and "/serviceaccounts" in p]
         return
     with pytest.raises(kubeclient.KubeError) as caught:
         full_apply(api, compiled(tmp_path))
@@ -177,3 +179,19 @@ def test_no_configuration_at_all_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(os.path, "expanduser", lambda p: p.replace("~", str(tmp_path)))
     with pytest.raises(kubeclient.KubeError, match="no Kubernetes configuration"):
         kubeclient.connect(kubeclient.Target())
+
+
+def test_a_broken_file_in_a_kubeconfig_list_is_named_with_its_line(emulator, tmp_path, monkeypatch):
+    good = emulator.kubeconfig(tmp_path / "good")
+    broken = tmp_path / "broken"
+    broken.write_text("apiVersion: v1\nusers:\n- user: {}\n")  # an entry without a name
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([good, str(tmp_path / "missing"), str(broken)]))
+    with pytest.raises(kubeclient.KubeError) as caught:
+        kubeclient.connect(kubeclient.Target())
+    assert caught.value.exit_code == exitcodes.CLUSTER
+    assert caught.value.message.startswith(
+        f"kubeconfig {broken}:3:3: each entry of `users` must be a mapping with a `name`"
+    )
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([good, str(tmp_path / "missing")]))
+    with kubeclient.connect(kubeclient.Target()) as api:  # a missing file in the list is skipped
+        assert api.host == emulator.url
