@@ -18,7 +18,6 @@ from pathlib import Path
 import psutil
 import pytest
 from incluster_support import FAIL_AT_ENV, RECORD_ENV, read_record, run_spec, write_flow
-from prefect_support import temporary_server
 
 from dke.objects.runspec import (
     JOB_NAME_ENV,
@@ -34,10 +33,9 @@ JOB_UID = "4b9a7f0e-0000-4000-8000-00000000abcd"
 
 
 @pytest.fixture(scope="module")
-def prefect_server():
+def prefect_server(shared_prefect_server):
     """One Prefect API for the runs that bring their own PREFECT_API_URL (as a real Job would)."""
-    with temporary_server() as url:
-        yield url
+    return shared_prefect_server
 
 
 class Runner:

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from prefect_support import processes_with, temporary_server
+from prefect_support import processes_with
 
 ROOT = Path(__file__).parent.parent.parent
 FLOWS = ROOT / "tests" / "data" / "flows" / "run"
@@ -34,9 +34,8 @@ def assert_nothing_left(marker: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def api_url():
-    with temporary_server() as url:
-        yield url
+def api_url(shared_prefect_server):
+    return shared_prefect_server
 
 
 def dke_env(api_url: str | None, marker: str) -> dict:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from kube_emulator import run_dke
-from prefect_support import temporary_server
 from standin_support import StandIn, environ_of
 
 QUICKSTART = Path(__file__).parents[2] / "examples" / "quickstart"
@@ -67,9 +66,8 @@ def scaling(cluster: str, tasks: int = 24, n: int = 0, seconds: float = 0) -> in
 
 
 @pytest.fixture(scope="module")
-def prefect_api():
-    with temporary_server() as url:
-        yield url
+def prefect_api(shared_prefect_server):
+    return shared_prefect_server
 
 
 @pytest.fixture(scope="module")

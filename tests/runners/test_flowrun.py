@@ -31,9 +31,9 @@ def import_path_restored(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def api_url():
-    """One Prefect server for this module's flow runs (started the way dke starts its own)."""
-    with this_process_api() as url:
+def api_url(shared_prefect_server):
+    """The session's Prefect server (started the way dke starts its own), this module's API."""
+    with this_process_api(shared_prefect_server) as url:
         yield url
 
 

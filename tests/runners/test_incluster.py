@@ -389,9 +389,9 @@ def operated(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def api_url():
-    """One Prefect API for the module's runs (a real Job gets PREFECT_API_URL the same way)."""
-    with this_process_api() as url:
+def api_url(shared_prefect_server):
+    """The session's Prefect API for the module's runs (a real Job gets PREFECT_API_URL the same way)."""
+    with this_process_api(shared_prefect_server) as url:
         yield url
 
 

@@ -23,10 +23,10 @@ def temporary_server() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def this_process_api() -> Iterator[str]:
-    """A temporary server that this process's flows use, exactly as dke uses a configured
+def this_process_api(url: str) -> Iterator[str]:
+    """The server at url made this process's Prefect API, exactly as dke uses a configured
     PREFECT_API_URL (exported, in Prefect's settings, buffered logs sent before it stops)."""
-    with temporary_server() as url, exported(API_URL_ENV, url), prefect_api() as same:
+    with exported(API_URL_ENV, url), prefect_api() as same:
         yield same
 
 
