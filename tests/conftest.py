@@ -58,10 +58,10 @@ def _prefect_console_on_an_open_stream():
 def shared_prefect_server():
     """One temporary Prefect server for the whole session, for the modules whose flow runs need
     *a* Prefect API and look up only their own runs (by id): run, incluster_cli, flowrun,
-    incluster, standin_e2e (each used to start its own: 5-20 s each on 2 cores). Its database is
-    Prefect's default one, as before (a fresh one costs Prefect's migrations on every start).
-    Modules that need an empty database (deploy, status, serve) and the tests of starting a
-    server start their own."""
+    localrun, incluster, standin_e2e (each used to start its own: 35 s a start on a busy
+    2-core machine). Its database is Prefect's default one, as before (a fresh one costs
+    Prefect's migrations on every start). Modules that need an empty database (deploy, status,
+    serve) and the tests of starting a server start their own."""
     from prefect_support import temporary_server
 
     with temporary_server() as url:

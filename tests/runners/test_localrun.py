@@ -11,7 +11,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from prefect_support import temporary_server
 
 from dke.environment.pipeline import load_environment
 from dke.runners import flowrun, signals
@@ -38,9 +37,8 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def api_url():
-    with temporary_server() as url:
-        yield url
+def api_url(shared_prefect_server):
+    return shared_prefect_server
 
 
 def environment(tmp_path, flow_file: str, entrypoint: str, **fields):
