@@ -210,6 +210,44 @@ def test_an_unreachable_prefect_api_url_is_exit_3_before_the_cluster_starts(quic
     assert "starting cluster" not in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_temporary_prefect_server_that_does_not_come_up_is_exit_3_and_leaves_nothing(quickstart, tmp_path):
+    import psutil
+
+    # no server answers within 0 s: the same path as one that never comes up on a sick machine
+    result = dke(
+        "run",
+        "environment.yaml",
+        cwd=quickstart,
+        PREFECT_HOME=str(tmp_path / "home"),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0",
+    )
+    assert result.returncode == exitcodes.CLUSTER, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("dke: error: the temporary Prefect server did not answer within 0s")
+    assert "set PREFECT_API_URL" in last and "Traceback" not in result.stderr
+    assert not [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(tmp_path / "home") in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def test_the_configured_api_url_is_read_now_not_when_prefect_was_imported(monkeypatch, tmp_path):
+    from dke.runners.flowrun import configured_api_url
+
+    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "profiles.toml"))
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    assert configured_api_url() == "http://127.0.0.1:9/api"
+    import prefect.settings  # noqa: F401 - Prefect imported while the URL is set
+
+    monkeypatch.delenv("PREFECT_API_URL")
+    assert configured_api_url() is None
+    (tmp_path / "profiles.toml").write_text(
+        'active = "p"\n[profiles.p]\nPREFECT_API_URL = "http://profile:2/api"\n'
+    )
+    assert configured_api_url() == "http://profile:2/api"
+
+
 @pytest.fixture
 def healthy_api():
     """Something that answers GET /api/health like a Prefect API (and nothing else)."""

@@ -365,9 +365,11 @@ def configured_api_url() -> str | None:
     """PREFECT_API_URL from the environment or the active Prefect profile."""
     if os.environ.get(API_URL_ENV):
         return os.environ[API_URL_ENV]
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import Settings
 
-    return PREFECT_API_URL.value() or None
+    # Settings() reads the environment and profile now; PREFECT_API_URL.value() would answer
+    # from the settings Prefect took when it was first imported (a URL exported and unset since).
+    return Settings().api.url or None
 
 
 def check_api(url: str, then: str = UNREACHABLE_HINT, timeout: float = 10) -> None:
@@ -509,7 +511,7 @@ class TemporaryPrefectServer:
                         f"the temporary Prefect server exited with code {code} before it "
                         "answered (its output is above); set PREFECT_API_URL to use another "
                         "Prefect API",
-                        exitcodes.FAILED,
+                        exitcodes.CLUSTER,
                     )
                 try:
                     if client.get(f"{self.url}/health").status_code == 200:
@@ -521,7 +523,7 @@ class TemporaryPrefectServer:
                         f"the temporary Prefect server did not answer within {timeout:.0f}s "
                         f"(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); set "
                         "PREFECT_API_URL to use another one",
-                        exitcodes.FAILED,
+                        exitcodes.CLUSTER,
                     )
                 time.sleep(0.05)
 
