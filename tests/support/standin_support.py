@@ -88,6 +88,8 @@ class StandIn:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 env={**os.environ, "DKE_STANDIN_ID": self.id},
+                # a test run killed without teardown still stops the stand-in (and so its pods)
+                preexec_fn=_terminated_with_parent,
             )
         deadline = time.monotonic() + self.timeout
         while not self.kubeconfig.exists():
@@ -206,3 +208,11 @@ class StandIn:
         """The live processes of this stand-in's pods (each carries its marker; the stand-in too)."""
         own = self.process.pid if self.process else None
         return [pid for pid in marked_processes(self.marker) if pid != own]
+
+
+def _terminated_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies (Linux)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -9,7 +9,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 from standin_support import STANDIN, StandIn, marked_processes
@@ -707,3 +709,33 @@ def test_kubectl_applies_gets_and_is_refused_as_on_a_real_cluster(standin, ns, t
     assert refused.returncode == 1
     assert 'The Job "bad" is invalid: spec.template.spec.restartPolicy' in refused.stderr
     assert kubectl("get", "pods", "-o", "name").stdout.startswith("pod/hello-")
+
+
+def test_the_stand_in_stops_when_the_test_process_that_started_it_is_killed(tmp_path):
+    """A test run killed without its teardown (SIGKILL, an OOM kill) leaves no stand-in behind."""
+    here = Path(__file__).parent
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            f"sys.path.insert(0, {str(here)!r})\n"
+            "from pathlib import Path\n"
+            "from standin_support import StandIn\n"
+            f"cluster = StandIn(Path({str(tmp_path)!r})).__enter__()\n"
+            "print(cluster.marker, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        marker = starter.stdout.readline().strip()
+        assert marker.startswith("DKE_STANDIN_ID=") and marked_processes(marker)
+    finally:
+        starter.kill()  # no teardown runs
+        starter.wait()
+    deadline = time.monotonic() + 60
+    while marked_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marked_processes(marker) == []
