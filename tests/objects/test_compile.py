@@ -729,3 +729,84 @@ def test_containers_that_run_an_extra_image_are_named_with_the_entry_that_allows
     assert [c["image"] for c in containers] == ["ghcr.io/acme/etl:1.0", proxy]
     assert compiled.cluster["spec"]["worker"]["spec"]["initContainers"][0]["image"] == "ghcr.io/acme/etl:1.0"
     assert validate_objects(loaded, KUBE, compiled) == []
+
+
+# --- mutation testing, second pass: compile's survivors (see tests/README.md, "Mutation testing") ------
+
+
+def test_where_the_job_s_limits_come_from_when_the_file_sets_them(tmp_path):
+    """`dke render --explain` names the line of each job.* value the Job carries."""
+    job = {"backoff_limit": 2, "ttl_seconds_after_finished": 600, "active_deadline_seconds": 3600}
+    loaded = load(tmp_path, job=job)
+    compiled = dc.compile_traced(loaded)
+    spec, origins = compiled.objects[-1]["spec"], compiled.origins[-1]
+    lines = Path(loaded.file).read_text().splitlines()
+    for field, key in (
+        ("backoffLimit", "backoff_limit"),
+        ("ttlSecondsAfterFinished", "ttl_seconds_after_finished"),
+        ("activeDeadlineSeconds", "active_deadline_seconds"),
+    ):
+        o = origins[("spec", field)]
+        assert spec[field] == job[key]
+        assert (o.kind, o.key, o.file, o.path) == ("environment", f"job.{key}", loaded.file, ("job", key))
+        assert (
+            f'"{key}": {job[key]}' in lines[o.line - 1]
+            and o.describe() == f"{loaded.file}:{o.line} job.{key}"
+        )
+
+
+def test_the_dask_command_keeps_a_wrapper_in_command_and_drops_a_plain_dask_one(tmp_path):
+    # `command: [tini, --]` wraps dask: it stays the container's command, dke's flags go in args
+    worker = "containers:\n- name: worker\n  command: [tini, --]\n  args: [dask, worker, --nthreads, '2']\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    (container,) = dc.compile_traced(loaded).cluster["spec"]["worker"]["spec"]["containers"]
+    assert container["command"] == ["tini", "--"]
+    assert container["args"][:2] == ["dask", "worker"] and container["args"][-2:] == ["--nthreads", "2"]
+    # `command: [dask, worker]`: the whole command line goes to args (once), command is dropped
+    worker = "containers:\n- name: worker\n  command: [dask, worker]\n  args: [--nthreads, '2']\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    (container,) = dc.compile_traced(loaded).cluster["spec"]["worker"]["spec"]["containers"]
+    assert "command" not in container
+    assert container["args"] == [*dc.podtemplate.default_args("worker"), "--nthreads", "2"]
+    assert validate_objects(loaded, KUBE) == []
+
+
+def test_a_spec_file_without_a_dask_container_keeps_dke_s(tmp_path):
+    worker = "containers:\n- name: side\n  args: [sleep, infinity]\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    dask, side = dc.compile_traced(loaded).cluster["spec"]["worker"]["spec"]["containers"]
+    assert (dask["name"], dask["args"]) == ("worker", dc.podtemplate.default_args("worker"))
+    assert (side["name"], side["args"], "command" in side) == ("side", ["sleep", "infinity"], False)
+
+
+def test_quantities_as_strings_in_every_place_a_pod_has_them():
+    pod = {
+        "initContainers": [{"name": "i", "resources": {"requests": {"cpu": 2.0, "memory": "1Gi"}}}],
+        "containers": [
+            {"name": "c", "resources": {"limits": {"cpu": 1.5, "nvidia.com/gpu": 1, "flag": True}}},
+            {"name": "no-resources"},
+            "not a container",
+        ],
+        "overhead": {"cpu": 0.25, "memory": "120Mi"},
+        "volumes": [{"name": "s", "emptyDir": {"sizeLimit": 10**9}}, {"name": "e", "emptyDir": {}}, "x"],
+    }
+    assert dc.quantities_as_strings(pod) == {
+        "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}],
+        "containers": [
+            {"name": "c", "resources": {"limits": {"cpu": "1.5", "nvidia.com/gpu": "1", "flag": True}}},
+            {"name": "no-resources"},
+            "not a container",
+        ],
+        "overhead": {"cpu": "0.25", "memory": "120Mi"},
+        "volumes": [
+            {"name": "s", "emptyDir": {"sizeLimit": "1000000000"}},
+            {"name": "e", "emptyDir": {}},
+            "x",
+        ],
+    }
+    # a traced quantity keeps its origin
+    where = Origin("spec", "x", "w.yaml", 3, 5)
+    (c,) = dc.quantities_as_strings(
+        {"containers": [{"resources": {"limits": {"cpu": dc.Traced(4.0, where)}}}]}
+    )["containers"]
+    assert c["resources"]["limits"]["cpu"] == dc.Traced("4", where)

@@ -1,5 +1,6 @@
 """dke.objects.verify: compiled objects checked offline, each problem at the line its value came from."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from objects_support import load
 from dke.diagnostics import ERROR, WARNING
 from dke.environment.pipeline import load_environment
 from dke.objects import verify
+from dke.objects.compile import compile_traced
 from dke.objects.provenance import Origin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -330,3 +332,72 @@ def test_a_runner_request_over_its_limit_points_at_the_request(tmp_path):
     (d,) = verify.validate_objects(loaded, KUBE)
     assert (d.code, d.path) == (verify.POD_INVALID, "$.job.resources.requests.memory")
     assert "more than its limit '2Gi'" in d.message
+
+
+# --- mutation testing, second pass: verify's survivors ------------------------------------------------
+
+
+def _size(obj) -> int:
+    """An object's size as the API server receives it: compact JSON, in bytes."""
+    return len(json.dumps(obj, separators=(",", ":")).encode())
+
+
+def test_an_object_of_exactly_1_5_mib_passes_and_one_byte_more_is_refused_with_its_size(tmp_path):
+    loaded = load(tmp_path, flow={"entrypoint": "flows/flow.py:main", "parameters": {"blob": "x"}})
+    # environment files are capped below this size: grow the loaded value (each 'x' is one byte of the Job)
+    blob = verify.OBJECT_MAX - _size(compile_traced(loaded).objects[-1]) + 1
+    loaded.env.flow.parameters["blob"] = "x" * blob
+    assert verify.OBJECT_MAX == 1536 * 1024 and _size(compile_traced(loaded).objects[-1]) == verify.OBJECT_MAX
+    assert [d for d in verify.validate_objects(loaded, KUBE) if d.code == verify.TOO_LARGE] == []
+    loaded.env.flow.parameters["blob"] = "x" * (blob + 1)
+    (d,) = [d for d in verify.validate_objects(loaded, KUBE) if d.code == verify.TOO_LARGE]
+    assert (d.severity, d.file, d.line, d.path) == (ERROR, loaded.file, 2, "$.name")  # dke wrote the Job
+    assert d.message == (
+        "compiled Job etl-run-id at $: is 1572865 bytes; the API server stores objects of at most "
+        "1572864 bytes (1.5 MiB): move large values (parameters, env) to a ConfigMap or into the image"
+    )
+
+
+def test_annotations_of_exactly_256_kib_pass_and_one_byte_more_is_refused_counting_bytes(tmp_path):
+    # key and value count, in UTF-8 bytes: 'big' (3) + 100 'é' (2 each) + 261941 'x' = 262144
+    def problems(value):
+        loaded = load(tmp_path, annotations={"big": value}, job={"safe_to_evict": True})
+        return [d for d in verify.validate_objects(loaded, KUBE) if d.code == verify.TOO_LARGE], loaded
+
+    at_limit = "é" * 100 + "x" * 261941
+    assert verify.ANNOTATIONS_MAX == 256 * 1024 and problems(at_limit)[0] == []
+    found, loaded = problems(at_limit + "x")
+    where = {d.message.split(":")[0] for d in found}
+    assert where == {
+        f"compiled {kind} at $.metadata.annotations"
+        for kind in (
+            "ServiceAccount etl-runner",
+            "Role etl-runner",
+            "RoleBinding etl-runner",
+            "Job etl-run-id",
+            "DaskCluster etl-run-id",
+        )
+    } | {"compiled Job etl-run-id at $.spec.template.metadata.annotations"}
+    assert all((d.severity, d.file, d.path) == (ERROR, loaded.file, "$.annotations.big") for d in found)
+    assert found[0].message.split(": ", 1)[1] == (
+        "annotations total 262145 bytes; the API server allows 262144 bytes (256 KiB)"
+    )
+
+
+def test_a_numeric_probe_port_message_in_full(tmp_path):
+    worker = "containers:\n- name: worker\n  readinessProbe:\n    tcpSocket: {port: 8786}\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    (d,) = verify.validate_objects(loaded, KUBE)
+    assert (d.severity, d.code, d.line, d.column, d.path) == (
+        ERROR,
+        verify.CLUSTER_INVALID,
+        4,
+        23,
+        "$.containers[0].readinessProbe.tcpSocket.port",
+    )
+    assert d.message == (
+        "compiled DaskCluster etl-run-id at $.spec.worker.spec.containers[0].readinessProbe.tcpSocket.port: "
+        "port 8786 as a number: the Dask operator's CRDs, as installed on clusters, take this port as a string "
+        "(dask/dask-kubernetes#778), so the API server would refuse the DaskCluster; name the container port "
+        "(ports: [{name: http, containerPort: 8786}]) and write its name here"
+    )
