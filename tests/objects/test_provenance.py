@@ -61,3 +61,10 @@ def test_at_path_reads_plain_and_missing_paths():
     data = {"a": {"b": [1]}, "s": "text"}
     assert at_path(data, ("a", "b")) == [1]
     assert at_path(data, ("a", "x", "y")) == {} and at_path(data, ("s", "t")) == {}
+
+
+def test_a_path_below_a_traced_value_takes_its_nearest_ancestor_s_origin():
+    here = Origin("environment", "flow.parameters.cfg", "env.yaml", 4, 3)
+    origins = {("flow", "parameters", "cfg"): here, ("name",): DKE}
+    assert origin_at(origins, ("flow", "parameters", "cfg", "x")) == here  # one level up
+    assert origin_at(origins, ("flow", "parameters", "cfg", "x", 0, "y")) == here  # several
