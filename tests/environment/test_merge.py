@@ -352,3 +352,133 @@ def test_the_depth_limit_counts_key_levels_plus_value_levels(levels, value):
     with pytest.raises(DkeError) as info:
         parse_set(0, f"b.{key}={value}")  # one level more
     assert info.value.exit_code == 2
+
+
+# --- the --set parser (Helm's strvals): every message in full, values, set_text (mutation, second pass) ---
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("", "'' col 1: expected KEY.PATH=VALUE, e.g. --set max_workers=4"),
+        (",", ", col 1: empty key name; write KEY.PATH=VALUE"),
+        ("a.=1", "a.=1 col 3: empty key name after a; write KEY.PATH=VALUE"),
+        ("a", "a col 2: a has no value; write KEY.PATH=VALUE, e.g. --set max_workers=4"),
+        (
+            "a.b[0].c,x=1",
+            "'a.b[0].c,x=1' col 9: a.b[0].c has no value; write KEY.PATH=VALUE, e.g. --set max_workers=4",
+        ),
+        ("a[0", "'a[0' col 3: '[' without ']'; a list index is written [0]"),
+        ("a[0]", "'a[0]' col 5: expected '.', '[' or '=' after ']', found 'the end'"),
+        ("a[0],b=1", "'a[0],b=1' col 5: expected '.', '[' or '=' after ']', found ','"),
+        ("a[1a]=1", "'a[1a]=1' col 3: list index '1a' is not a number >= 0"),
+        ("a[\u0663]=1", "'a[\u0663]=1' col 3: list index '\u0663' is not a number >= 0"),  # an Arabic-Indic 3
+        ("a[65537]=1", "'a[65537]=1' col 3: list index 65537 is larger than 65536"),
+        ("a={x", "'a={x' col 3: '{' without '}'; a list is written {a,b}"),
+        ("a={x}y", "'a={x}y' col 6: expected ',' or the end after the closing }"),
+        ("a=[1]]", "'a=[1]]' col 6: expected ',' or the end after the closing ]"),
+        ('a="x"y', "'a=\"x\"y' col 6: expected ',' or the end after the closing quote"),
+        (
+            "a=[1",
+            "'a=[1' col 3: value is not valid YAML: expected ',' or ']', but got '<stream end>' "
+            "(while parsing a flow sequence)",
+        ),
+        ("k=x\\", "'k=x\\' col 4: a '\\' at the end escapes nothing; write '\\\\' for a backslash"),
+    ],
+)
+def test_each_set_syntax_error_in_full(flag, message):
+    with pytest.raises(DkeError) as info:
+        parse_set(2, flag)
+    assert (str(info.value), info.value.exit_code) == (f"--set #3 {message}", 2)
+
+
+@pytest.mark.parametrize(
+    "base, flag, found",
+    [
+        ("q: 0\n", "q.r=1", "col 1: q is a number 0 (from environment.yaml), not a mapping"),
+        ("q: abc\n", "q.r=1", "col 1: q is a string 'abc' (from environment.yaml), not a mapping"),
+        ("q: true\n", "q[0]=1", "col 1: q is a boolean True (from environment.yaml), not a list"),
+        ("q: [1]\n", "q.r=1", "col 1: q is a list (from environment.yaml), not a mapping"),
+        ("q: {a: 1}\n", "q[0]=1", "col 1: q is a mapping (from environment.yaml), not a list"),
+        ("q: {a: [1]}\n", "q.a.b=1", "col 3: q.a is a list (from environment.yaml), not a mapping"),
+    ],
+)
+def test_a_set_through_a_value_of_another_type_names_it_and_its_file(base, flag, found):
+    import shlex
+
+    shown = found.split(": ", 1)[1].split(" is ")[0]
+    assert usage_error(base, flag) == f"--set #1 {shlex.quote(flag)} {found}; set {shown}=... to replace it"
+
+
+def test_the_first_unset_slot_is_named_at_its_index():
+    tail = (
+        "is past the end of the list and leaves {} unset (Helm would make it null, which no dke list takes): "
+        "set the items before it too, or the whole list, e.g. KEY=[a, b]"
+    )
+    assert usage_error("q: 0\n", "a[2]=1") == "--set #1 'a[2]=1' col 3: a[2] " + tail.format("a[0]")
+    assert usage_error("q: 0\n", "a[0][2]=1") == "--set #1 'a[0][2]=1' col 6: a[0][2] " + tail.format(
+        "a[0][0]"
+    )
+    # the lowest slot of the first flag; a later assignment in the flag fills a slot
+    assert usage_error("q: 0\n", "b[1]=1", "a[1]=1").startswith("--set #1 'b[1]=1' col 3: b[1] ")
+    assert usage_error("q: 0\n", "a[1]=1,a[3]=2") == "--set #1 'a[1]=1,a[3]=2' col 3: a[1] " + tail.format(
+        "a[0]"
+    )
+    assert usage_error("q: 0\n", "a[2].b=1,a[0]=x").endswith("leaves a[1] " + tail.split("} ", 1)[1])
+    assert applied("q: 0\n", "a[2]=1,a[1]=2,a[0]=3") == {"q": 0, "a": [3, 2, 1]}
+
+
+def test_set_values_quotes_lists_and_the_largest_index():
+    assert parse_set(0, "a='it''s',b=\"q\\\"r\\\\\"").data == {"a": "it's", "b": 'q"r\\'}
+    assert parse_set(0, "a=[[1,'x]'],{b: c}],c=d").data == {"a": [[1, "x]"], {"b": "c"}], "c": "d"}
+    assert parse_set(0, "a={ 1 , y },b=  spaced ,c={,}").data == {"a": [1, "y"], "b": "spaced", "c": ["", ""]}
+    assert parse_set(0, "\\=a=1").data == {"=a": 1}
+    data = parse_set(0, "a=yes,b=0o10,c=.inf,d=1e3,e=010,g=True,h=0x1F").data  # YAML 1.2, as the file
+    assert data == {"a": "yes", "b": 8, "c": float("inf"), "d": 1000.0, "e": 10, "g": True, "h": 31}
+    assert len(parse_set(0, "a[65536]=1").data["a"]) == 65537  # the largest index Helm takes
+    assert parse_set(0, SetString("a={ 1 ,y},b=[x]")).data == {"a": [" 1 ", "y"], "b": "[x]"}
+
+
+def test_a_long_flag_is_shortened_in_its_label():
+    from dke.environment.merge import set_label
+
+    assert set_label(0, "a=" + "x" * 58) == "--set #1 a=" + "x" * 58  # 60 characters: whole
+    assert set_label(0, "a=" + "x" * 59) == "--set #1 a=" + "x" * 55 + "..."
+    assert set_label(4, SetString("a b=1")) == "--set-string #5 'a b=1'"
+
+
+@pytest.mark.parametrize(
+    "value, plain, string",
+    [
+        (None, "null", "None"),
+        (True, "true", "True"),
+        (False, "false", "False"),
+        (3, "3", "3"),
+        (1.5, "1.5", "1.5"),
+        (float("nan"), ".nan", "nan"),
+        (float("inf"), ".inf", "inf"),
+        (float("-inf"), "-.inf", "-inf"),
+        ("", '""', ""),
+        (" x", '" x"', " x"),
+        ("[x", '"[x"', "[x"),
+        ("{x", '"{x"', "\\{x"),
+        ("'x", '"\'x"', "'x"),
+        ("1", '"1"', "1"),
+        ("true", '"true"', "true"),
+        ("x,y", "x\\,y", "x\\,y"),
+        ("a\\b", "a\\\\b", "a\\\\b"),
+        ("\u00e9", "\u00e9", "\u00e9"),
+        ([], "[]", "{}"),
+    ],
+)
+def test_set_text_writes_each_kind_of_value(value, plain, string):
+    assert set_text(("a", 0, "b.c"), value) == [f"a[0].b\\.c={plain}"]
+    assert set_text(("k",), value, string=True) == [f"k={string}"]
+
+
+def test_set_text_escapes_key_characters_and_skips_empty_mappings():
+    assert set_text((), {"a.b=c[d],e\\": 1, "f": {}, "g": {"h": [{"i": 2}]}}) == [
+        "a\\.b\\=c\\[d]\\,e\\\\=1",
+        "g.h[0].i=2",
+    ]
+    assert applied("q: 0\n", "a\\.b\\=c\\[d]\\,e\\\\=1") == {"q": 0, "a.b=c[d],e\\": 1}
