@@ -1,3 +1,5 @@
+import os
+
 import click
 
 from dke import exitcodes
@@ -10,6 +12,9 @@ from dke.commands.kubeopts import (
     output_option,
     parse_duration,
 )
+from dke.diagnostics import DkeError
+from dke.objects.compile import compile_environment, new_run_id
+from dke.runners import credentials, kubeapply, kubeclient, kuberuns
 
 EPILOG = exitcodes.epilog(
     {
@@ -87,8 +92,6 @@ def apply(
     manager `dke`; each run is one Job, created once. With `private_registry: true` the
     imagePullSecret is created from the `docker_secret` credentials when it is missing.
     """
-    from dke.objects.compile import compile_environment, new_run_id
-    from dke.runners import kubeapply, kubeclient, kuberuns
 
     wait_for = parse_duration(timeout)
     loaded = load_valid(file, overlays, sets, kube_version, params=params)  # --param: into the run spec
@@ -191,8 +194,6 @@ def apply(
                 exitcodes.INTERRUPTED,
             ) from None
     if code != exitcodes.OK:
-        from dke.diagnostics import DkeError
-
         raise DkeError(
             f"run {run_id} failed (job/{job_name}); see `dke logs {env.name} --run {run_id}`", code
         )
@@ -205,7 +206,6 @@ def _print_applied(applied, output: str) -> None:
 
 
 def _credentials(env, docker_config):
-    from dke.runners import credentials, kubeclient
 
     creds = credentials.lookup(env.docker_secret, env.image, docker_config)
     kubeclient.register_secret(*creds.secret_values())
@@ -216,8 +216,6 @@ def _offline_namespace(target, env_namespace):
     """Namespace precedence without contacting the cluster (kubeconfig read only, if any)."""
     if target.namespace or env_namespace:
         return target.namespace or env_namespace
-    from dke.diagnostics import DkeError
-    from dke.runners import kubeclient
 
     try:
         with kubeclient.connect(target, None) as api:
@@ -227,6 +225,5 @@ def _offline_namespace(target, env_namespace):
 
 
 def _poll_interval() -> float:
-    import os
 
     return float(os.environ.get("DKE_POLL_INTERVAL", "2"))

@@ -9,8 +9,10 @@ import click
 
 from dke import exitcodes
 from dke.diagnostics import DkeError, format_all, sort_key
+from dke.environment.flowcheck import PARAM_FILE
 from dke.environment.kubeschema import DEFAULT_KUBE_VERSION
 from dke.environment.merge import SetString
+from dke.environment.pipeline import load_environment
 
 FORMATS = click.Choice(["text", "json", "github"])
 
@@ -82,14 +84,11 @@ def load_valid(
     params (run, apply): the --param values, checked against the flow and merged into
     env.flow.parameters; local_run: the flow runs here, so its file must exist.
     """
-    from dke.environment.pipeline import load_environment
 
     loaded = load_environment(file, overlays, sets, kube_version, params=params, local_run=local_run)
     if loaded.diagnostics:
         click.echo(format_all(sorted(loaded.diagnostics, key=sort_key), fmt), err=True)
     if not loaded.ok(strict):
-        from dke.environment.flowcheck import PARAM_FILE
-
         if all(d.file == PARAM_FILE for d in loaded.diagnostics if d.is_error):
             raise DkeError(
                 "--param: the flow does not take these values; fix the problems above", exitcodes.INVALID

@@ -3,6 +3,8 @@ import click
 from dke import exitcodes
 from dke.commands.common import environment_options
 from dke.commands.kubeopts import kube_options, subject
+from dke.diagnostics import DkeError
+from dke.runners import kubeapply, kubeclient
 
 
 @click.command(
@@ -28,8 +30,6 @@ from dke.commands.kubeopts import kube_options, subject
 )
 def delete(environment, overlays, sets, kube_version, target, run_id, everything) -> None:
     """Delete a run (foreground propagation: its pods and Dask cluster go first), or a whole environment."""
-    from dke.diagnostics import DkeError
-    from dke.runners import kubeapply, kubeclient
 
     if bool(run_id) == everything:
         raise DkeError(

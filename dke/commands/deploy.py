@@ -5,9 +5,14 @@ from __future__ import annotations
 import click
 
 from dke import exitcodes
+from dke.commands.apply import _credentials
 from dke.commands.common import environment_options, load_valid
 from dke.commands.kubeopts import kube_options
 from dke.diagnostics import DkeError
+from dke.objects.compile import compile_environment
+from dke.runners import deploy as core
+from dke.runners import flowrun, kubeapply, kubeclient
+from dke.runners.flowrun import api_url_settings
 
 EPILOG = exitcodes.epilog(
     {
@@ -47,9 +52,6 @@ def deploy(file, overlays, sets, kube_version, target, pool, dry_run) -> None:
     already matches is left alone. Start the worker with
     `prefect worker start --pool NAME --type kubernetes`.
     """
-    from dke.objects.compile import compile_environment
-    from dke.runners import deploy as core
-    from dke.runners import flowrun, kubeapply, kubeclient
 
     loaded = load_valid(file, overlays, sets, kube_version)
     env = loaded.env
@@ -72,8 +74,6 @@ def deploy(file, overlays, sets, kube_version, target, pool, dry_run) -> None:
             if env.executor == "dask" and not env.scheduler_address:
                 kubeapply.preflight(api, env.adaptive)
             if env.pull_secret_name:
-                from dke.commands.apply import _credentials
-
                 action = kubeapply.ensure_pull_secret(
                     api, env.pull_secret_name, env.name, lambda: _credentials(env, None)
                 )
@@ -98,9 +98,6 @@ def _sync_prefect(url: str, pool: str, spec, dry_run: bool) -> list:
     import httpx
     from prefect.client.orchestration import get_client
     from prefect.exceptions import PrefectHTTPStatusError
-
-    from dke.runners import deploy as core
-    from dke.runners.flowrun import api_url_settings
 
     try:
         with api_url_settings(url), get_client(sync_client=True) as client:

@@ -2,7 +2,11 @@ import click
 
 from dke import exitcodes
 from dke.commands.common import environment_options, load_valid
+from dke.commands.deploy import _sync_prefect
 from dke.commands.kubeopts import kube_options
+from dke.objects.compile import compile_environment
+from dke.runners import deploy as core
+from dke.runners import flowrun, kubeapply, kubeclient
 
 
 @click.command(
@@ -27,8 +31,6 @@ def diff(file, overlays, sets, kube_version, target) -> None:
     `deployment:` and PREFECT_API_URL set, the work pool and the Prefect deployment are
     compared too (what `dke deploy` would change).
     """
-    from dke.objects.compile import compile_environment
-    from dke.runners import kubeapply, kubeclient
 
     loaded = load_valid(file, overlays, sets, kube_version)
     env = loaded.env
@@ -53,9 +55,6 @@ def diff(file, overlays, sets, kube_version, target) -> None:
 
 def _deployment_changes(loaded, objects: list[dict]) -> int:
     """What `dke deploy` would change in Prefect (the work pool, the deployment), printed."""
-    from dke.commands.deploy import _sync_prefect
-    from dke.runners import deploy as core
-    from dke.runners import flowrun
 
     url = flowrun.configured_api_url()
     if not url:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from dke.runners import incluster as runner
+
 
 @click.command(hidden=True, context_settings={"help_option_names": ["-h", "--help"]})
 def incluster() -> int:
@@ -24,7 +26,6 @@ def incluster() -> int:
     names the flow run to run: that run is executed, no new one is created; a cancel from
     Prefect tears the cluster down and leaves it Cancelled (exit 130).
     """
-    from dke.runners import incluster as runner
 
     runner.configure_logging()
     run = runner.read_run()

@@ -4,6 +4,7 @@ import click
 
 from dke import exitcodes
 from dke.diagnostics import DkeError
+from dke.environment.scaffold import environment_name, scaffold
 
 
 @click.command(
@@ -21,7 +22,6 @@ def init(directory, name, force) -> None:
     The result passes `dke lint` and runs with `dke run` straight away. The Dockerfile pins
     this CLI's Python, dke, Prefect and Dask versions (see docs/flow-image.md).
     """
-    from dke.environment.scaffold import environment_name, scaffold
 
     root = Path(directory)
     name = name or environment_name(root.resolve().name)

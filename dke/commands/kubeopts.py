@@ -7,6 +7,7 @@ loading environments; this module turns the command line into what they take.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import re
@@ -17,8 +18,10 @@ from typing import Any
 import click
 
 from dke import exitcodes
+from dke.commands.common import load_valid
 from dke.diagnostics import DkeError
 from dke.environment import model
+from dke.environment.kubeschema import DEFAULT_KUBE_VERSION
 from dke.runners.kubeclient import Target
 
 
@@ -70,7 +73,6 @@ def dump(data: Any, fmt: str) -> str:
     """Data as JSON or YAML (for -o json|yaml)."""
     if fmt == "json":
         return json.dumps(data, indent=2, default=str)
-    import io
 
     from ruamel.yaml import YAML
 
@@ -101,9 +103,6 @@ def subject(arg: str, overlays=(), sets=(), kube_version: str | None = None) -> 
     characters): anything else could never have been applied, so it is a usage error.
     """
     if os.path.isfile(arg):
-        from dke.commands.common import load_valid
-        from dke.environment.kubeschema import DEFAULT_KUBE_VERSION
-
         loaded = load_valid(arg, overlays, sets, kube_version or DEFAULT_KUBE_VERSION)
         return Subject(loaded.env.name, loaded.env.namespace, loaded)
     if not re.fullmatch(model.DNS_1035_LABEL, arg) or len(arg) > model.NAME_MAX:

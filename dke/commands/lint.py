@@ -1,8 +1,13 @@
+import os
+
 import click
 
 from dke import exitcodes
 from dke.commands.common import FORMATS, environment_options
 from dke.diagnostics import WARNING, DkeError, format_all, has_errors, sort_key
+from dke.environment.load import find_environment_files
+from dke.environment.pipeline import load_environment
+from dke.objects.verify import validate_objects
 
 
 @click.command(
@@ -33,10 +38,8 @@ def lint(files, overlays, sets, kube_version, fmt, strict, quiet) -> None:
     and node_modules skipped). Every problem is reported as FILE:LINE:COL: severity[CODE]
     $.path: message.
     """
-    from dke.environment.pipeline import load_environment
 
     files = _expand(files)
-    from dke.objects.verify import validate_objects
 
     diagnostics = []
     for file in files:
@@ -57,9 +60,6 @@ def lint(files, overlays, sets, kube_version, fmt, strict, quiet) -> None:
 
 def _expand(args) -> list[str]:
     """Files as given; each directory replaced by the environment files below it."""
-    import os
-
-    from dke.environment.load import find_environment_files
 
     files = []
     for arg in args:

@@ -1,8 +1,12 @@
+import time
+
 import click
 
 from dke import exitcodes
 from dke.commands.common import environment_options
 from dke.commands.kubeopts import kube_options, subject
+from dke.diagnostics import DkeError
+from dke.runners import kubeclient, kuberuns
 
 
 @click.command(
@@ -23,10 +27,6 @@ from dke.commands.kubeopts import kube_options, subject
 @click.option("--follow", is_flag=True, help="Keep streaming until the runner pod ends.")
 def logs(environment, overlays, sets, kube_version, target, run_id, follow) -> None:
     """Print the logs of a run's runner pod (the flow's output)."""
-    import time
-
-    from dke.diagnostics import DkeError
-    from dke.runners import kubeclient, kuberuns
 
     named = subject(environment, overlays, sets, kube_version)
     with kubeclient.connect(target, named.namespace) as api:

@@ -1,6 +1,13 @@
+import os
+import tempfile
+from pathlib import Path
+
 import click
 
 from dke import exitcodes
+from dke.diagnostics import DkeError
+from dke.environment.load import read_text
+from dke.environment.migrate import migrate as migrate_text
 
 
 @click.command(
@@ -33,11 +40,6 @@ def migrate(specs, check, role, image) -> None:
     name, `dask worker`/`dask scheduler` and its flags, operator-managed env. Prints each change as
     FILE:LINE: what changed. A file it cannot translate is left untouched, with the reason.
     """
-    from pathlib import Path
-
-    from dke.diagnostics import DkeError
-    from dke.environment.load import read_text
-    from dke.environment.migrate import migrate as migrate_text
 
     if image is not None and not image.strip():
         raise click.BadParameter("must not be empty", param_hint="--image")
@@ -96,8 +98,6 @@ def migrate(specs, check, role, image) -> None:
 
 def _write(path, text: str) -> None:
     """Replace the file whole (temp file + rename): an interrupted write never leaves half a file."""
-    import os
-    import tempfile
 
     real = os.path.realpath(path)  # a symlinked spec keeps its link
     with open(real, "rb") as f:

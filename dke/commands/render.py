@@ -5,6 +5,10 @@ import click
 from dke import exitcodes
 from dke.commands.common import environment_options, load_valid
 from dke.diagnostics import DkeError, format_all, has_errors, sort_key
+from dke.environment.model import namespace_problem
+from dke.objects.compile import check_run_id, compile_traced
+from dke.objects.verify import validate_objects
+from dke.objects.yamlwriter import as_comment, to_yaml
 
 
 @click.command(
@@ -54,8 +58,6 @@ def render(file, overlays, sets, kube_version, fmt, run_id, namespace, explain, 
     comment): its data is never printed. Without --run-id the Job is named with the
     placeholder run id `run-id`, so that the output is the same every time.
     """
-    from dke.objects.compile import check_run_id, compile_traced
-    from dke.objects.verify import validate_objects
 
     if explain and fmt != "yaml":
         raise DkeError("--explain writes comments, which only the yaml output has", exitcodes.USAGE)
@@ -79,7 +81,6 @@ def render(file, overlays, sets, kube_version, fmt, run_id, namespace, explain, 
 
 def check_namespace(value: str | None) -> str | None:
     """--namespace as a click callback: a bad one is a usage error (exit 2) before anything is read."""
-    from dke.environment.model import namespace_problem
 
     problem = None if value is None else namespace_problem(value)
     if problem:
@@ -129,7 +130,6 @@ def processes(compiled, env) -> str:
 
 
 def yaml_stream(compiled, env, explain: bool = False) -> str:
-    from dke.objects.yamlwriter import as_comment, to_yaml
 
     out = []
     if compiled.pull_secret:

@@ -1,9 +1,15 @@
+import os
+
 import click
 
 from dke import exitcodes
 from dke.commands.common import environment_options
 from dke.commands.kubeopts import dump, kube_options, output_option, subject
 from dke.contracts import FLOW_RUN_LABEL, deployment_runs_selector
+from dke.runners import kubeclient, kuberuns
+from dke.runners.deploy import flow_run_states
+from dke.runners.flowrun import api_url_settings
+from dke.runners.incluster import run_id_for
 
 
 @click.command(
@@ -27,7 +33,6 @@ def status(environment, overlays, sets, kube_version, target, output) -> None:
     are listed too; when the Prefect API (PREFECT_API_URL) answers, a PREFECT column shows
     their flow run's state.
     """
-    from dke.runners import kubeclient, kuberuns
 
     named = subject(environment, overlays, sets, kube_version)
     with kubeclient.connect(target, named.namespace) as api:
@@ -67,8 +72,6 @@ def deployment_runs(api, env_name: str) -> list[dict]:
     """The runs Prefect's worker started from the environment's deployment: their Jobs carry the
     environment's labels but `managed-by: prefect`, and the flow run's id. The run id is the one
     `dke incluster` derives from it (it names the run's Dask cluster)."""
-    from dke.runners import kuberuns
-    from dke.runners.incluster import run_id_for
 
     jobs = api.list("Job", deployment_runs_selector(env_name)) or []
     workers = kuberuns.running_workers(api) if jobs else {}
@@ -104,7 +107,6 @@ def deployment_runs(api, env_name: str) -> list[dict]:
 
 def prefect_states(flow_run_ids: list[str]) -> dict[str, str] | None:
     """flow run id -> state name, when PREFECT_API_URL is set and answers; else None (no column)."""
-    import os
 
     url = os.environ.get("PREFECT_API_URL")
     if not url:
@@ -116,8 +118,6 @@ def prefect_states(flow_run_ids: list[str]) -> dict[str, str] | None:
             return None
     except httpx.HTTPError:
         return None
-    from dke.runners.deploy import flow_run_states
-    from dke.runners.flowrun import api_url_settings
 
     with api_url_settings(url):
         return flow_run_states(flow_run_ids)

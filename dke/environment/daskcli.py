@@ -10,6 +10,7 @@ that no installed package holds: that table (RENAMED) is ours.
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib.util
 import json
@@ -154,7 +155,6 @@ def installed_source(role: str) -> Path | None:
 
 def flags_from_source(text: str) -> dict[str, bool]:
     """The flags declared by `@click.option(...)` / `@click.version_option()` in a click module."""
-    import ast  # only when the installed distributed differs from the snapshot
 
     out: dict[str, bool] = {}
     for node in ast.walk(ast.parse(text)):

@@ -5,6 +5,10 @@ runners' deploy module turns the section into what Prefect's API gets."""
 from __future__ import annotations
 
 import datetime
+import importlib.util
+import sys
+import zoneinfo
+from pathlib import Path
 
 from dke.diagnostics import Diagnostic
 from dke.environment.model import Deployment
@@ -98,9 +102,6 @@ def cron_problem(text: str) -> str | None:
 def _croniter():
     """The croniter Prefect vendors, loaded from its file: importing it through the `prefect`
     package would cost lint a second of Prefect's own imports."""
-    import importlib.util
-    import sys
-    from pathlib import Path
 
     name = "dke._vendored_croniter"
     if name not in sys.modules:
@@ -130,7 +131,6 @@ def rrule_problem(text: str) -> str | None:
 
 
 def timezone_problem(text: str) -> str | None:
-    import zoneinfo
 
     try:
         zoneinfo.ZoneInfo(text)

@@ -20,11 +20,12 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib.util import decode_source
 from pathlib import Path
 from typing import Any
 
 from dke.diagnostics import ERROR, WARNING, Diagnostic, DkeError
-from dke.environment.load import Document, JsonPath, Pos
+from dke.environment.load import Document, JsonPath, Pos, parse_yaml
 
 ENTRYPOINT_MISSING = "DKE304"  # the flow file is not there
 FLOW_SYNTAX = "DKE320"  # the flow file does not parse (or cannot be read as Python source)
@@ -123,7 +124,6 @@ def parse_source(path: Path, display: str) -> ast.Module | SourceProblem:
         return SourceProblem(FLOW_SYNTAX, f"the flow file {display!r} is over {MAX_SOURCE_BYTES >> 20} MiB")
     try:
         # Decoded first (coding cookie, BOM): columns count characters, as editors do, not bytes.
-        from importlib.util import decode_source
 
         return ast.parse(decode_source(data), filename=display)
     except SyntaxError as e:  # IndentationError and TabError included
@@ -438,7 +438,6 @@ _TAGS = {"int", "float", "bool", "str", "list", "dict", "none", "literal", "null
 def parse_params(args: Sequence[str]) -> list[Document]:
     """`--param name=value`, one Document each (file "--param", line = its place on the command
     line), the value parsed as YAML 1.2 as in --set. Bad syntax is a usage error (exit 2)."""
-    from dke.environment.load import parse_yaml
 
     out = []
     for index, arg in enumerate(args):

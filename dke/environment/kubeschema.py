@@ -14,6 +14,7 @@ import importlib.util
 import json
 import re
 from collections.abc import Iterator
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,6 @@ _KUBE = "python://k8s_crd_resolver/schemata/k8s-1.21.1.json#/definitions/"
 
 @functools.cache
 def _data_yaml(name: str) -> Any:
-    from importlib.resources import files
 
     from ruamel.yaml import YAML
 

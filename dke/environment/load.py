@@ -7,7 +7,9 @@ keep the positions in a side table keyed by JSON path.
 
 from __future__ import annotations
 
+import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +102,6 @@ def find_environment_files(directory: str) -> list[str]:
     the user would. Hidden directories (.git, .venv, ...) and node_modules are skipped;
     symlinked directories are not followed (a link to `..` would loop).
     """
-    import os
 
     found = []
     for parent, dirs, files in os.walk(directory):
@@ -145,7 +146,6 @@ def _compose_all(text: str) -> list:
     the common case, and any document it refuses is parsed again by ruamel's pure-Python
     parser, which decides (and words the error).
     """
-    import warnings
 
     from ruamel.yaml import YAML
     from ruamel.yaml.error import ReusedAnchorWarning, YAMLError

@@ -9,11 +9,14 @@ diagnostic about it points into that file (or at that `--set`).
 from __future__ import annotations
 
 import copy
+import json
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from dke.diagnostics import ERROR, Diagnostic, DkeError
-from dke.environment.load import MAX_DEPTH, Document, JsonPath, Pos, json_path
+from dke.environment.load import MAX_DEPTH, Document, JsonPath, Pos, _scalar, json_path, parse_yaml
+from dke.environment.validate import packaged_schema
 
 
 @dataclass
@@ -36,7 +39,6 @@ class Merged:
 
     def string_hint(self, path: JsonPath, value: Any) -> str:
         """How to write ``value`` as a string where it came from: quoted, or with --set-string."""
-        import shlex
 
         text = ("true" if value else "false") if isinstance(value, bool) else str(value)
         if self.document_for(path).assignments is None:
@@ -56,8 +58,6 @@ def layer(documents: list[Document]) -> Merged:
     base, *overlays = documents
     data = copy.deepcopy(base.data)
     if base.empty and isinstance(data, dict):
-        from dke.environment.validate import packaged_schema
-
         schema = packaged_schema()
         for path in sorted(base.empty, key=len):
             empty = {"object": {}, "array": []}.get(_schema_type(schema, path))
@@ -164,7 +164,6 @@ _HOLE = object()  # a list slot below an index set past the end, until an assign
 
 def set_label(index: int, arg: str) -> str:
     """How diagnostics and `render --explain` name a flag: `--set #2 'a[0]=x'`."""
-    import shlex
 
     kind = "--set-string" if isinstance(arg, SetString) else "--set"
     text = arg if len(arg) <= 60 else arg[:57] + "..."
@@ -309,7 +308,6 @@ class _Parser:
 
     def yaml_value(self) -> Any:
         """A YAML flow sequence or quoted scalar, which may hold commas."""
-        from dke.environment.load import parse_yaml
 
         start, text = self.i, self.text
         depth, quote = 0, ""
@@ -360,8 +358,6 @@ def _typed(text: str) -> Any:
         return ""
     from ruamel.yaml.nodes import ScalarNode
     from ruamel.yaml.resolver import VersionedResolver
-
-    from dke.environment.load import _scalar
 
     tag = str(VersionedResolver(version=(1, 2)).resolve(ScalarNode, text, (True, False)))
     return _scalar(ScalarNode(tag, text))
@@ -465,7 +461,6 @@ def _escape(text: str, special: str) -> str:
 
 
 def _value_text(value: Any, string: bool) -> str:
-    import json
 
     if isinstance(value, list):
         return "[]" if not string else "{}"

@@ -12,12 +12,20 @@ never changed.
 
 from __future__ import annotations
 
+import difflib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from dke.diagnostics import DkeError
 from dke.environment import daskcli
+from dke.environment.kubeschema import (
+    DEFAULT_KUBE_VERSION,
+    UnsupportedKubeVersion,
+    numeric_handler_ports,
+    validator_for,
+)
 from dke.environment.load import parse_yaml
 from dke.environment.podtemplate import (
     CLASSIC_NAMES,
@@ -557,7 +565,6 @@ class _Plan:
 
     def probe_ports(self, spec_path: tuple, spec: dict) -> None:
         """Probe ports written as numbers become port names (the operator's CRDs take names)."""
-        from dke.environment.kubeschema import numeric_handler_ports
 
         groups = {g: spec[g] for g in ("initContainers", "containers") if isinstance(spec.get(g), list)}
         for where, port in numeric_handler_ports(groups):
@@ -894,11 +901,6 @@ def _get(data: Any, path: tuple) -> Any:
 
 def _podspec_fields() -> set[str]:
     """The keys a bare PodSpec may have (empty when the Kubernetes schemas are not installed)."""
-    from dke.environment.kubeschema import (
-        DEFAULT_KUBE_VERSION,
-        UnsupportedKubeVersion,
-        validator_for,
-    )
 
     try:
         validator = validator_for("podspec-v1.json", DEFAULT_KUBE_VERSION)
@@ -925,7 +927,6 @@ def _name(c: dict) -> str:
 
 
 def _close(flag: str, known: dict) -> str | None:
-    import difflib
 
     match = difflib.get_close_matches(flag, list(known), n=1, cutoff=0.75)
     return match[0] if match else None
@@ -933,7 +934,6 @@ def _close(flag: str, known: dict) -> str | None:
 
 def _scalar_text(value: str, style: str | None) -> str:
     """``value`` as YAML text in the quoting style of the scalar it replaces."""
-    import json
 
     if style == '"':
         return json.dumps(value, ensure_ascii=False)

@@ -26,14 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dke.diagnostics import Diagnostic, DkeError, has_errors
-from dke.environment import podtemplate
+from dke.diagnostics import ERROR, WARNING, Diagnostic, DkeError, has_errors
+from dke.environment import flowcheck, podtemplate
 from dke.environment.checks import check_environment, check_extra_images, check_spec_file
 from dke.environment.deployment import check_deployment
-from dke.environment.kubeschema import DEFAULT_KUBE_VERSION
+from dke.environment.flowcheck import parse_params
+from dke.environment.kubeschema import DEFAULT_KUBE_VERSION, UnsupportedKubeVersion, check_kube_version
+from dke.environment.load import load_mapping
 from dke.environment.merge import Merged, SetString, layer, parse_set
 from dke.environment.model import Environment, from_validated
+from dke.environment.paths import resolve_spec_path
 from dke.environment.specs import SPEC_NOT_FOUND, PodSpecFile, load_spec_file
+from dke.environment.validate import validate_environment
 
 if TYPE_CHECKING:
     from dke.environment.flowcheck import FlowSignature
@@ -70,10 +74,6 @@ def load_environment(
     apply; None for the others): checked against the flow's signature, then merged over
     flow.parameters in `env`. local_run: the flow runs on this machine, so its file must exist.
     """
-    from dke.environment.flowcheck import parse_params
-    from dke.environment.kubeschema import UnsupportedKubeVersion, check_kube_version
-    from dke.environment.load import load_mapping
-    from dke.environment.validate import validate_environment
 
     try:  # a usage error even when no spec file would need the schemas
         check_kube_version(kube_version)
@@ -114,7 +114,6 @@ def load_environment(
             continue
         origin = merged.document_for((key,))
         base = origin.path.parent if origin.path is not None else loaded.base_dir
-        from dke.environment.paths import resolve_spec_path
 
         _, reason = resolve_spec_path(base, name)  # relative, inside base's tree, a regular file
         if reason is not None:
@@ -135,8 +134,6 @@ def load_environment(
 def _check_flow(loaded: Loaded, merged: Merged, param_docs, runs: bool, local_run: bool) -> list[Diagnostic]:
     """The flow's file, function and parameters (dke.environment.flowcheck); with --param, the
     run's parameters become env.flow.parameters."""
-    from dke.diagnostics import ERROR, WARNING
-    from dke.environment import flowcheck
 
     env = loaded.env
     flow = env.flow

@@ -25,6 +25,8 @@ that what lint accepts is exactly what compile builds.
 
 from __future__ import annotations
 
+import difflib
+import shlex
 from dataclasses import dataclass
 
 from dke.diagnostics import ERROR, WARNING, Diagnostic
@@ -116,8 +118,6 @@ def runs_dask(container: dict, role: str) -> bool:
     argv = [str(w) for w in _argv(container)]
     found = daskcli.find_dask(argv)
     if found is None and "-c" in argv and _basename(argv[0]) in SHELLS:
-        import shlex
-
         script = argv[argv.index("-c") + 1] if argv.index("-c") + 1 < len(argv) else ""
         try:
             words = shlex.split(script.replace(";", " ; ").replace("&&", " && "))
@@ -272,7 +272,6 @@ def _unknown_flag(flag: str, role: str) -> str:
         return f"{head}; write {successor} instead (`dke migrate` rewrites it)"
     if successor is None:
         return f"{head}; remove it: dke serves the dashboard on the port the pod declares"
-    import difflib
 
     close = difflib.get_close_matches(flag, list(daskcli.options(role)), n=1, cutoff=0.7)
     hint = f"did you mean {close[0]}? " if close else ""

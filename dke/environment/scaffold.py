@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
+from importlib import metadata
 
+from dke import __version__
 from dke.environment.model import NAME_MAX, SCHEMA_ID
 
 
@@ -34,9 +36,6 @@ IMAGE_WORKDIR = "/opt/flow"
 def image_versions() -> dict[str, str]:
     """The versions this CLI runs with: Python, dke, and those of IMAGE_PACKAGES installed here
     (a package not installed is left to dke[kube]'s requirements)."""
-    from importlib import metadata
-
-    from dke import __version__
 
     versions = {"python": "{}.{}.{}".format(*sys.version_info[:3]), "dke": __version__}
     for package in IMAGE_PACKAGES:

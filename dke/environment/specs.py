@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,6 @@ def _is_directive_item(data: Any, path: tuple) -> bool:
 
 
 def _as_spec_error(d: Diagnostic) -> Diagnostic:
-    from dataclasses import replace
 
     message = d.message
     if d.code == "DKE100":
@@ -150,6 +150,5 @@ def _as_spec_error(d: Diagnostic) -> Diagnostic:
 
 def _display(path: Path) -> str:
     """The spec file as the user would type it: the environment file's folder as given, plus the name."""
-    import os
 
     return os.path.normpath(path)

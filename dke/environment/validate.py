@@ -13,6 +13,7 @@ import json
 import math
 import re
 from collections.abc import Iterable
+from importlib.resources import files
 from typing import Any, Protocol
 
 from dke.diagnostics import ERROR, Diagnostic
@@ -91,7 +92,6 @@ def packaged_schema() -> dict:
     builds pydantic's validators, a third of a cold `dke lint`. tests/test_schema_file.py
     keeps the copy, schemas/environment.schema.json and the model identical.
     """
-    from importlib.resources import files
 
     return json.loads(files("dke").joinpath("data", "environment.schema.json").read_text())
 

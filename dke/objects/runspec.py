@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dke import __version__
 from dke.environment.model import Flow
 
 RUN_SPEC_ENV = "DKE_RUN_SPEC"
@@ -48,8 +49,6 @@ def installed_version(package: str) -> str | None:
     importing importlib.metadata (~17 ms): compile, and so lint and render, stay light.
     """
     if package == "dke":
-        from dke import __version__
-
         return __version__
     wanted = re.sub(r"[-_.]+", "_", package).lower()
     for entry in sys.path:
@@ -62,9 +61,9 @@ def installed_version(package: str) -> str | None:
                 dist, _, version = name[: -len(".dist-info")].partition("-")
                 if re.sub(r"[-_.]+", "_", dist).lower() == wanted and version:
                     return version
-    try:  # egg-info, eggs, zips: the slow, general way
-        from importlib import metadata
+    from importlib import metadata  # ~17 ms: only on this slow path
 
+    try:  # egg-info, eggs, zips: the slow, general way
         return metadata.version(package)
     except Exception:  # noqa: BLE001 - not installed, or unreadable metadata: unknown
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections.abc import Iterator
 from typing import Any
 
@@ -145,7 +146,6 @@ def to_yaml(node: Any, origins: dict[JsonPath, Origin] | None = None) -> str:
 
 def as_comment(text: str, width: int = 100) -> str:
     """Text as YAML comment lines; a one-line text is wrapped at ``width``."""
-    import textwrap
 
     lines = textwrap.wrap(text, width - 2, break_on_hyphens=False) if "\n" not in text else text.splitlines()
     return "".join(("# " + line).rstrip() + "\n" for line in lines)

@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import copy
 import datetime
+import difflib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from dke import exitcodes
 from dke.contracts import ENVIRONMENT_LABEL, RUN_ID_LABEL
+from dke.diagnostics import DkeError
 from dke.environment.deployment import (  # noqa: F401 - part of this module's interface
     DEFAULT_POOL,
     DUPLICATE_SLUG,
@@ -43,6 +47,7 @@ from dke.environment.deployment import (  # noqa: F401 - part of this module's i
     rrule_problem,
     timezone_problem,
 )
+from dke.runners.flowrun import prepare_import_path
 
 POOL_TYPE = "kubernetes"
 # prefect-kubernetes' KubernetesWorkerJobConfiguration wants this name for the first container.
@@ -251,11 +256,6 @@ def deployment_spec(
 def flow_name_and_schema(entrypoint: str, base_dir) -> tuple[str, dict]:
     """The flow's name and its parameters' schema, read from the flow file the way `prefect deploy`
     does (its source parsed, not imported: the flow's own dependencies need not be installed here)."""
-    from pathlib import Path
-
-    from dke import exitcodes
-    from dke.diagnostics import DkeError
-    from dke.runners.flowrun import prepare_import_path
 
     target, _, func = entrypoint.rpartition(":")
     resolved = str((Path(base_dir) / target).resolve()) + f":{func}" if target.endswith(".py") else entrypoint
@@ -290,7 +290,6 @@ class Change:
 
 
 def _diff(before: Any, after: Any, name: str) -> str:
-    import difflib
 
     a = json.dumps(before, indent=2, sort_keys=True, default=str).splitlines(keepends=True) if before else []
     b = json.dumps(after, indent=2, sort_keys=True, default=str).splitlines(keepends=True)
@@ -302,9 +301,6 @@ def ensure_pool(client, name: str, manifest: dict, dry_run: bool = False) -> Cha
     differs; refuse a pool whose template dke did not write (its runs would not run dke)."""
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
-
-    from dke import exitcodes
-    from dke.diagnostics import DkeError
 
     template = base_job_template(manifest)
     what = f"work pool {name}"

@@ -7,7 +7,9 @@ deletion. Every request goes through `kubeclient.Kube.request`.
 
 from __future__ import annotations
 
+import base64
 import difflib
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,7 +66,6 @@ def preflight(kube: Kube, adaptive: bool) -> None:
 
 
 def pull_secret_object(name: str, namespace: str, env_name: str, dockerconfigjson: str) -> dict:
-    import base64
 
     return {
         "apiVersion": "v1",
@@ -273,7 +274,6 @@ def _comparable(obj: dict | None) -> dict | None:
 def _yaml(obj: dict | None) -> list[str]:
     if obj is None:
         return []
-    import io
 
     from ruamel.yaml import YAML
 
