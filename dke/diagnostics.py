@@ -53,8 +53,10 @@ def sort_key(d: Diagnostic) -> tuple:
 
 
 def format_text(d: Diagnostic) -> str:
-    # a value from a flag: its label names it (`--set #2 'a=1'`), the column is in its text
-    where = f"{d.file} col {d.column}" if d.file.startswith("--set") else f"{d.file}:{d.line}:{d.column}"
+    # a value from a flag: its label names it (`--set #2 'a=1'`, `--param #1 'n=5'`), the column
+    # is in its text
+    from_flag = d.file.startswith(("--set", "--param "))
+    where = f"{d.file} col {d.column}" if from_flag else f"{d.file}:{d.line}:{d.column}"
     return f"{where}: {d.severity}[{d.code}] {d.path}: {d.message}"
 
 

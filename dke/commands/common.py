@@ -89,7 +89,7 @@ def load_valid(
     if loaded.diagnostics:
         click.echo(format_all(sorted(loaded.diagnostics, key=sort_key), fmt), err=True)
     if not loaded.ok(strict):
-        if all(d.file == PARAM_FILE for d in loaded.diagnostics if d.is_error):
+        if all(d.file.startswith(PARAM_FILE + " ") for d in loaded.diagnostics if d.is_error):
             raise DkeError(
                 "--param: the flow does not take these values; fix the problems above", exitcodes.INVALID
             )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ PARAMETER_MISSING = "DKE325"  # a required parameter without a value
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024  # a flow module is source code, not data
 
-PARAM_FILE = "--param"  # Document.file of command-line parameters (as "--set" for --set)
+PARAM_FILE = "--param"  # how Document.file of a command-line parameter starts ("--param #2 'n=x'")
 
 
 # ---------------------------------------------------------------------------
@@ -436,8 +437,9 @@ _TAGS = {"int", "float", "bool", "str", "list", "dict", "none", "literal", "null
 
 
 def parse_params(args: Sequence[str]) -> list[Document]:
-    """`--param name=value`, one Document each (file "--param", line = its place on the command
-    line), the value parsed as YAML 1.2 as in --set. Bad syntax is a usage error (exit 2)."""
+    """`--param name=value`, one Document each, named like a --set flag (`--param #2 'n=x'`, the
+    column in that text), the value parsed as YAML 1.2 as in --set. Bad syntax is a usage error
+    (exit 2)."""
 
     out = []
     for index, arg in enumerate(args):
@@ -450,9 +452,12 @@ def parse_params(args: Sequence[str]) -> list[Document]:
         except DkeError as e:
             problem = e.diagnostics[0].message.removeprefix("invalid YAML: ")
             raise DkeError(f"--param {arg!r}: value is not valid YAML: {problem}", 2) from None
-        doc = Document(PARAM_FILE, {name: value})
-        doc.keys[(name,)] = Pos(index + 1, 1)
-        doc.values[(name,)] = Pos(index + 1, len(arg.partition("=")[0]) + 2)
+        doc = Document(
+            f"{PARAM_FILE} #{index + 1} {shlex.quote(arg if len(arg) <= 60 else arg[:57] + '...')}",
+            {name: value},
+        )
+        doc.keys[(name,)] = Pos(1, 1)
+        doc.values[(name,)] = Pos(1, len(arg.partition("=")[0]) + 2)
         out.append(doc)
     return out
 

@@ -72,7 +72,7 @@ def test_lint_reports_a_syntax_error_in_the_flow_file_at_its_line(quickstart):
 def test_run_with_a_misspelt_param_stops_before_prefect_or_dask_load(quickstart):
     proc = dke("run", quickstart, "--param", "seconds=0.1", "--param", "nn=3")
     assert proc.returncode == 4, proc.stderr
-    assert "--param:2:1: error[DKE323] $.nn: flow 'quickstart' " in proc.stderr
+    assert "--param #2 nn=3 col 1: error[DKE323] $.nn: flow 'quickstart' " in proc.stderr
     assert "did you mean 'n'?" in proc.stderr
     assert "LOADED []" in proc.stderr  # no Prefect, no Dask: nothing was started
     assert "starting" not in proc.stderr
@@ -80,7 +80,7 @@ def test_run_with_a_misspelt_param_stops_before_prefect_or_dask_load(quickstart)
 
 def test_run_with_a_wrong_type_and_a_missing_flow_file(quickstart):
     proc = dke("run", quickstart, "--param", "n=many")
-    assert proc.returncode == 4 and "--param:1:3: error[DKE324] $.n: 'many' is not a valid int" in proc.stderr
+    assert proc.returncode == 4 and "--param #1 n=many col 3: error[DKE324] $.n: 'many' is not a valid int" in proc.stderr
     assert "LOADED []" in proc.stderr
     (quickstart.parent / "flows" / "quickstart.py").unlink()
     proc = dke("run", quickstart)

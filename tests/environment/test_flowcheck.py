@@ -387,8 +387,8 @@ def test_params_are_checked_at_their_place_on_the_command_line_and_become_flow_p
     env = project(tmp_path, FLOW)
     loaded = load_environment(env, params=["nn=1", "tags=a", "label=ok"])
     assert [(d.code, d.file, d.line, d.column, d.path) for d in loaded.diagnostics] == [
-        (UNKNOWN_PARAMETER, "--param", 1, 1, "$.nn"),
-        (PARAMETER_TYPE, "--param", 2, 6, "$.tags"),
+        (UNKNOWN_PARAMETER, "--param #1 nn=1", 1, 1, "$.nn"),
+        (PARAMETER_TYPE, "--param #2 tags=a", 1, 6, "$.tags"),
     ]
     loaded = load_environment(env, params=["n=7", "tags=[a]", "n=8"])
     assert loaded.ok() and loaded.env.flow.parameters == {"n": 8, "tags": ["a"]}
