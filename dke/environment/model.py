@@ -43,6 +43,8 @@ DNS_1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 SCHEDULER_ADDRESS = r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s]+$"
+# A Dask duration: a number and a unit ("500ms", "1s", "2.5s", "1m").
+DURATION = r"^[0-9]+(\.[0-9]+)?(ms|s|m)$"
 
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL, min_length=1, max_length=63)]
 # Field(max_length=...) does not tighten a max_length already inside Annotated: own type.
@@ -55,6 +57,7 @@ ImageRef = Annotated[str, StringConstraints(pattern=IMAGE, min_length=1)]
 # A resource quantity ('500m', '4Gi', 2): its grammar is checked by dke.environment.checks
 # (DKE202, as in spec files), whose message says what to write.
 Quantity = Annotated[str, StringConstraints(min_length=1)] | int | float
+Duration = Annotated[str, StringConstraints(pattern=DURATION)]
 
 
 class _Strict(BaseModel):
@@ -174,6 +177,38 @@ class Job(_Strict):
         default_factory=list,
         description="Tolerations of the runner pod, in Kubernetes' form.",
         examples=[[{"key": "dedicated", "operator": "Equal", "value": "flows", "effect": "NoSchedule"}]],
+    )
+
+
+class Adapt(_Strict):
+    """Dask's adaptive knobs: how fast the cluster grows toward max_workers and shrinks back.
+
+    Unset keys take dke's defaults for the local cluster (ADAPT_DEFAULTS in dke.runners.local) and
+    Dask's own on Kubernetes, where only target_duration reaches the scheduler (docs/performance.md).
+    """
+
+    interval: Duration | None = Field(
+        default=None,
+        description="How often the local cluster decides how many workers it wants (dke default "
+        "`500ms`). Kubernetes: not used, the Dask operator decides every 5 s.",
+        examples=["500ms"],
+    )
+    wait_count: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="How many decisions in a row must find a worker idle before the local cluster "
+        "retires it (dke default `3`). Kubernetes: not used, the operator removes at most a quarter "
+        "of the workers per step and waits 15 s after each change.",
+        examples=[3],
+    )
+    target_duration: Duration | None = Field(
+        default=None,
+        description="How long the queued work should take: workers are added until the estimated "
+        "time of the queued and running tasks fits (dke default `1s` locally; Dask's `5s` on "
+        "Kubernetes unless set, where the scheduler gets it as "
+        "DASK_DISTRIBUTED__ADAPTIVE__TARGET_DURATION).",
+        examples=["1s"],
     )
 
 
@@ -361,6 +396,12 @@ class Environment(_Strict):
     )
     max_workers: int = Field(
         default=2, ge=1, le=INT32_MAX, description="Most Dask workers the cluster adapts up to.", examples=[2]
+    )
+    adapt: Adapt = Field(
+        default_factory=Adapt,
+        description="How the cluster adapts between `min_workers` and `max_workers`: Dask's "
+        "`interval`, `wait_count` and `target_duration` (durations such as `500ms`, `1s`).",
+        examples=[{"interval": "500ms", "wait_count": 3, "target_duration": "1s"}],
     )
     private_registry: bool = Field(
         default=False,

@@ -448,6 +448,10 @@ class TemporaryPrefectServer:
         home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
         with contextlib.suppress(OSError):
             home.mkdir(parents=True, exist_ok=True)
+        # ...by running every migration (10 s and more): write it from dke's template instead.
+        from dke.runners.prefectdb import create_from_template
+
+        create_from_template(home)
         # Settings changed in this process (temporary_settings) reach the server too; when
         # Prefect is not imported yet there are none, and the server reads profiles itself.
         # Not importing it here lets the server boot while this process imports Prefect.
@@ -468,6 +472,15 @@ class TemporaryPrefectServer:
             "PREFECT__SERVER_FINAL": "1",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry calls from a throwaway server
         }
+        if not self.services:
+            # Registering the block types of every installed Prefect integration imports them all
+            # (prefect-kubernetes: the whole Kubernetes client), a quarter of the server's start.
+            # An API that lives for one run has no UI to list them; a block a flow saves registers
+            # its own type, and `prefect server start` registers the rest when it next starts.
+            # (A user's own setting, under any of its names, wins.)
+            if not any("REGISTER" in name and "BLOCK" in name for name in env):
+                env["PREFECT_SERVER_REGISTER_BLOCKS_ON_START"] = "false"
+                env["PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION"] = "false"
         env.pop(API_URL_ENV, None)
         self.process = subprocess.Popen(
             [

@@ -75,6 +75,12 @@ def worker_resources(pod_spec: dict | None) -> tuple[int | None, int | None]:
     return threads, memory_bytes
 
 
+# Dask's adaptive defaults (interval 1s, wait_count 3, target_duration 5s) suit long-lived
+# clusters; a run here is often short, and each second spent at min_workers is a second of the
+# run (bench/adapt_ramp.py measures the time to max_workers under a fixed load).
+ADAPT_DEFAULTS = {"interval": "500ms", "wait_count": 3, "target_duration": "1s"}
+
+
 @dataclass
 class LocalPlan:
     """What `dke run` starts on this machine for one environment."""
@@ -86,6 +92,7 @@ class LocalPlan:
     threads_per_worker: int | None = None
     memory_limit: int | None = None  # bytes per worker
     env: dict[str, str] = field(default_factory=dict)
+    adapt: dict[str, Any] = field(default_factory=lambda: dict(ADAPT_DEFAULTS))  # Adaptive's knobs
 
     @property
     def adaptive(self) -> bool:
@@ -130,7 +137,16 @@ def plan(env, worker_spec=None) -> LocalPlan:
         threads_per_worker=threads,
         memory_limit=memory,
         env=dict(env.env),
+        adapt=adapt_knobs(env),
     )
+
+
+def adapt_knobs(env) -> dict[str, Any]:
+    """interval, wait_count and target_duration for Dask's Adaptive: the environment's `adapt`
+    keys over dke's defaults."""
+    adapt = getattr(env, "adapt", None)
+    chosen = adapt.model_dump(exclude_none=True) if adapt is not None else {}
+    return {**ADAPT_DEFAULTS, **chosen}
 
 
 class ClusterWatch:
@@ -228,7 +244,7 @@ def local_cluster(local: LocalPlan, watch: ClusterWatch | None = None) -> Iterat
             cluster.scheduler.add_plugin(watch.plugin())
         cluster.scale(workers_wanted(local))  # does not wait
         if local.adaptive:
-            cluster.adapt(minimum=local.min_workers, maximum=local.max_workers)
+            cluster.adapt(minimum=local.min_workers, maximum=local.max_workers, **local.adapt)
         yield cluster
     finally:
         close_cluster(cluster)

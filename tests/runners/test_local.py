@@ -13,6 +13,7 @@ import pytest
 
 from dke.environment.pipeline import load_environment
 from dke.runners.local import (
+    ADAPT_DEFAULTS,
     ClusterWatch,
     LocalPlan,
     cluster_kwargs,
@@ -160,3 +161,29 @@ def test_an_idle_adaptive_cluster_keeps_min_workers():
         assert [entry for _, entry in adaptive.log if entry["status"] == "down"] == []
         assert len(cluster.plan) == 2 and len(cluster.scheduler.workers) == 2
         assert watch.snapshot()["workers"] == 2
+
+
+def test_adapt_keys_reach_the_local_clusters_adaptive(tmp_path):
+    (tmp_path / "environment.yaml").write_text(
+        "name: tuned\nimage: example.org/tuned:1\nflow: {entrypoint: flow.py:main}\n"
+        "min_workers: 0\nmax_workers: 2\nadapt: {interval: 250ms, wait_count: 7}\n"
+    )
+    loaded = load_environment(str(tmp_path / "environment.yaml"))
+    assert loaded.ok(), loaded.diagnostics
+    local = plan(loaded.env, loaded.worker)
+    # The keys set win; the unset one keeps dke's default for short local runs.
+    assert local.adapt == {"interval": "250ms", "wait_count": 7, "target_duration": "1s"}
+    with local_cluster(local) as cluster:
+        adaptive = cluster._adaptive
+        assert adaptive.interval == 0.25 and adaptive.wait_count == 7
+        assert adaptive.target_duration == 1.0
+        assert (adaptive.minimum, adaptive.maximum) == (0, 2)
+
+
+def test_without_adapt_keys_the_local_cluster_gets_dkes_defaults():
+    loaded = load_environment(str(ROOT / "examples" / "quickstart" / "environment.yaml"))
+    local = plan(loaded.env, loaded.worker)
+    assert local.adapt == ADAPT_DEFAULTS
+    with local_cluster(LocalPlan("dask", 0, 2)) as cluster:
+        adaptive = cluster._adaptive
+        assert (adaptive.interval, adaptive.wait_count, adaptive.target_duration) == (0.5, 3, 1.0)
