@@ -1,6 +1,6 @@
 """Requests per `dke apply` and its wall time, counted against the test emulator.
 
-    python bench/apply_requests.py [--runs 7]
+    PYTHONPATH=tests/support python bench/apply_requests.py [--runs 7]
 
 The API is kmock's KubernetesEmulator over HTTP on localhost (tests/support/kube_emulator.py), so
 the times are dke's own cost (imports, load, compile, client, serialisation) plus a
@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from kube_emulator import served_emulator  # noqa: E402
+try:  # the test emulator lives with the tests' fixture modules, not in the package
+    from kube_emulator import served_emulator
+except ModuleNotFoundError:
+    sys.exit("run with PYTHONPATH=tests/support (where the test emulator, kube_emulator.py, lives)")
 
 CREDENTIALS = json.dumps(
     {

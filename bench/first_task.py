@@ -1,6 +1,6 @@
 """Time from `dke run` starting to its first task running, and where that time goes.
 
-    /work/venv/bin/python bench/first_task.py [--runs 3]
+    python bench/first_task.py [--runs 3]
 
 Runs a one-task-per-worker flow with DKE_TIMINGS=1 (dke prints when each phase began),
 once with dke's own temporary Prefect server and once with PREFECT_API_URL set; the task
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 FLOW = textwrap.dedent("""
     import os, time
@@ -123,7 +122,7 @@ def main() -> None:
         finally:
             server.stop()
         print("\n== the pieces alone (median)")
-        env = {**base_env, "PYTHONPATH": str(ROOT)}
+        env = base_env
         for name, code in PIECES.items():
             values = [timed(code, env) for _ in range(args.runs)]
             print(f"   {name:<44} {statistics.median(values):6.2f}s")

@@ -43,7 +43,6 @@ def child_run(args: list[str]) -> tuple[float, int]:
 
 
 def throughput(seconds: float = 3.0) -> float:
-    sys.path.insert(0, str(ROOT))
     from dke.environment.pipeline import load_environment
     from dke.objects.compile import compile_environment
     from dke.objects.verify import validate_objects

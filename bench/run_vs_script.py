@@ -1,7 +1,7 @@
 """Wall time of `dke run examples/quickstart/environment.yaml` against the hand-written
 script doing the same (bench/quickstart_script.py), both against one Prefect API.
 
-    /work/venv/bin/python bench/run_vs_script.py [--runs 5]
+    python bench/run_vs_script.py [--runs 5]
 
 Runs are interleaved (dke, script, dke, script...) so that machine load hits both alike;
 prints each wall time, the medians and the median of the per-pair ratios (target <= 1.05).
@@ -17,10 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from dke.runners.flowrun import TemporaryPrefectServer
 
-from dke.runners.flowrun import TemporaryPrefectServer  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 COMMANDS = {
     "dke run": [sys.executable, "-m", "dke", "run", "examples/quickstart/environment.yaml"],

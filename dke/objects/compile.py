@@ -47,6 +47,9 @@ PLACEHOLDER_RUN_ID = "run-id"
 RUN_ID_MAX = 12
 RUN_ID = re.compile(model.DNS_LABEL)
 
+# Dask config the scheduler reads for its adaptive target (what the operator scales to).
+TARGET_DURATION_ENV = "DASK_DISTRIBUTED__ADAPTIVE__TARGET_DURATION"
+
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 
 
@@ -277,6 +280,22 @@ class _Compiler:
         }
         return self.default_pod(container)
 
+    def adapt_target_duration(self, pod: dict) -> None:
+        """`adapt.target_duration` on Kubernetes: the operator's autoscaler asks the scheduler for
+        its adaptive target, which reads Dask's config, so the scheduler container gets it as
+        DASK_DISTRIBUTED__ADAPTIVE__TARGET_DURATION (unless its spec sets that itself). The
+        other adapt keys have no counterpart there (docs/performance.md)."""
+        adapt = getattr(self.env, "adapt", None)
+        duration = adapt.target_duration if adapt is not None else None
+        if duration is None or not self.env.adaptive:
+            return
+        for container in pod.get("containers") or []:
+            if isinstance(container, dict) and value_of(container.get("name")) == "scheduler":
+                env = [e for e in container.get("env") or [] if isinstance(e, dict)]
+                if TARGET_DURATION_ENV not in {value_of(e.get("name")) for e in env}:
+                    value = self.t(duration, "adapt", "target_duration")
+                    container["env"] = [*env, {"name": TARGET_DURATION_ENV, "value": value}]
+
     def worker_pod(self) -> dict:
         ports = [
             {"name": "http-dashboard", "containerPort": podtemplate.WORKER_DASHBOARD_PORT, "protocol": "TCP"}
@@ -350,6 +369,7 @@ class _Compiler:
         scheduler_pod, scheduler_meta = self.with_spec_file(
             self.scheduler_pod(), self.loaded.scheduler, "scheduler"
         )
+        self.adapt_target_duration(scheduler_pod)
         worker_pod, worker_meta = self.with_spec_file(self.worker_pod(), self.loaded.worker, "worker")
         scheduler: dict = {}
         if scheduler_meta:

@@ -294,6 +294,7 @@ def dask_setup(worker) -> None:
     closed by their nanny when dke tears the cluster down, instead of dying mid-task
     with a traceback each.
     """
+    import gc
     import signal
     import threading
 
@@ -305,3 +306,7 @@ def dask_setup(worker) -> None:
     with contextlib.suppress(Exception):
         import prefect.task_engine  # noqa: F401
         import prefect_dask  # noqa: F401
+    # What is imported now lives as long as the process: keep it out of the cycle collector's
+    # sight. Its full passes otherwise walk all of Prefect on every task that triggers one, and
+    # on exit hold the process past the nanny's 4 s, which then kills it.
+    gc.freeze()

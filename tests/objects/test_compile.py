@@ -1,6 +1,7 @@
 """dke.objects.compile: objects, the DaskCluster in the RunSpec, provenance."""
 
 import json
+import os
 import string
 from pathlib import Path
 
@@ -729,6 +730,58 @@ def test_containers_that_run_an_extra_image_are_named_with_the_entry_that_allows
     assert [c["image"] for c in containers] == ["ghcr.io/acme/etl:1.0", proxy]
     assert compiled.cluster["spec"]["worker"]["spec"]["initContainers"][0]["image"] == "ghcr.io/acme/etl:1.0"
     assert validate_objects(loaded, KUBE, compiled) == []
+
+
+def test_adapt_target_duration_reaches_the_scheduler_the_operator_asks(tmp_path):
+    import subprocess
+    import sys
+
+    loaded = load(
+        tmp_path, min_workers=1, max_workers=6, adapt={"target_duration": "2s", "interval": "250ms"}
+    )
+    # The DaskAutoscaler the runner creates has only minimum and maximum: the scheduler gets the rest.
+    cluster = dc.compile_traced(loaded).cluster
+    (scheduler,) = cluster["spec"]["scheduler"]["spec"]["containers"]
+    assert {"name": dc.TARGET_DURATION_ENV, "value": "2s"} in scheduler["env"]
+    (worker,) = cluster["spec"]["worker"]["spec"]["containers"]
+    assert dc.TARGET_DURATION_ENV not in {e["name"] for e in worker.get("env", [])}
+    # The scheduler's adaptive target (what the operator's /api/v1/adaptive_target returns) reads it.
+    probe = "import dask; print(dask.config.get('distributed.adaptive.target-duration'))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, dc.TARGET_DURATION_ENV: "2s"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.stdout.strip() == "2s", out.stderr
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"min_workers": 1, "max_workers": 6},  # unset: Dask's default on Kubernetes
+        {"min_workers": 3, "max_workers": 3, "adapt": {"target_duration": "2s"}},  # fixed size
+    ],
+)
+def test_no_target_duration_env_when_unset_or_fixed(tmp_path, fields):
+    cluster = dc.compile_traced(load(tmp_path, **fields)).cluster
+    (scheduler,) = cluster["spec"]["scheduler"]["spec"]["containers"]
+    assert dc.TARGET_DURATION_ENV not in {e["name"] for e in scheduler.get("env", [])}
+
+
+def test_a_scheduler_spec_setting_the_target_duration_wins(tmp_path):
+    spec = f"containers:\n- name: scheduler\n  env:\n  - name: {dc.TARGET_DURATION_ENV}\n    value: 9s\n"
+    loaded = load(
+        tmp_path,
+        specs={"scheduler.yaml": spec},
+        scheduler_spec_file="scheduler.yaml",
+        max_workers=4,
+        adapt={"target_duration": "2s"},
+    )
+    cluster = dc.compile_traced(loaded).cluster
+    (scheduler,) = cluster["spec"]["scheduler"]["spec"]["containers"]
+    assert [e["value"] for e in scheduler["env"] if e["name"] == dc.TARGET_DURATION_ENV] == ["9s"]
 
 
 # --- mutation testing, second pass: compile's survivors (see tests/README.md, "Mutation testing") ------
