@@ -22,7 +22,7 @@ from typing import Any
 
 from dke import exitcodes
 from dke.diagnostics import DkeError
-from dke.runners import signals
+from dke.runners import prefectdb, signals
 from dke.runners.signals import Terminated, interrupt, sigterm_as_interrupt  # noqa: F401 - re-exported
 
 API_URL_ENV = "PREFECT_API_URL"
@@ -449,9 +449,7 @@ class TemporaryPrefectServer:
         with contextlib.suppress(OSError):
             home.mkdir(parents=True, exist_ok=True)
         # ...by running every migration (10 s and more): write it from dke's template instead.
-        from dke.runners.prefectdb import create_from_template
-
-        create_from_template(home)
+        prefectdb.create_from_template(home)
         # Settings changed in this process (temporary_settings) reach the server too; when
         # Prefect is not imported yet there are none, and the server reads profiles itself.
         # Not importing it here lets the server boot while this process imports Prefect.

@@ -8,7 +8,9 @@ tear it down. Dask and Prefect are imported inside the functions that need them.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -294,10 +296,6 @@ def dask_setup(worker) -> None:
     closed by their nanny when dke tears the cluster down, instead of dying mid-task
     with a traceback each.
     """
-    import gc
-    import signal
-    import threading
-
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The first Prefect task a worker runs imports Prefect's task engine (about a second).

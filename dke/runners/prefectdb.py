@@ -16,6 +16,7 @@ Importing this module does not import Prefect.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sqlite3
 from importlib import resources
@@ -57,8 +58,6 @@ def database_may_be_configured(home: Path | None = None) -> bool:
 def migration_revisions() -> set[str] | None:
     """The Alembic revisions of the installed Prefect's SQLite migrations (from their file
     names: `..._<revision>_<name>.py`); None when Prefect is not installed."""
-    import importlib.util
-
     spec = importlib.util.find_spec("prefect")
     if spec is None or not spec.submodule_search_locations:
         return None
