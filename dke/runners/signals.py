@@ -78,9 +78,25 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
 
 
+# Where Prefect's engines log an exception with its traceback: after an interrupt that is the
+# KeyboardInterrupt (or what Prefect wrapped it in) going by, not news.
+PREFECT_ENGINE_LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.flow_engine")
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    record.exc_info, record.exc_text, record.stack_info = None, None, None
+    return True
+
+
 def quiet_dask() -> None:
+    """What an interrupt makes quiet: Dask's reports from its threads, tracebacks in Prefect's
+    engine lines (their one-line message stays)."""
     for name in NOISY_WHEN_INTERRUPTED:
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    for name in PREFECT_ENGINE_LOGGERS:
+        logger = logging.getLogger(name)
+        if _without_traceback not in logger.filters:
+            logger.addFilter(_without_traceback)
 
 
 @contextlib.contextmanager

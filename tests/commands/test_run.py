@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import os
 import pty
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 from prefect_support import processes_with
 
@@ -222,3 +225,103 @@ def test_existing_scheduler_address_runs_there_and_gets_env(checks_env, api_url)
     assert {r["pid"] for r in report["results"]} <= worker_pids
     assert {r["value"] for r in report["results"]} == {"reached"}
     assert cluster.scheduler_address in proc.stdout
+
+
+# -- every phase of a run ends the same way on Ctrl-C and SIGTERM: exit 130, the flow run (when
+# there is one) Crashed, no traceback from dke or its children, no process left.
+
+
+def read_lines(stream, into: queue.Queue) -> None:
+    for line in stream:
+        into.put(line)
+    into.put(None)
+
+
+def flow_run_state(api_url: str, flow_run_id: str) -> str:
+    import httpx
+
+    response = httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10)
+    response.raise_for_status()
+    return response.json()["state"]["type"]
+
+
+# phase: (the line that says it has begun, whether the Prefect API is configured, flow parameters,
+# a second signal at teardown, the flow run's state afterwards)
+PHASES = {
+    "starting the Prefect API": ("dke: starting Prefect API", False, {}, False, None),
+    "starting the cluster": ("dke: starting cluster", True, {}, False, None),
+    "workers starting": ("dke: loading flow", True, {}, False, None),
+    "submitting tasks": ("submitted 20", True, {}, False, "CRASHED"),
+    "waiting for tasks": ("waiting", True, {"n": 6, "seconds": 30}, False, "CRASHED"),
+    "tearing down an interrupted run": ("waiting", True, {"n": 6, "seconds": 30}, True, "CRASHED"),
+    # A run that ended by itself keeps its state; the command was still interrupted.
+    "tearing down a completed run": ("dke: tearing down", True, {"n": 2, "seconds": 0}, False, "COMPLETED"),
+}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("phase", list(PHASES))
+def test_an_interrupt_in_any_phase_ends_the_same_way(tmp_path, api_url, phase, sig):
+    trigger, configured, params, again, state = PHASES[phase]
+    shutil.copy(FLOWS / "phases.py", tmp_path / "phases.py")
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text(
+        "name: phases\nimage: x.org/y:1\nflow: {entrypoint: phases.py:phases}\nmin_workers: 1\nmax_workers: 3\n"
+    )
+    marker = uuid.uuid4().hex
+    args = [f"--param={k}={v}" for k, v in params.items()]
+    proc = subprocess.Popen(
+        [*DKE, "run", str(env_file), *args],
+        cwd=tmp_path,
+        env=dke_env(api_url if configured else None, marker),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+    def signal_dke() -> None:
+        # Ctrl-C on a terminal reaches the whole process group; SIGTERM (kill, a supervisor) only dke.
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=read_lines, args=(proc.stdout, lines), daemon=True).start()
+    output: list[str] = []
+
+    def until(text: str) -> None:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, f"dke ended before {text!r}:\n{''.join(output)}"
+            output.append(line)
+            if text in line:
+                return
+        raise AssertionError(f"no {text!r} within 180s:\n{''.join(output)}")
+
+    try:
+        until(trigger)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        signal_dke()
+        if again:
+            until("dke: tearing down")
+            signal_dke()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    while (line := lines.get(timeout=10)) is not None:
+        output.append(line)
+    text = "".join(output)
+    assert proc.returncode == 130, text
+    assert "dke: interrupted" in text and "Traceback" not in text, text
+    flow_run_id = next((line.split()[-1] for line in output if line.startswith("flow run id ")), None)
+    if state is None:
+        assert flow_run_id is None, text  # interrupted before there was a flow run
+    else:
+        assert flow_run_state(api_url, flow_run_id) == state, text
+    psutil.wait_procs(children, timeout=5)
+    assert [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert_nothing_left(marker)
