@@ -119,6 +119,7 @@ def run_flow(flow, parameters: dict, task_runner=None) -> FlowOutcome:
         flow = flow.with_options(task_runner=task_runner)
     started = time.monotonic()
     signals.forget_interrupts()  # only those that arrive during this run
+    signals.record_prefect_sigterm()  # also those that Prefect's engine handles itself
     try:
         state = flow(**parameters, return_state=True)
         if inspect.isawaitable(state):  # an async flow
@@ -625,7 +626,8 @@ class PrefectApi:
             self.host, connect_host=self.connect_host, services=self.services
         )
         self._stack.callback(self._stop_server)
-        self.server.start()
+        with signals.held():  # an interrupt raised inside Popen's at-fork hooks is lost (see held)
+            self.server.start()
 
     def _stop_server(self) -> None:
         if self.server is not None:

@@ -239,7 +239,10 @@ def local_cluster(local: LocalPlan, watch: ClusterWatch | None = None) -> Iterat
     """
     from distributed import LocalCluster
 
-    cluster = LocalCluster(**cluster_kwargs(local))
+    from dke.runners.signals import ctrl_c_blocked
+
+    with ctrl_c_blocked():  # the cluster's IO loop thread, and the workers it spawns, inherit it
+        cluster = LocalCluster(**cluster_kwargs(local))
     try:
         if watch is not None:
             watch.dashboard = cluster.dashboard_link
@@ -292,12 +295,14 @@ def environment_plugin(env: dict[str, str]):
 def dask_setup(worker) -> None:
     """Runs in each local worker process (see cluster_kwargs' preload).
 
-    A terminal's Ctrl-C reaches the whole process group: workers ignore it and are
-    closed by their nanny when dke tears the cluster down, instead of dying mid-task
-    with a traceback each.
+    A terminal's Ctrl-C reaches the whole process group: workers start with it blocked
+    (local_cluster, which covers their start-up and imports) and ignore it from here on
+    (the mask lifted: a process a task starts may still install its own handler). Their
+    nanny closes them when dke tears the cluster down.
     """
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a pending Ctrl-C is discarded
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # The first Prefect task a worker runs imports Prefect's task engine (about a second).
     # Import it while starting, when the flow side is still getting ready. Not in a
     # background thread: two threads importing Prefect at once can hit an import deadlock.

@@ -78,6 +78,67 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM inside the block are held back and delivered when it ends.
+
+    Around a fork with a preexec_fn (subprocess.Popen): Python runs its at-fork hooks in the
+    parent, logging's among them, and an exception a handler raises inside one is printed
+    ("Exception ignored in ...") and lost, leaving logging's lock held for good.
+    A no-op outside the main thread, like handled().
+    """
+    got: list[int] = []
+    try:
+        with handled(lambda signum, frame: got.append(signum), signal.SIGINT, signal.SIGTERM):
+            yield
+    finally:
+        if got:
+            signal.raise_signal(got[0])  # now to the handler the block had hidden
+
+
+@contextlib.contextmanager
+def ctrl_c_blocked() -> Iterator[None]:
+    """SIGINT blocked in the calling thread for the block (pending until restored).
+
+    A signal mask is inherited by the threads started meanwhile and, across fork and exec,
+    by every process they start: Dask's LocalCluster starts its IO loop thread in its
+    constructor, and that thread spawns the worker processes. So a terminal's Ctrl-C, which
+    reaches the whole process group, never reaches a worker, not even while it imports
+    (multiprocessing's resource tracker protects itself the same way). dke stops them.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def record_prefect_sigterm() -> None:
+    """During a flow run Prefect's engine handles SIGTERM itself (its handler raises
+    TerminationSignal); raised while a task is being submitted, that comes back wrapped in
+    another error (pydantic's, serializing the context) as a Failed run, and nothing would
+    say the run was interrupted. Make Prefect's handler record the interrupt first.
+
+    Prefect installs the handler its module holds (prefect.utilities.engine); one that has
+    none (older than 3.9) is left alone.
+    """
+    try:
+        from prefect.utilities import engine
+    except ImportError:
+        return
+    prefects = getattr(engine, "_prefect_sigterm_handler", None)
+    if prefects is None or getattr(prefects, "records_interrupt", False):
+        return
+
+    def recording(signum, frame):
+        quiet_dask()
+        _interrupts.append(Terminated)
+        return prefects(signum, frame)
+
+    recording.records_interrupt = True  # type: ignore[attr-defined]
+    engine._prefect_sigterm_handler = recording
+
+
 # Where Prefect's engines log an exception with its traceback: after an interrupt that is the
 # KeyboardInterrupt (or what Prefect wrapped it in) going by, not news.
 PREFECT_ENGINE_LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.flow_engine")
