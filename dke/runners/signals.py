@@ -105,7 +105,13 @@ def ctrl_c_blocked() -> Iterator[None]:
     constructor, and that thread spawns the worker processes. So a terminal's Ctrl-C, which
     reaches the whole process group, never reaches a worker, not even while it imports
     (multiprocessing's resource tracker protects itself the same way). dke stops them.
+
+    That tracker, when started, unblocks SIGINT in the thread that starts it (Dask's IO loop
+    thread, creating a worker's queues): start it first, so that the mask stays.
     """
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield

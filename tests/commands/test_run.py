@@ -245,12 +245,25 @@ def flow_run_state(api_url: str, flow_run_id: str) -> str:
     return response.json()["state"]["type"]
 
 
+def a_worker_is_starting(dke: psutil.Process) -> bool:
+    """A Dask worker process exists (multiprocessing's spawn): it is still starting up, its
+    imports take seconds, long before it could set up any signal handling of its own."""
+    for child in dke.children(recursive=True):
+        try:
+            if any("spawn_main" in part for part in child.cmdline()):
+                return True
+        except psutil.Error:
+            pass
+    return False
+
+
 # phase: (the line that says it has begun, whether the Prefect API is configured, flow parameters,
-# a second signal at teardown, the flow run's state afterwards)
+# a second signal at teardown, the flow run's state afterwards). "workers starting" then also
+# waits, watching dke's children, until a worker process exists.
 PHASES = {
     "starting the Prefect API": ("dke: starting Prefect API", False, {}, False, None),
     "starting the cluster": ("dke: starting cluster", True, {}, False, None),
-    "workers starting": ("dke: loading flow", True, {}, False, None),
+    "workers starting": ("dke: starting cluster", True, {}, False, None),
     "submitting tasks": ("submitted 20", True, {}, False, "CRASHED"),
     "waiting for tasks": ("waiting", True, {"n": 6, "seconds": 30}, False, "CRASHED"),
     "tearing down an interrupted run": ("waiting", True, {"n": 6, "seconds": 30}, True, "CRASHED"),
@@ -303,6 +316,11 @@ def test_an_interrupt_in_any_phase_ends_the_same_way(tmp_path, api_url, phase, s
 
     try:
         until(trigger)
+        if phase == "workers starting":
+            deadline = time.monotonic() + 180
+            while not a_worker_is_starting(psutil.Process(proc.pid)):
+                assert time.monotonic() < deadline and proc.poll() is None, "no worker process started"
+                time.sleep(0.01)  # polling what is there, not waiting for it to happen
         children = psutil.Process(proc.pid).children(recursive=True)
         signal_dke()
         if again:

@@ -106,15 +106,25 @@ def test_fixed_size_cluster_gets_env_and_limits_and_leaves_nothing():
     )
     watch = ClusterWatch(2)
     with local_cluster(local, watch) as cluster:
+        import queue
+
         from distributed import Client
 
         cluster.wait_for_workers(2, timeout=60)
+        # A terminal's Ctrl-C reaches the whole process group. The IO loop thread, which
+        # spawns the workers, still blocks it once they started (not this thread).
+        masks: queue.Queue = queue.Queue()
+        cluster.loop.add_callback(lambda: masks.put(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        assert signal.SIGINT in masks.get(timeout=30)
+        assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
         with Client(cluster, set_as_default=False) as client:
             seen = client.run(
                 lambda: (
                     os.getpid(),
                     os.environ.get("DKE_TEST_VALUE"),
-                    signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
+                    # started, a worker ignores it, unblocked for what its tasks start
+                    signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+                    and signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, []),
                 )
             )
             info = client.scheduler_info()["workers"]

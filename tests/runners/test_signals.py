@@ -59,3 +59,56 @@ def test_deferred_signals_only_note_and_are_recorded():
         time.sleep(0.1)  # no exception: the block runs to its end
     assert notes == ["on it", "on it"] and signals.last_interrupt() is signals.Terminated
     signals.forget_interrupts()
+
+
+def test_held_signals_arrive_when_the_block_ends():
+    from dke.runners import signals
+
+    reached = []
+    with signals.interrupts_end_quietly():
+        with pytest.raises(KeyboardInterrupt):
+            with signals.held():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.1)
+                reached.append("the end of the block")
+    assert reached == ["the end of the block"]
+    signals.forget_interrupts()
+
+
+def test_ctrl_c_blocked_reaches_threads_and_processes_started_inside_only():
+    import subprocess
+    import sys
+
+    from dke.runners import signals
+
+    def blocked_in_a_child(into: list) -> None:
+        code = "import signal; print(int(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])))"
+        into.append(
+            subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+        )
+
+    inside: list = []
+    with signals.ctrl_c_blocked():
+        thread = threading.Thread(target=blocked_in_a_child, args=(inside,))  # like Dask's IO loop
+        thread.start()
+    thread.join()
+    outside: list = []
+    blocked_in_a_child(outside)
+    assert (inside, outside) == (["1"], ["0"])
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_prefects_own_sigterm_handler_records_the_interrupt(monkeypatch):
+    from prefect.exceptions import TerminationSignal
+    from prefect.utilities import engine
+
+    from dke.runners import signals
+
+    monkeypatch.setattr(engine, "_prefect_sigterm_handler", engine._prefect_sigterm_handler)  # undone after
+    signals.forget_interrupts()
+    signals.record_prefect_sigterm()
+    signals.record_prefect_sigterm()  # once is enough: not wrapped twice
+    with pytest.raises(TerminationSignal):  # what Prefect installs during a flow run
+        engine._prefect_sigterm_handler(signal.SIGTERM, None)
+    assert signals.last_interrupt() is signals.Terminated
+    signals.forget_interrupts()
