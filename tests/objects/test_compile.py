@@ -863,3 +863,36 @@ def test_quantities_as_strings_in_every_place_a_pod_has_them():
         {"containers": [{"resources": {"limits": {"cpu": dc.Traced(4.0, where)}}}]}
     )["containers"]
     assert c["resources"]["limits"]["cpu"] == dc.Traced("4", where)
+
+
+def test_the_environment_s_labels_never_replace_the_labels_dke_selects_by(tmp_path):
+    labels = {"app.kubernetes.io/managed-by": "helm", "dke.dev/run-id": "x", "team": "a"}
+    objects = dc.compile_environment(load(tmp_path, labels=labels), "r1")
+    for obj in objects:
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "dke"
+        assert obj["metadata"]["labels"]["team"] == "a"
+    job = objects[-1]
+    assert job["metadata"]["labels"]["dke.dev/run-id"] == "r1"
+    assert job["spec"]["template"]["metadata"]["labels"]["dke.dev/run-id"] == "r1"
+    assert run_spec(job).cluster["metadata"]["labels"]["dke.dev/run-id"] == "r1"
+
+
+def test_a_secret_or_pull_secret_the_spec_file_names_already_is_not_added_twice(tmp_path):
+    worker = (
+        "imagePullSecrets: [{name: etl-registry}]\ncontainers:\n- name: worker\n"
+        "  envFrom: [{secretRef: {name: db}}, {configMapRef: {name: cfg}}]\n"
+    )
+    loaded = load(
+        tmp_path,
+        {"worker.yaml": worker},
+        worker_spec_file="worker.yaml",
+        secrets=["db", "api"],
+        private_registry=True,
+    )
+    pod = dc.compile_traced(loaded).cluster["spec"]["worker"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "etl-registry"}]
+    assert pod["containers"][0]["envFrom"] == [
+        {"secretRef": {"name": "db"}},
+        {"configMapRef": {"name": "cfg"}},
+        {"secretRef": {"name": "api"}},
+    ]
