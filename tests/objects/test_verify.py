@@ -401,3 +401,30 @@ def test_a_numeric_probe_port_message_in_full(tmp_path):
         "(dask/dask-kubernetes#778), so the API server would refuse the DaskCluster; name the container port "
         "(ports: [{name: http, containerPort: 8786}]) and write its name here"
     )
+
+
+def test_toleration_messages_in_full_and_empty_fields_as_their_defaults():
+    pod = {
+        "tolerations": [
+            {"key": "k", "operator": "", "effect": ""},  # empty: the defaults (Equal, every effect)
+            {"key": "k", "operator": "Exists", "value": "v"},
+            {"key": "k", "tolerationSeconds": 0, "effect": "NoSchedule"},  # zero is a value too
+            {"key": "k", "effect": "Never"},
+            {"operator": "Equal"},
+        ]
+    }
+    assert verify.pod_problems(pod) == [
+        (("tolerations", 1, "value"), "a toleration with `operator: Exists` must not have a `value`"),
+        (
+            ("tolerations", 2, "tolerationSeconds"),
+            "`tolerationSeconds` only applies with `effect: NoExecute`; set that effect or remove it",
+        ),
+        (
+            ("tolerations", 3, "effect"),
+            "toleration effect 'Never' is not one of NoSchedule, PreferNoSchedule, NoExecute",
+        ),
+        (
+            ("tolerations", 4, "operator"),
+            "a toleration without a `key` must have `operator: Exists` (it then matches every taint)",
+        ),
+    ]
