@@ -432,6 +432,7 @@ def test_set_values_quotes_lists_and_the_largest_index():
     assert parse_set(0, "a='it''s',b=\"q\\\"r\\\\\"").data == {"a": "it's", "b": 'q"r\\'}
     assert parse_set(0, "a=[[1,'x]'],{b: c}],c=d").data == {"a": [[1, "x]"], {"b": "c"}], "c": "d"}
     assert parse_set(0, "a={ 1 , y },b=  spaced ,c={,}").data == {"a": [1, "y"], "b": "spaced", "c": ["", ""]}
+    assert parse_set(0, "a={Xy,X}").data == {"a": ["Xy", "X"]}
     assert parse_set(0, "\\=a=1").data == {"=a": 1}
     data = parse_set(0, "a=yes,b=0o10,c=.inf,d=1e3,e=010,g=True,h=0x1F").data  # YAML 1.2, as the file
     assert data == {"a": "yes", "b": 8, "c": float("inf"), "d": 1000.0, "e": 10, "g": True, "h": 31}
@@ -468,6 +469,9 @@ def test_a_long_flag_is_shortened_in_its_label():
         ("x,y", "x\\,y", "x\\,y"),
         ("a\\b", "a\\\\b", "a\\\\b"),
         ("\u00e9", "\u00e9", "\u00e9"),
+        (" \u00e9", '" \u00e9"', " \u00e9"),  # quoted as JSON, but not as \\u escapes
+        ("Xy,X", "Xy\\,X", "Xy\\,X"),  # only the characters that need it are escaped
+        ("{X", '"{X"', "\\{X"),
         ([], "[]", "{}"),
     ],
 )
@@ -477,8 +481,9 @@ def test_set_text_writes_each_kind_of_value(value, plain, string):
 
 
 def test_set_text_escapes_key_characters_and_skips_empty_mappings():
-    assert set_text((), {"a.b=c[d],e\\": 1, "f": {}, "g": {"h": [{"i": 2}]}}) == [
+    assert set_text((), {"a.b=c[d],e\\": 1, "f": {}, "g": {"h": [{"i": 2}]}, "X": 3}) == [
         "a\\.b\\=c\\[d]\\,e\\\\=1",
         "g.h[0].i=2",
+        "X=3",
     ]
     assert applied("q: 0\n", "a\\.b\\=c\\[d]\\,e\\\\=1") == {"q": 0, "a.b=c[d],e\\": 1}
