@@ -487,3 +487,10 @@ def test_set_text_escapes_key_characters_and_skips_empty_mappings():
         "X=3",
     ]
     assert applied("q: 0\n", "a\\.b\\=c\\[d]\\,e\\\\=1") == {"q": 0, "a.b=c[d],e\\": 1}
+
+
+def test_a_quoted_or_bracketed_value_ends_at_its_own_closing_character():
+    # escapes right before the closing quote, and letters inside brackets, do not move the end
+    assert parse_set(0, "a='x''',b=1").data == {"a": "x'", "b": 1}
+    assert parse_set(0, 'a="x\\\\",b=1').data == {"a": "x\\", "b": 1}
+    assert parse_set(0, "a=[X, {Y: Z}],b=1").data == {"a": ["X", {"Y": "Z"}], "b": 1}
