@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from dke.runners import signals
+
 WORKER_CONTAINER = (
     "worker"  # dke's worker container in the default pod (see dke.environment.scaffold/compile)
 )
@@ -239,9 +241,7 @@ def local_cluster(local: LocalPlan, watch: ClusterWatch | None = None) -> Iterat
     """
     from distributed import LocalCluster
 
-    from dke.runners.signals import ctrl_c_blocked
-
-    with ctrl_c_blocked():  # the cluster's IO loop thread, and the workers it spawns, inherit it
+    with signals.ctrl_c_blocked():  # the cluster's IO loop thread, and the workers it spawns, inherit it
         cluster = LocalCluster(**cluster_kwargs(local))
     try:
         if watch is not None:

@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from multiprocessing import resource_tracker
 from typing import Any
 
 
@@ -109,8 +110,6 @@ def ctrl_c_blocked() -> Iterator[None]:
     That tracker, when started, unblocks SIGINT in the thread that starts it (Dask's IO loop
     thread, creating a worker's queues): start it first, so that the mask stays.
     """
-    from multiprocessing import resource_tracker
-
     resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
