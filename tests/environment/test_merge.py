@@ -494,3 +494,15 @@ def test_a_quoted_or_bracketed_value_ends_at_its_own_closing_character():
     assert parse_set(0, "a='x''',b=1").data == {"a": "x'", "b": 1}
     assert parse_set(0, 'a="x\\\\",b=1').data == {"a": "x\\", "b": 1}
     assert parse_set(0, "a=[X, {Y: Z}],b=1").data == {"a": ["X", {"Y": "Z"}], "b": 1}
+
+
+def test_a_later_assignment_of_the_whole_list_fills_the_slots_an_index_left():
+    assert applied("q: 0\n", "a[0][1]=x,a[0]=[1, 2]") == {"q": 0, "a": [[1, 2]]}
+    assert applied("q: 0\n", "a[0][1]=x", "a[0]={y,z}") == {"q": 0, "a": [["y", "z"]]}
+
+
+def test_layering_leaves_the_flags_it_applies_unchanged():
+    base = parse_yaml("environment.yaml", "q: 0\n")[0]
+    first, second = parse_set(0, "a=[{b: 1}]"), parse_set(1, "a[0].b=2")
+    assert layer([base, first, second]).data == {"q": 0, "a": [{"b": 2}]}
+    assert layer([base, first]).data == {"q": 0, "a": [{"b": 1}]}  # the same flag, layered again

@@ -229,3 +229,16 @@ def test_the_docstring_states_the_order_the_stages_really_run(project, monkeypat
     order = [n for i, n in enumerate(calls) if i == 0 or calls[i - 1] != n]
     documented = [int(n) for n in re.findall(r"^(\d)\. ", pipeline.__doc__, re.M)]
     assert documented == list(stages) and order == documented
+
+
+def test_a_set_that_deletes_a_required_key_is_blamed_for_it(project):
+    loaded = load_environment("environment.yaml", sets=["max_workers=3,image=null"])
+    [d] = loaded.diagnostics
+    assert (d.code, d.file, d.line, d.column, d.path) == (
+        "DKE101",
+        "--set #1 max_workers=3,image=null",
+        1,
+        15,
+        "$.image",
+    )
+    assert d.message.startswith("required key 'image' is deleted here (null)")
