@@ -242,3 +242,17 @@ def test_a_set_that_deletes_a_required_key_is_blamed_for_it(project):
         "$.image",
     )
     assert d.message.startswith("required key 'image' is deleted here (null)")
+
+
+def test_a_mapping_a_set_creates_is_blamed_for_what_it_lacks(project):
+    (project / "bare.yaml").write_text(f"name: etl\nimage: {IMAGE}\n")
+    loaded = load_environment("bare.yaml", sets=["max_workers=2,flow.parameters.n=1"])
+    [d] = loaded.diagnostics
+    assert (d.code, d.file, d.line, d.column, d.path) == (
+        "DKE101",
+        "--set #1 max_workers=2,flow.parameters.n=1",
+        1,
+        15,
+        "$.flow",
+    )
+    assert "entrypoint" in d.message
