@@ -506,3 +506,16 @@ def test_layering_leaves_the_flags_it_applies_unchanged():
     first, second = parse_set(0, "a=[{b: 1}]"), parse_set(1, "a[0].b=2")
     assert layer([base, first, second]).data == {"q": 0, "a": [{"b": 2}]}
     assert layer([base, first]).data == {"q": 0, "a": [{"b": 1}]}  # the same flag, layered again
+
+
+@pytest.mark.parametrize("levels, value", [(MAX_DEPTH - 3, "[{a: {b: 1}}]"), (MAX_DEPTH - 2, "[{}]")])
+def test_mappings_inside_a_set_list_count_towards_the_depth_limit(levels, value):
+    key = ".".join(["a"] * levels)
+    assert parse_set(0, f"{key}={value}").data  # exactly at the limit
+    with pytest.raises(DkeError) as info:
+        parse_set(0, f"b.{key}={value}")
+    assert str(info.value).endswith(f"nested more than {MAX_DEPTH} levels deep (key path and value)")
+
+
+def test_a_flag_on_its_own_leaves_unset_slots_null():
+    assert parse_set(0, "a[2]=x,b[0][1]=y").data == {"a": [None, None, "x"], "b": [[None, "y"]]}
