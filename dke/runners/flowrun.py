@@ -220,6 +220,8 @@ def run_flow_run(flow, flow_run, task_runner=None) -> FlowOutcome:
     if task_runner is not None:
         flow = flow.with_options(task_runner=task_runner)
     started = time.monotonic()
+    signals.forget_interrupts()  # as run_flow: only those that arrive during this run
+    signals.record_prefect_sigterm()
     try:
         state = engine_run_flow(flow, flow_run=flow_run, return_type="state")
         if inspect.isawaitable(state):  # an async flow
@@ -229,6 +231,8 @@ def run_flow_run(flow, flow_run, task_runner=None) -> FlowOutcome:
     except KeyboardInterrupt:
         raise
     except Exception as e:
+        if signals.last_interrupt():
+            raise signals.last_interrupt()() from None
         return FlowOutcome(
             False,
             "Failed",
@@ -236,6 +240,9 @@ def run_flow_run(flow, flow_run, task_runner=None) -> FlowOutcome:
             duration=time.monotonic() - started,
             error=f"{type(e).__name__}: {e}",
         )
+    if signals.last_interrupt() and not state.is_completed():
+        _mark_crashed(state)
+        raise signals.last_interrupt()()
     return _outcome(state, time.monotonic() - started)
 
 

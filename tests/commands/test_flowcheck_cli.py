@@ -80,7 +80,10 @@ def test_run_with_a_misspelt_param_stops_before_prefect_or_dask_load(quickstart)
 
 def test_run_with_a_wrong_type_and_a_missing_flow_file(quickstart):
     proc = dke("run", quickstart, "--param", "n=many")
-    assert proc.returncode == 4 and "--param #1 n=many col 3: error[DKE324] $.n: 'many' is not a valid int" in proc.stderr
+    assert (
+        proc.returncode == 4
+        and "--param #1 n=many col 3: error[DKE324] $.n: 'many' is not a valid int" in proc.stderr
+    )
     assert "LOADED []" in proc.stderr
     (quickstart.parent / "flows" / "quickstart.py").unlink()
     proc = dke("run", quickstart)
