@@ -198,9 +198,10 @@ class Adapt(_Strict):
         ge=1,
         le=1000,
         description="How many decisions in a row must find a worker idle before the local cluster "
-        "retires it (dke default `3`). Kubernetes: not used, the operator removes at most a quarter "
-        "of the workers per step and waits 15 s after each change.",
-        examples=[3],
+        "retires it (dke default `6`: 3 s at the default interval, as Dask's 1 s × 3). "
+        "Kubernetes: not used, the operator removes at most a quarter of the workers per step "
+        "and waits 15 s after each change.",
+        examples=[6],
     )
     target_duration: Duration | None = Field(
         default=None,
@@ -401,7 +402,7 @@ class Environment(_Strict):
         default_factory=Adapt,
         description="How the cluster adapts between `min_workers` and `max_workers`: Dask's "
         "`interval`, `wait_count` and `target_duration` (durations such as `500ms`, `1s`).",
-        examples=[{"interval": "500ms", "wait_count": 3, "target_duration": "1s"}],
+        examples=[{"interval": "500ms", "wait_count": 6, "target_duration": "1s"}],
     )
     private_registry: bool = Field(
         default=False,

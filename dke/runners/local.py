@@ -82,7 +82,7 @@ def worker_resources(pod_spec: dict | None) -> tuple[int | None, int | None]:
 # Dask's adaptive defaults (interval 1s, wait_count 3, target_duration 5s) suit long-lived
 # clusters; a run here is often short, and each second spent at min_workers is a second of the
 # run (bench/adapt_ramp.py measures the time to max_workers under a fixed load).
-ADAPT_DEFAULTS = {"interval": "500ms", "wait_count": 3, "target_duration": "1s"}
+ADAPT_DEFAULTS = {"interval": "500ms", "wait_count": 6, "target_duration": "1s"}
 
 
 @dataclass

@@ -196,4 +196,4 @@ def test_without_adapt_keys_the_local_cluster_gets_dkes_defaults():
     assert local.adapt == ADAPT_DEFAULTS
     with local_cluster(LocalPlan("dask", 0, 2)) as cluster:
         adaptive = cluster._adaptive
-        assert (adaptive.interval, adaptive.wait_count, adaptive.target_duration) == (0.5, 3, 1.0)
+        assert (adaptive.interval, adaptive.wait_count, adaptive.target_duration) == (0.5, 6, 1.0)
