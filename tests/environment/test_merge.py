@@ -519,3 +519,18 @@ def test_mappings_inside_a_set_list_count_towards_the_depth_limit(levels, value)
 
 def test_a_flag_on_its_own_leaves_unset_slots_null():
     assert parse_set(0, "a[2]=x,b[0][1]=y").data == {"a": [None, None, "x"], "b": [[None, "y"]]}
+
+
+def test_the_key_path_s_edge_cases():
+    assert parse_set(0, "X.Y=1,a=").data == {"X": {"Y": 1}, "a": ""}  # a value may be empty at the end too
+    assert parse_set(0, "a=Xy,b=x\\,").data == {"a": "Xy", "b": "x,"}
+    with pytest.raises(DkeError) as info:
+        parse_set(0, "a[0].=1")
+    assert str(info.value) == "--set #1 'a[0].=1' col 6: empty key name after a[0]; write KEY.PATH=VALUE"
+
+
+def test_a_problem_inside_a_set_list_or_mapping_points_at_the_value():
+    merged = layer([parse_yaml("e.yaml", "q: 0\n")[0], parse_set(0, "q=1,a=[x, {b: y}]")])
+    for path in (("a", 0), ("a", 1, "b")):
+        d = merged.diagnostic(path, "DKE102", "m")
+        assert (d.file, d.line, d.column) == ("--set #1 'q=1,a=[x, {b: y}]'", 1, 7)
