@@ -256,3 +256,13 @@ def test_a_mapping_a_set_creates_is_blamed_for_what_it_lacks(project):
         "$.flow",
     )
     assert "entrypoint" in d.message
+
+
+def test_an_unknown_key_in_a_set_points_at_that_key_s_column(project):
+    loaded = load_environment(
+        "environment.yaml", sets=["max_workers=2,job.backof_limit=2", "min_workers=1,labelz.a=b"]
+    )
+    assert {d.path: (d.code, d.file, d.line, d.column) for d in loaded.diagnostics} == {
+        "$.job.backof_limit": ("DKE100", "--set #1 max_workers=2,job.backof_limit=2", 1, 19),
+        "$.labelz": ("DKE100", "--set #2 min_workers=1,labelz.a=b", 1, 15),
+    }
