@@ -534,3 +534,19 @@ def test_a_problem_inside_a_set_list_or_mapping_points_at_the_value():
     for path in (("a", 0), ("a", 1, "b")):
         d = merged.diagnostic(path, "DKE102", "m")
         assert (d.file, d.line, d.column) == ("--set #1 'q=1,a=[x, {b: y}]'", 1, 7)
+
+
+def test_the_depth_limit_messages_point_at_the_flag_s_start():
+    for flag, problem in (
+        (
+            ".".join(["a"] * (MAX_DEPTH + 1)) + "=1",
+            f"the key path has {MAX_DEPTH + 1} levels, more than {MAX_DEPTH}",
+        ),
+        (
+            "a=" + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1),
+            f"nested more than {MAX_DEPTH} levels deep (key path and value)",
+        ),
+    ):
+        with pytest.raises(DkeError) as info:
+            parse_set(0, flag)
+        assert str(info.value).endswith(f" col 1: {problem}")

@@ -896,3 +896,11 @@ def test_a_secret_or_pull_secret_the_spec_file_names_already_is_not_added_twice(
         {"configMapRef": {"name": "cfg"}},
         {"secretRef": {"name": "api"}},
     ]
+
+
+def test_dask_written_in_command_after_a_wrapper_moves_to_args(tmp_path):
+    worker = "containers:\n- name: worker\n  command: [tini, --, dask, worker]\n  args: [--nthreads, '2']\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml")
+    (container,) = dc.compile_traced(loaded).cluster["spec"]["worker"]["spec"]["containers"]
+    assert container["command"] == ["tini", "--"]
+    assert container["args"] == [*dc.podtemplate.default_args("worker"), "--nthreads", "2"]
