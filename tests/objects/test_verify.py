@@ -428,3 +428,53 @@ def test_toleration_messages_in_full_and_empty_fields_as_their_defaults():
             "a toleration without a `key` must have `operator: Exists` (it then matches every taint)",
         ),
     ]
+
+
+def test_objects_are_checked_against_the_kubernetes_version_asked_for(tmp_path):
+    loaded = load(tmp_path)
+    compiled = compile_traced(loaded)
+    compiled.objects[-1]["spec"]["managedBy"] = "example.com/queue"  # a Job field since Kubernetes 1.30
+    assert verify.validate_objects(loaded, "1.30", compiled) == []
+    (d,) = verify.validate_objects(loaded, "1.29", compiled)
+    assert (d.code, d.file, d.path) == (verify.OBJECT_INVALID, loaded.file, "$.name")  # dke wrote it
+    assert d.message.startswith("compiled Job etl-run-id at $.spec.managedBy: unknown key 'managedBy'")
+
+
+def test_a_schema_problem_in_a_default_value_is_reported_at_the_top_of_the_file(tmp_path):
+    loaded = load(tmp_path, max_workers=3)
+    # as if a future rule let them through the model: values the file does not set (defaults)
+    loaded.env.job.backoff_limit = "many"
+    loaded.env.min_workers = 1.5
+    found = {d.message.split(":")[0]: d for d in verify.validate_objects(loaded, KUBE)}
+    job = found["compiled Job etl-run-id at $.spec.backoffLimit"]
+    cluster = found["compiled DaskCluster etl-run-id at $.spec.worker.replicas"]
+    autoscaler = found["compiled DaskAutoscaler etl-run-id at $.spec.minimum"]
+    assert (job.code, job.file, job.line, job.column, job.path) == (
+        verify.OBJECT_INVALID,
+        loaded.file,
+        1,
+        1,
+        "$",
+    )
+    assert job.message.endswith("(from the default of job.backoff_limit)")
+    assert (cluster.code, cluster.file, cluster.line, cluster.path) == (
+        verify.CLUSTER_INVALID,
+        loaded.file,
+        1,
+        "$",
+    )
+    assert cluster.message.endswith("(from the default of min_workers)")
+    # the autoscaler adapt() creates is not in the output: its problems point at the environment's name
+    assert (autoscaler.severity, autoscaler.code, autoscaler.file, autoscaler.path) == (
+        ERROR,
+        verify.CLUSTER_INVALID,
+        loaded.file,
+        "$.name",
+    )
+
+
+def test_a_fixed_size_cluster_has_no_autoscaler_to_check(tmp_path):
+    loaded = load(tmp_path, min_workers=2, max_workers=2)
+    loaded.env.min_workers = loaded.env.max_workers = 2.5  # as if a future rule let it through the model
+    kinds = {d.message.split(" at ")[0] for d in verify.validate_objects(loaded, KUBE)}
+    assert kinds == {"compiled DaskCluster etl-run-id"}  # adapt() is not called: no DaskAutoscaler
