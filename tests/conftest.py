@@ -5,8 +5,23 @@ HYPOTHESIS_PROFILE=fuzz pytest --timeout 3600 tests/test_properties.py tests/obj
 """
 
 import os
+import shutil
+import tempfile
 
 from hypothesis import HealthCheck, settings
+
+# The suite's Prefect state (the shared server's database, profiles, flow-run history) lives in
+# a home of its own, never in the user's ~/.prefect; subprocesses inherit it. Set before any
+# test module imports Prefect, which reads it once.
+SUITE_PREFECT_HOME = tempfile.mkdtemp(prefix="dke-tests-prefect-")
+os.environ["PREFECT_HOME"] = SUITE_PREFECT_HOME
+for _inherited in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILES_PATH", "PREFECT_PROFILE"):
+    os.environ.pop(_inherited, None)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(SUITE_PREFECT_HOME, ignore_errors=True)
+
 
 # ci: the same examples on every run and machine (derandomize), no example database (a
 # failure found elsewhere must not change what CI runs), no timing-based checks.
@@ -59,9 +74,9 @@ def shared_prefect_server():
     """One temporary Prefect server for the whole session, for the modules whose flow runs need
     *a* Prefect API and look up only their own runs (by id): run, incluster_cli, flowrun,
     localrun, incluster, standin_e2e (each used to start its own: 35 s a start on a busy
-    2-core machine). Its database is Prefect's default one, as before (a fresh one costs
-    Prefect's migrations on every start). Modules that need an empty database (deploy, status,
-    serve) and the tests of starting a server start their own."""
+    2-core machine). Its database is a new one in the suite's PREFECT_HOME (written from dke's
+    template: no migrations). Modules that need an empty database (deploy, status, serve) and
+    the tests of starting a server start their own."""
     from prefect_support import temporary_server
 
     with temporary_server() as url:
