@@ -55,6 +55,7 @@ def load_flow(entrypoint: str, base_dir: Path):
     else:
         resolved = entrypoint
     prepare_import_path(entrypoint, base_dir)
+    keep_code_filenames()
     try:
         flow = load_flow_from_entrypoint(resolved, use_placeholder_flow=False)
     except ScriptError as e:
@@ -69,6 +70,37 @@ def load_flow(entrypoint: str, base_dir: Path):
     except (AttributeError, ValueError) as e:
         raise DkeError(f"flow.entrypoint {entrypoint!r}: {e}", exitcodes.INVALID) from None
     return flow
+
+
+DYNAMIC_CODE = "<dynamic-code>"
+
+
+def keep_code_filenames() -> None:
+    """Keep the file name of code that cloudpickle ships by value.
+
+    A Prefect task reaches a Dask worker by value: its module holds the Task, not the
+    function, so cloudpickle cannot name the function and copies its code, renamed
+    "<dynamic-code>" (which is what a worker's traceback then showed). The line numbers
+    travel already; with the real file name, a worker's traceback names the flow file and
+    line (the file is there on the workers: this machine, or the same image). Process-wide
+    and idempotent; a cloudpickle without this table is left alone.
+    """
+    import types
+
+    import cloudpickle
+
+    table = getattr(cloudpickle.Pickler, "_dispatch_table", None)
+    reduce = table.get(types.CodeType) if isinstance(table, dict) else None
+    if reduce is None or getattr(reduce, "_dke_keeps_filename", False):
+        return
+
+    def reduce_keeping_filename(code):
+        rv = reduce(code)
+        args = tuple(code.co_filename if isinstance(a, str) and a == DYNAMIC_CODE else a for a in rv[1])
+        return (rv[0], args, *rv[2:])
+
+    reduce_keeping_filename._dke_keeps_filename = True
+    table[types.CodeType] = reduce_keeping_filename
 
 
 def prepare_import_path(entrypoint: str, base_dir: Path) -> None:
@@ -417,6 +449,12 @@ def api_url_may_be_configured() -> bool:
     return False
 
 
+NO_UI_NOTE = (
+    "Prefect API: a temporary server for this run, without a UI; to follow runs in the "
+    "Prefect UI, set PREFECT_API_URL to a server that serves one (e.g. `prefect server start`)"
+)
+
+
 class TemporaryPrefectServer:
     """A Prefect API server in a child process (what Prefect's own temporary server runs:
     uvicorn over `prefect.server.api.server:create_app`, no UI, no background services).
@@ -657,7 +695,8 @@ class PrefectApi:
             check_api(url)
         self.url = url
         self._stack.enter_context(exported(API_URL_ENV, url))
-        self._stack.enter_context(api_url_settings(url))
+        # A temporary server serves no UI: no "View at" link to a page that does not exist.
+        self._stack.enter_context(api_url_settings(url, ui=not self.temporary))
         # Else Prefect's exit handler sends them, maybe to a server that is gone.
         self._stack.callback(flush_prefect_logs)
 
@@ -697,9 +736,12 @@ def flush_prefect_logs() -> None:
 
 
 @contextlib.contextmanager
-def api_url_settings(url: str) -> Iterator[None]:
-    """Make this process's Prefect settings use `url` too (settings are read once at import)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+def api_url_settings(url: str, ui: bool = True) -> Iterator[None]:
+    """Make this process's Prefect settings use `url` too (settings are read once at import).
 
-    with temporary_settings({PREFECT_API_URL: url}):
+    ui=False: the API serves no UI, so Prefect must not derive a UI URL from it (an empty
+    PREFECT_UI_URL: the flow engine then logs no "View at" link)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: url, **({} if ui else {PREFECT_UI_URL: ""})}):
         yield

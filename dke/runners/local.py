@@ -7,10 +7,13 @@ tear it down. Dask and Prefect are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import logging
 import math
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -230,29 +233,101 @@ def workers_wanted(local: LocalPlan) -> int:
     return local.min_workers if local.adaptive else local.max_workers
 
 
+# What Dask logs at WARNING on a normal scale-down or teardown: a retired worker's last
+# heartbeat races its removal, a nanny kills a worker that is slow to exit. Not problems.
+ROUTINE_DASK_MESSAGES = (
+    "Received heartbeat from unregistered worker",
+    "Scheduler was unaware of this worker",
+    "Worker process still alive after",
+)
+
+
+class DaskLogs(logging.Handler):
+    """Dask's log records (the `distributed` loggers) as dke output lines: `dask <part>
+    <level>: <message>`, warnings and worse only. What a normal scale-down or teardown logs
+    (ROUTINE_DASK_MESSAGES, a cancelled coroutine, anything below ERROR once `closing`)
+    is dropped: a worker that dies, a task that kills workers (KilledWorker) still shows.
+    `write` takes one line (Progress.message: it adds "dke: ")."""
+
+    def __init__(self, write):
+        super().__init__(logging.WARNING)
+        self.write = write
+        self.closing = False
+
+    def routine(self, record: logging.LogRecord) -> bool:
+        if self.closing and record.levelno < logging.ERROR:
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, asyncio.CancelledError) and record.levelno < logging.CRITICAL:
+            return True
+        return any(m in str(record.msg) for m in ROUTINE_DASK_MESSAGES)
+
+    def format(self, record: logging.LogRecord) -> str:
+        part = record.name.split(".")[1] if "." in record.name else "distributed"
+        text = record.getMessage().strip().splitlines()[0] if record.getMessage().strip() else ""
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            text += f" ({type(exc).__name__}: {exc})" if str(exc) else f" ({type(exc).__name__})"
+        return f"dask {part} {record.levelname.lower()}: {text}"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.routine(record):
+            return
+        try:
+            self.write(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must not break the run
+            self.handleError(record)
+
+
 @contextlib.contextmanager
-def local_cluster(local: LocalPlan, watch: ClusterWatch | None = None) -> Iterator[Any]:
+def dask_logs_through(write) -> Iterator[DaskLogs]:
+    """Dask's loggers write through `write` (DaskLogs) instead of their own stderr handler,
+    in this process (the scheduler, the nannies), for the block."""
+    handler = DaskLogs(write)
+    logger = logging.getLogger("distributed")
+    saved = (logger.handlers[:], logger.propagate)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    try:
+        yield handler
+    finally:
+        logger.handlers[:], logger.propagate = saved
+
+
+@contextlib.contextmanager
+def local_cluster(local: LocalPlan, watch: ClusterWatch | None = None, log=None) -> Iterator[Any]:
     """A distributed.LocalCluster for the plan, adapted between min and max workers
     (fixed size when equal); closed when the block ends, whatever happens.
 
     Returns as soon as the scheduler runs: the first workers are still starting (tasks
     submitted meanwhile wait for them); `cluster.wait_for_workers(workers_wanted(local))`
-    waits for them.
+    waits for them. `log` takes Dask's warnings as lines (DaskLogs; default: stderr, as
+    the workers write theirs).
     """
     from distributed import LocalCluster
 
-    with signals.ctrl_c_blocked():  # the cluster's IO loop thread, and the workers it spawns, inherit it
-        cluster = LocalCluster(**cluster_kwargs(local))
-    try:
-        if watch is not None:
-            watch.dashboard = cluster.dashboard_link
-            cluster.scheduler.add_plugin(watch.plugin())
-        cluster.scale(workers_wanted(local))  # does not wait
-        if local.adaptive:
-            cluster.adapt(minimum=local.min_workers, maximum=local.max_workers, **local.adapt)
-        yield cluster
-    finally:
-        close_cluster(cluster)
+    with dask_logs_through(log or _stderr_line) as dask_log:
+        with signals.ctrl_c_blocked():  # the cluster's IO loop thread, and the workers it spawns, inherit it
+            cluster = LocalCluster(**cluster_kwargs(local))
+        try:
+            yield _adapted(cluster, local, watch)
+        finally:
+            dask_log.closing = True  # what closing the cluster logs is its normal end
+            close_cluster(cluster)
+
+
+def _stderr_line(text: str) -> None:
+    print(f"dke: {text}", file=sys.stderr, flush=True)
+
+
+def _adapted(cluster, local: LocalPlan, watch: ClusterWatch | None):
+    if watch is not None:
+        watch.dashboard = cluster.dashboard_link
+        cluster.scheduler.add_plugin(watch.plugin())
+    cluster.scale(workers_wanted(local))  # does not wait
+    if local.adaptive:
+        cluster.adapt(minimum=local.min_workers, maximum=local.max_workers, **local.adapt)
+    return cluster
 
 
 def close_cluster(cluster) -> None:
@@ -303,6 +378,10 @@ def dask_setup(worker) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a pending Ctrl-C is discarded
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # The worker's own Dask logs: dke's lines on the stderr it shares with dke, warnings only.
+    logger = logging.getLogger("distributed")
+    logger.handlers[:] = [DaskLogs(_stderr_line)]
+    logger.propagate = False
     # The first Prefect task a worker runs imports Prefect's task engine (about a second).
     # Import it while starting, when the flow side is still getting ready. Not in a
     # background thread: two threads importing Prefect at once can hit an import deadlock.

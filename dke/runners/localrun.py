@@ -54,6 +54,8 @@ def run_locally(loaded, local: LocalPlan, parameters: dict[str, Any], progress: 
     ended = False
     try:
         api = stack.enter_context(flowrun.PrefectApi(phase=progress.phase))
+        if api.temporary:
+            progress.message(flowrun.NO_UI_NOTE)
         for name, value in local.env.items():  # the flow process is "the job": it gets env too
             stack.enter_context(flowrun.exported(name, value))
         # Before any worker starts: they find the flow's modules through the import path.
@@ -62,7 +64,7 @@ def run_locally(loaded, local: LocalPlan, parameters: dict[str, Any], progress: 
         address = None
         if local.uses_local_cluster:
             progress.phase("starting cluster")
-            cluster = stack.enter_context(local_cluster(local, watch))
+            cluster = stack.enter_context(local_cluster(local, watch, log=progress.message))
             address = cluster.scheduler_address
             progress.counts = watch.snapshot
             progress.message(f"{local.describe()}; dashboard {watch.dashboard}")

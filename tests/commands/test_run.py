@@ -343,3 +343,27 @@ def test_an_interrupt_in_any_phase_ends_the_same_way(tmp_path, api_url, phase, s
     psutil.wait_procs(children, timeout=5)
     assert [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
     assert_nothing_left(marker)
+
+
+def test_temporary_server_scale_down_and_a_failing_task_read_as_dke(tmp_path):
+    """Without PREFECT_API_URL: no "View at" link to the temporary server (it serves no UI),
+    a note on how to get one; adapt scales up and down and the cluster is torn down without a
+    Dask line in Dask's own format or a routine scale-down warning; the task's traceback from
+    the worker names the flow file and the raising line."""
+    flow_file = tmp_path / "scaledown.py"
+    flow_file.write_text((FLOWS / "scaledown.py").read_text())
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text(
+        "name: scaledown\nimage: x.org/y:1\nflow: {entrypoint: scaledown.py:scaledown}\n"
+        "min_workers: 1\nmax_workers: 3\n"
+    )
+    proc = dke_run([env_file], None, timeout=240)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "View at" not in out and "/runs/flow-run/" not in out
+    assert "without a UI" in proc.stderr and "PREFECT_API_URL" in proc.stderr
+    assert " - distributed." not in out  # Dask's format: "<time> - distributed.x - LEVEL - ..."
+    for routine in ("unregistered worker", "Scheduler was unaware", "still alive after", "CancelledError"):
+        assert routine not in out, out
+    assert "<dynamic-code>" not in out
+    assert f'File "{flow_file}", line 17, in explode' in out, out

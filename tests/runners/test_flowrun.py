@@ -18,7 +18,7 @@ from prefect_support import processes_with, this_process_api
 
 from dke import exitcodes
 from dke.diagnostics import DkeError
-from dke.runners.flowrun import configured_api_url, load_flow, prefect_api, run_flow
+from dke.runners.flowrun import api_url_settings, configured_api_url, load_flow, prefect_api, run_flow
 
 FLOWS = Path(__file__).parent.parent / "data" / "flows" / "run"
 
@@ -103,7 +103,37 @@ def test_bad_parameters_do_not_raise(api_url):
     assert "nobody" in outcome.error
 
 
+def test_tasks_shipped_by_value_keep_the_flow_file_and_line():
+    """A task travels to a Dask worker by value (cloudpickle): its traceback there names the
+    flow file and line, not "<dynamic-code>"."""
+    import pickle
+    import traceback
+
+    from distributed.protocol import pickle as dask_pickle
+
+    flow = load_flow("scaledown.py:scaledown", FLOWS)
+    task = sys.modules[flow.fn.__module__].explode
+    shipped = pickle.loads(dask_pickle.dumps(task))
+    assert shipped.fn is not task.fn  # by value: a copy of the code
+    with pytest.raises(ValueError, match="boom 7") as raised:
+        shipped.fn(7)
+    last = traceback.extract_tb(raised.tb)[-1]
+    assert (last.filename, last.lineno) == (str(FLOWS / "scaledown.py"), 17)
+    assert "<dynamic-code>" not in "".join(traceback.format_tb(raised.tb))
+
+
 # -- prefect_api
+
+
+def test_no_run_link_when_the_api_serves_no_ui():
+    """Prefect's flow engine logs "View at <UI URL>/runs/..." when it knows a UI URL; a
+    temporary server has no UI, so there must be none to derive."""
+    from prefect.utilities.urls import url_for
+
+    with api_url_settings("http://127.0.0.1:9/api", ui=False):
+        assert url_for("flow-run", obj_id="abc") is None
+    with api_url_settings("http://127.0.0.1:9/api"):  # a configured server: its UI
+        assert url_for("flow-run", obj_id="abc") == "http://127.0.0.1:9/runs/flow-run/abc"
 
 
 def test_configured_url_is_used_as_is(api_url):

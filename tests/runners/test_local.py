@@ -15,8 +15,10 @@ from dke.environment.pipeline import load_environment
 from dke.runners.local import (
     ADAPT_DEFAULTS,
     ClusterWatch,
+    DaskLogs,
     LocalPlan,
     cluster_kwargs,
+    dask_logs_through,
     local_cluster,
     make_task_runner,
     parse_quantity,
@@ -197,3 +199,59 @@ def test_without_adapt_keys_the_local_cluster_gets_dkes_defaults():
     with local_cluster(LocalPlan("dask", 0, 2)) as cluster:
         adaptive = cluster._adaptive
         assert (adaptive.interval, adaptive.wait_count, adaptive.target_duration) == (0.5, 6, 1.0)
+
+
+def test_dask_logs_go_through_dke_and_routine_scale_down_is_not_a_warning(capfd):
+    """Dask's warnings become dke lines; what a normal scale-down or teardown logs does not
+    show; a worker that died still does, and the handler goes away with the block."""
+    import asyncio
+    import logging
+
+    lines: list[str] = []
+    dask_logger = logging.getLogger("distributed")
+    before = dask_logger.handlers[:]
+    with dask_logs_through(lines.append) as handler:
+        logging.getLogger("distributed.scheduler").warning(
+            "Received heartbeat from unregistered worker 'tcp://127.0.0.1:1'."
+        )
+        logging.getLogger("distributed.worker").warning(
+            "Scheduler was unaware of this worker; shutting down."
+        )
+        logging.getLogger("distributed.nanny").warning(
+            "Worker process still alive after 4.0 seconds, killing"
+        )
+        try:
+            raise asyncio.CancelledError()
+        except asyncio.CancelledError:
+            logging.getLogger("distributed.core").exception("Exception while handling op close")
+        logging.getLogger("distributed.scheduler").info("Remove worker addr: tcp://127.0.0.1:1")
+        logging.getLogger("distributed.nanny").warning("Worker process %d was killed by signal %d", 12, 9)
+        try:
+            raise OSError("connection refused")
+        except OSError:
+            logging.getLogger("distributed.scheduler").exception("Task %s marked as failed", "f-1")
+        handler.closing = True  # tearing down: warnings are its normal end, errors still show
+        logging.getLogger("distributed.nanny").warning("Restarting worker")
+        logging.getLogger("distributed.scheduler").error(
+            "Task %s marked as failed because 3 workers died", "g"
+        )
+    assert lines == [
+        "dask nanny warning: Worker process 12 was killed by signal 9",
+        "dask scheduler error: Task f-1 marked as failed (OSError: connection refused)",
+        "dask scheduler error: Task g marked as failed because 3 workers died",
+    ]
+    out, err = capfd.readouterr()
+    assert "distributed" not in out + err  # nothing in Dask's own format
+    assert dask_logger.handlers == before and not any(isinstance(h, DaskLogs) for h in before)
+
+
+def test_a_cluster_routes_its_dask_logs_while_it_runs():
+    import logging
+
+    lines: list[str] = []
+    with local_cluster(LocalPlan("dask", 0, 1), log=lines.append):
+        handlers = logging.getLogger("distributed").handlers
+        assert len(handlers) == 1 and isinstance(handlers[0], DaskLogs)
+        logging.getLogger("distributed.nanny").warning("Worker process %d was killed by signal %d", 1, 9)
+    assert lines == ["dask nanny warning: Worker process 1 was killed by signal 9"]
+    assert not any(isinstance(h, DaskLogs) for h in logging.getLogger("distributed").handlers)
