@@ -59,6 +59,8 @@ def load_flow(entrypoint: str, base_dir: Path):
     try:
         flow = load_flow_from_entrypoint(resolved, use_placeholder_flow=False)
     except ScriptError as e:
+        if signals.last_interrupt():  # Ctrl-C/SIGTERM while the file ran (maybe wrapped by pydantic)
+            raise signals.last_interrupt()() from None
         cause = e.user_exc
         raise DkeError(
             f"flow file {target!r} raised {type(cause).__name__}: {cause}", exitcodes.FAILED

@@ -340,3 +340,22 @@ def test_an_interrupt_wrapped_by_the_engine_still_ends_the_run_as_interrupted(mo
     monkeypatch.setattr(signals, "_interrupts", [])
     with pytest.raises(KeyboardInterrupt):
         flowrun.run_flow(Raising(), {})
+
+
+def test_an_interrupt_while_the_flow_file_runs_is_an_interrupt_not_a_broken_file(tmp_path):
+    """SIGTERM while Prefect imports the flow file can surface wrapped (pydantic turns the
+    Terminated into a PydanticSerializationError, Prefect into a ScriptError): still an
+    interrupt (exit 130), not "flow file raised" (exit 1)."""
+    from dke.runners import signals
+
+    (tmp_path / "interrupted.py").write_text(
+        "from dke.runners import signals\n"
+        "signals.interrupt(signals.Terminated)  # what the SIGTERM handler records\n"
+        "raise RuntimeError('Error calling function `_ser_model`: Terminated')\n"
+    )
+    signals.forget_interrupts()
+    try:
+        with pytest.raises(signals.Terminated):
+            load_flow("interrupted.py:f", tmp_path)
+    finally:
+        signals.forget_interrupts()
