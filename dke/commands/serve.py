@@ -3,6 +3,8 @@ serve machinery, a Runner), each flow run on the local adaptive Dask cluster `dk
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sys
 
@@ -10,6 +12,9 @@ import click
 
 from dke import exitcodes
 from dke.commands.common import environment_options, load_valid
+from dke.runners import deploy, flowrun
+from dke.runners.local import local_cluster, make_task_runner, plan
+from dke.runners.signals import interrupts_end_quietly
 
 EPILOG = exitcodes.epilog(
     {
@@ -48,7 +53,6 @@ def serve(file, overlays, sets, kube_version, limit, max_runs) -> None:
     tasks on one local Dask cluster adapted between min_workers and max_workers. Nothing
     started here outlives the command.
     """
-    from dke.runners.signals import interrupts_end_quietly
 
     loaded = load_valid(file, overlays, sets, kube_version)
     try:
@@ -61,10 +65,6 @@ def serve(file, overlays, sets, kube_version, limit, max_runs) -> None:
 
 
 def _serve(loaded, limit, max_runs) -> int:
-    import contextlib
-
-    from dke.runners import deploy, flowrun
-    from dke.runners.local import local_cluster, make_task_runner, plan
 
     env = loaded.env
     local = plan(env, loaded.worker)
@@ -86,7 +86,6 @@ def _serve(loaded, limit, max_runs) -> int:
             f"{local.describe()}; Ctrl-C stops",
             err=True,
         )
-        import asyncio
 
         return asyncio.run(_run(flow, spec, limit, max_runs))
 
@@ -94,8 +93,6 @@ def _serve(loaded, limit, max_runs) -> int:
 async def _run(flow, spec, limit, max_runs) -> int:
     import anyio
     from prefect.runner import Runner
-
-    from dke.runners import deploy
 
     runner = Runner(
         name=f"dke-serve-{spec.name}"[:60],

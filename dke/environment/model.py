@@ -8,6 +8,7 @@ secrets) is a contract: names and defaults are fixed (docs/configuration.md) and
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -504,7 +505,6 @@ class Environment(_Strict):
 
 def namespace_problem(value: str) -> str | None:
     """Why ``value`` cannot be a namespace (a DNS-1123 label), or None (for --namespace)."""
-    import re
 
     if len(value) > 63 or not re.match(DNS_LABEL.replace("$", r"\Z"), value):
         return (

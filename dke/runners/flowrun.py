@@ -6,7 +6,10 @@ Everything here imports Prefect lazily: importing this module is cheap.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ctypes
+import importlib.util
 import inspect
 import os
 import signal
@@ -15,6 +18,8 @@ import subprocess
 import sys
 import threading
 import time
+import types
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +92,6 @@ def keep_code_filenames() -> None:
     line (the file is there on the workers: this machine, or the same image). Process-wide
     and idempotent; a cloudpickle without this table is left alone.
     """
-    import types
 
     import cloudpickle
 
@@ -157,8 +161,6 @@ def run_flow(flow, parameters: dict, task_runner=None) -> FlowOutcome:
     try:
         state = flow(**parameters, return_state=True)
         if inspect.isawaitable(state):  # an async flow
-            import asyncio
-
             state = asyncio.run(_awaited(state))
     except KeyboardInterrupt:
         raise
@@ -224,7 +226,6 @@ CANCEL_POLL_ENV = "DKE_CANCEL_POLL_SECONDS"
 
 def read_flow_run(flow_run_id: str):
     """The flow run from the API; a DkeError (exit 4) when there is none with that id."""
-    import uuid
 
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
@@ -259,8 +260,6 @@ def run_flow_run(flow, flow_run, task_runner=None) -> FlowOutcome:
     try:
         state = engine_run_flow(flow, flow_run=flow_run, return_type="state")
         if inspect.isawaitable(state):  # an async flow
-            import asyncio
-
             state = asyncio.run(_awaited(state))
     except KeyboardInterrupt:
         raise
@@ -488,7 +487,6 @@ class TemporaryPrefectServer:
         return f"http://{self.connect_host}:{self.port}/api"
 
     def start(self) -> str:
-        import importlib.util
 
         if self.port is None:
             self.port = free_port(self.host)
@@ -601,7 +599,6 @@ class TemporaryPrefectServer:
 
 
 def _die_with_parent() -> None:
-    import ctypes
 
     PR_SET_PDEATHSIG = 1
     with contextlib.suppress(Exception):

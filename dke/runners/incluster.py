@@ -18,15 +18,18 @@ lazily, so importing this module is cheap.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import dataclasses
+import importlib
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +50,7 @@ from dke.objects.runspec import (
     read_spec,
     version_skew,
 )
+from dke.runners import flowrun
 from dke.runners.signals import handled
 
 # Where a relative flow entrypoint (flows/etl.py:etl) is looked up; default: the working
@@ -142,7 +146,6 @@ def run_id_for(flow_run_id: str) -> str:
     """The dke run id of a Prefect flow run: the last 12 hex digits of its id (random in both
     uuid4 and uuid7; the leading ones of a uuid7 are its creation time, shared by a batch of
     scheduled runs). It names the run's Dask cluster: one cluster per flow run."""
-    import uuid
 
     try:
         return uuid.UUID(flow_run_id).hex[-12:]
@@ -270,7 +273,6 @@ ClusterFactory = Callable[[dict, str, int], Any]
 
 def cluster_factory(environ: Mapping[str, str] | None = None) -> ClusterFactory:
     """The factory named by DKE_CLUSTER_FACTORY (module:callable), else KubeCluster's."""
-    import importlib
 
     environ = os.environ if environ is None else environ
     target = environ.get(CLUSTER_FACTORY_ENV, "").strip() or DEFAULT_CLUSTER_FACTORY
@@ -340,14 +342,12 @@ def delete_dask_cluster(name: str, namespace: str, timeout: float) -> bool:
 
 
 async def _sleep(seconds: float) -> None:
-    import asyncio
 
     await asyncio.sleep(seconds)
 
 
 def _run_async(coro):
     # Our own short-lived loop in a thread: works whether or not a loop runs in this thread.
-    import asyncio
 
     box: dict[str, Any] = {}
 
@@ -517,7 +517,6 @@ def run_in_cluster(run: InClusterRun, factory: ClusterFactory = kube_cluster_fac
     SIGTERM raises dke.runners.flowrun.Terminated (a KeyboardInterrupt) after the cluster is torn
     down; other expected failures are DkeErrors.
     """
-    from dke.runners import flowrun
 
     with flowrun.sigterm_as_interrupt():
         job = run.job
@@ -557,8 +556,6 @@ def run_existing_flow_run(run: InClusterRun, flow, factory: ClusterFactory) -> i
     cluster down and leaves the run Cancelled (exit 130); SIGTERM from elsewhere leaves it Crashed.
     Called inside sigterm_as_interrupt."""
     from prefect.exceptions import Abort, TerminationSignal
-
-    from dke.runners import flowrun
 
     if not flowrun.configured_api_url():
         raise DkeError(

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -360,7 +361,6 @@ def environment_plugin(env: dict[str, str]):
             self.values = dict(values)
 
         def setup(self, worker):
-            import os
 
             os.environ.update(self.values)
 
