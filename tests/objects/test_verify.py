@@ -478,3 +478,17 @@ def test_a_fixed_size_cluster_has_no_autoscaler_to_check(tmp_path):
     loaded.env.min_workers = loaded.env.max_workers = 2.5  # as if a future rule let it through the model
     kinds = {d.message.split(" at ")[0] for d in verify.validate_objects(loaded, KUBE)}
     assert kinds == {"compiled DaskCluster etl-run-id"}  # adapt() is not called: no DaskAutoscaler
+
+
+def test_pod_rules_skip_what_the_schema_already_refused():
+    """These checks also run on objects the schema check refused: malformed parts are skipped, not a crash."""
+    pod = {
+        "containers": [
+            {"name": "a", "resources": {"requests": "1", "limits": {"cpu": "1"}}},
+            {"name": "b", "resources": {"requests": {"cpu": "2"}, "limits": "1"}},
+        ],
+        "tolerations": ["not a toleration", {"operator": "Exists", "value": "v"}],
+    }
+    assert verify.pod_problems(pod) == [
+        (("tolerations", 1, "value"), "a toleration with `operator: Exists` must not have a `value`")
+    ]
