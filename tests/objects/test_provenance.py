@@ -68,3 +68,7 @@ def test_a_path_below_a_traced_value_takes_its_nearest_ancestor_s_origin():
     origins = {("flow", "parameters", "cfg"): here, ("name",): DKE}
     assert origin_at(origins, ("flow", "parameters", "cfg", "x")) == here  # one level up
     assert origin_at(origins, ("flow", "parameters", "cfg", "x", 0, "y")) == here  # several
+
+
+def test_at_path_of_a_missing_last_step_is_an_empty_mapping():
+    assert at_path({"a": {}}, ("a", "b")) == {} and at_path({}, ("metadata",)) == {}
