@@ -904,3 +904,23 @@ def test_dask_written_in_command_after_a_wrapper_moves_to_args(tmp_path):
     (container,) = dc.compile_traced(loaded).cluster["spec"]["worker"]["spec"]["containers"]
     assert container["command"] == ["tini", "--"]
     assert container["args"] == [*dc.podtemplate.default_args("worker"), "--nthreads", "2"]
+
+
+def test_env_and_secrets_on_dke_s_containers_and_nothing_else(tmp_path):
+    loaded = load(tmp_path, env={"A": "1"}, secrets=["db"])
+    compiled = dc.compile_traced(loaded)
+    for pod in pods(compiled.objects, compiled.cluster)[1:]:
+        (container,) = pod["containers"]
+        assert set(container) <= {
+            "name",
+            "image",
+            "args",
+            "env",
+            "envFrom",
+            "ports",
+            "readinessProbe",
+            "livenessProbe",
+        }
+        assert container["env"] == [{"name": "A", "value": "1"}]
+        assert container["envFrom"] == [{"secretRef": {"name": "db"}}]
+    assert validate_objects(loaded, KUBE, compiled) == []
