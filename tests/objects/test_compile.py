@@ -924,3 +924,10 @@ def test_env_and_secrets_on_dke_s_containers_and_nothing_else(tmp_path):
         assert container["env"] == [{"name": "A", "value": "1"}]
         assert container["envFrom"] == [{"secretRef": {"name": "db"}}]
     assert validate_objects(loaded, KUBE, compiled) == []
+
+
+def test_a_spec_file_that_replaces_the_pull_secrets_keeps_its_own_and_gets_dke_s(tmp_path):
+    worker = "imagePullSecrets:\n- {$patch: replace}\n- {name: other}\ncontainers:\n- name: worker\n"
+    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml", private_registry=True)
+    pod = dc.compile_traced(loaded).cluster["spec"]["worker"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "other"}, {"name": "etl-registry"}]
