@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from dke import contracts
 from dke.diagnostics import WARNING, Diagnostic
 from dke.environment import model, podtemplate
 from dke.environment.kubeschema import is_quantity, quantity_fields
@@ -19,6 +20,7 @@ WORKER_BOUNDS = "DKE302"
 CONFLICT = "DKE305"
 IGNORED = "DKE306"
 EXTRA_IMAGE_UNUSED = "DKE308"
+RESERVED_LABEL = "DKE309"
 SECRET_IN_ENV = "DKE307"
 OPERATOR_ENV = "DKE212"  # as dke.environment.podtemplate.DASK_ENV
 BAD_QUANTITY = "DKE202"
@@ -41,6 +43,22 @@ def looks_secret(name: str) -> bool:
     return upper.endswith(("PASSWORD", "PASSWD", "TOKEN", "_KEY", "APIKEY")) or "SECRET" in upper
 
 
+# Keys the objects are found by: a user's value would misdirect status/logs/delete or the operator.
+RESERVED_LABELS = frozenset(
+    {
+        contracts.MANAGED_BY,
+        contracts.APP_NAME,
+        contracts.COMPONENT,
+        contracts.ENVIRONMENT_LABEL,
+        contracts.RUN_ID_LABEL,
+        contracts.DASK_CLUSTER_NAME_LABEL,
+        contracts.DASK_COMPONENT_LABEL,
+        contracts.FLOW_RUN_LABEL,
+        *contracts.JOB_NAME_LABELS,
+    }
+)
+
+
 def check_environment(env: Environment, merged: Merged, base_dir: Path) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     if env.min_workers > env.max_workers:
@@ -52,6 +70,17 @@ def check_environment(env: Environment, merged: Merged, base_dir: Path) -> list[
                 "set min_workers <= max_workers (equal means a fixed-size cluster)",
             )
         )
+    for key in env.labels:
+        if key in RESERVED_LABELS or key.startswith("dke.dev/"):
+            out.append(
+                merged.diagnostic(
+                    ("labels", key),
+                    RESERVED_LABEL,
+                    f"label {key!r} is one dke, the Dask operator or Kubernetes sets, and selects objects "
+                    "by (status, logs, delete, the operator's pods): use a label key of your own",
+                    prefer_key=True,
+                )
+            )
     if image_is_unpinned(env.image):
         out.append(
             merged.diagnostic(

@@ -15,6 +15,7 @@ from dke.environment.checks import (
     IMAGE_MISMATCH,
     IMAGE_UNPINNED,
     OBJECT_INVALID,
+    RESERVED_LABEL,
     WORKER_BOUNDS,
     check_environment,
     check_pod_metadata,
@@ -92,6 +93,31 @@ def test_unpinned_image_is_a_warning(flow_dir):
     assert environment_checks(HEAD.replace(IMAGE, "ghcr.io/acme/flow:latest"), flow_dir) == [
         (IMAGE_UNPINNED, "warning", "env.yaml", 2, "$.image")
     ]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "dke.dev/run-id",
+        "dke.dev/environment",
+        "dke.dev/anything",
+        "app.kubernetes.io/managed-by",
+        "dask.org/cluster-name",
+        "batch.kubernetes.io/job-name",
+        "prefect.io/flow-run-id",
+    ],
+)
+def test_a_label_dke_or_the_operator_selects_by_is_refused_at_its_key(flow_dir, key):
+    text = HEAD + f"labels:\n  team: data\n  {key}: x\n"
+    assert environment_checks(text, flow_dir) == [
+        (RESERVED_LABEL, "error", "env.yaml", 7, f"$.labels['{key}']")
+    ]
+
+
+def test_labels_of_ones_own_are_fine(flow_dir):
+    assert (
+        environment_checks(HEAD + "labels:\n  team: data\n  app.kubernetes.io/part-of: etl\n", flow_dir) == []
+    )
 
 
 def test_scheduler_address_conflicts_and_ignored_keys(flow_dir):

@@ -866,11 +866,13 @@ def test_quantities_as_strings_in_every_place_a_pod_has_them():
 
 
 def test_the_environment_s_labels_never_replace_the_labels_dke_selects_by(tmp_path):
-    labels = {"app.kubernetes.io/managed-by": "helm", "dke.dev/run-id": "x", "team": "a"}
-    objects = dc.compile_environment(load(tmp_path, labels=labels), "r1")
+    # lint refuses these keys (DKE309); compile holds on its own too, for a caller that skipped it
+    loaded = load(tmp_path, labels={"team": "a"})
+    loaded.env.labels.update({"app.kubernetes.io/managed-by": "helm", "dke.dev/run-id": "x", "seen": "y"})
+    objects = dc.compile_environment(loaded, "r1")
     for obj in objects:
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "dke"
-        assert obj["metadata"]["labels"]["team"] == "a"
+        assert obj["metadata"]["labels"]["team"] == "a" and obj["metadata"]["labels"]["seen"] == "y"
     job = objects[-1]
     assert job["metadata"]["labels"]["dke.dev/run-id"] == "r1"
     assert job["spec"]["template"]["metadata"]["labels"]["dke.dev/run-id"] == "r1"
