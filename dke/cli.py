@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import signal
 import sys
 
 import click
@@ -89,14 +90,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="dke", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("dke: interrupted", err=True)
-        sys.exit(exitcodes.INTERRUPTED)
+        _exit_interrupted()
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        click.echo("dke: interrupted", err=True)
-        sys.exit(exitcodes.INTERRUPTED)
+        _exit_interrupted()
     except BrokenPipeError:
         sys.exit(exitcodes.OK)
     except Exception as e:  # a bug: say so in one line; DKE_DEBUG=1 shows the traceback
@@ -105,3 +104,13 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"dke: internal error: {type(e).__name__}: {e} (set DKE_DEBUG=1 for details)", err=True)
         sys.exit(exitcodes.INTERNAL)
     sys.exit(code if isinstance(code, int) else exitcodes.OK)
+
+
+def _exit_interrupted() -> None:
+    """Exit 130. A second Ctrl-C (a terminal signals every process of the group; one held while
+    workers started arrives late) must not turn the exit into death by SIGINT (-2) or a
+    traceback from the interpreter's shutdown: the run is already torn down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    click.echo("dke: interrupted", err=True)
+    sys.exit(exitcodes.INTERRUPTED)
