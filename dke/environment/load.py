@@ -264,6 +264,16 @@ def _kind(name: str) -> str:
 _NO_SPACE = re.compile(r"^(\s*(?:-\s+)?)([A-Za-z_][\w.-]*):(?![\s/])\S")
 
 
+# a line's indentation, and the rest of it, in which tabs only separate tokens
+_SPACED_TABS = re.compile(r"(?m)^([ \t]*)(.*)$")
+
+
+def _compose_pure(text: str) -> list:
+    from ruamel.yaml import YAML
+
+    return list(YAML(typ="safe", pure=True).compose_all(text))
+
+
 def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
     """Line, column and wording of a YAML syntax error: where the user must fix it.
 
@@ -280,7 +290,21 @@ def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
     line, column = mark.line + 1, mark.column + 1
     here = lines[mark.line] if mark.line < len(lines) else ""
     if "\t" in here[: mark.column + 1]:
-        return line, here.index("\t") + 1, "tab character in indentation; YAML indents with spaces only"
+        tab = here.index("\t")
+        if not here[:tab].strip():
+            return line, tab + 1, "tab character in indentation; YAML indents with spaces only"
+        # A tab between tokens (`key: value<TAB># note`) is valid YAML, which libyaml reads but
+        # ruamel's pure parser, the one that words the errors, refuses: report the mistake it hid.
+        from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+        spaced = _SPACED_TABS.sub(lambda m: m[1] + m[2].replace("\t", " "), text)
+        try:
+            _compose_pure(spaced)
+        except MarkedYAMLError as hidden:
+            return _yaml_problem(hidden, spaced)
+        except (YAMLError, RecursionError, ValueError):
+            pass
+        return line, tab + 1, f"tab character after {here[:tab].strip()!r}; replace it with a space"
     # the mistake is on this line or one of the lines the parser read before noticing
     first = min(mark.line, start.line if start is not None else mark.line, max(mark.line - 1, 0))
     for n in range(first, min(mark.line, len(lines) - 1) + 1):

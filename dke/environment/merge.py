@@ -248,8 +248,11 @@ class _Parser:
             path.append(self.index())
             need_name = False
             after = text[self.i] if self.i < len(text) else ""
+            if after in ("", ","):  # the flag's (or assignment's) text ends after `]`
+                shown = json_path(tuple(path))[2:]
+                raise self.fail(f"{shown} has no value; write KEY.PATH=VALUE, e.g. --set max_workers=4")
             if after not in (".", "[", "="):
-                raise self.fail(f"expected '.', '[' or '=' after ']', found {after or 'the end'!r}")
+                raise self.fail(f"expected '.', '[' or '=' after ']', found {after!r}")
             if after == ".":
                 self.i += 1
                 need_name = True

@@ -336,6 +336,18 @@ def test_yaml_syntax_messages_in_full(text, line, column, message):
         ("secrets:\n  - a\n  -b:c\nname: x\n", 3, 3, "'-b:c' is neither `key: value` nor `- item`"),
         ("name: a\nflow:\n\tentrypoint: x\n", 3, 1, "tab character in indentation"),
         ("name: a\nflow:\n  \tentrypoint: x\n", 3, 3, "tab character in indentation"),
+        # a tab between tokens is valid YAML that ruamel's wording parser refuses: not
+        # "indentation", and the mistake it hid is reported
+        ("name: a\t# the name\nmax_workers:2\n", 2, 12, "missing space after ':' in 'max_workers:2'"),
+        ("name: a\t\n image: b\n", 2, 7, "a ': ' inside a value (YAML reads it as a key)"),
+        ("name: a\t\n- b\n", 2, 1, "a list item ('- ...') among the keys of a mapping"),
+        # ... or, where only that parser minds, the tab is named
+        (
+            "flow: {entrypoint: f.py:f}\t# x\n",
+            1,
+            27,
+            "tab character after 'flow: {entrypoint: f.py:f}'; replace it",
+        ),
         ('name: "abc\nimage: x\n', 1, 7, 'the " opened here is never closed'),
         ("name: 'abc\nimage: x\n", 1, 7, "the ' opened here is never closed"),
         (

@@ -369,8 +369,16 @@ def test_the_depth_limit_counts_key_levels_plus_value_levels(levels, value):
             "'a.b[0].c,x=1' col 9: a.b[0].c has no value; write KEY.PATH=VALUE, e.g. --set max_workers=4",
         ),
         ("a[0", "'a[0' col 3: '[' without ']'; a list index is written [0]"),
-        ("a[0]", "'a[0]' col 5: expected '.', '[' or '=' after ']', found 'the end'"),
-        ("a[0],b=1", "'a[0],b=1' col 5: expected '.', '[' or '=' after ']', found ','"),
+        # the flag ends after `]`: what is missing is the value, as for a key name
+        ("a[0]", "'a[0]' col 5: a[0] has no value; write KEY.PATH=VALUE, e.g. --set max_workers=4"),
+        (
+            "a[0],b=1",
+            "'a[0],b=1' col 5: a[0] has no value; write KEY.PATH=VALUE, e.g. --set max_workers=4",
+        ),
+        (
+            "a.b[0][1]",
+            "'a.b[0][1]' col 10: a.b[0][1] has no value; write KEY.PATH=VALUE, e.g. --set max_workers=4",
+        ),
         ("a[1a]=1", "'a[1a]=1' col 3: list index '1a' is not a number >= 0"),
         ("a[\u0663]=1", "'a[\u0663]=1' col 3: list index '\u0663' is not a number >= 0"),  # an Arabic-Indic 3
         ("a[65537]=1", "'a[65537]=1' col 3: list index 65537 is larger than 65536"),
