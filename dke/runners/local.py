@@ -307,7 +307,7 @@ def local_cluster(local: LocalPlan, watch: ClusterWatch | None = None, log=None)
     """
     from distributed import LocalCluster
 
-    with dask_logs_through(log or _stderr_line) as dask_log:
+    with dask_logs_through(log or _stderr_line) as dask_log, worker_processes():
         with signals.ctrl_c_blocked():  # the cluster's IO loop thread, and the workers it spawns, inherit it
             cluster = LocalCluster(**cluster_kwargs(local))
         try:
@@ -315,6 +315,45 @@ def local_cluster(local: LocalPlan, watch: ClusterWatch | None = None, log=None)
         finally:
             dask_log.closing = True  # what closing the cluster logs is its normal end
             close_cluster(cluster)
+
+
+@contextlib.contextmanager
+def worker_processes() -> Iterator[None]:
+    """Workers forked from one server process that has imported Prefect (Dask's "forkserver"
+    start method, dke.runners.workerimports preloaded) instead of each spawned afresh and
+    importing it again: the cluster's later workers join in a fraction of a second. For the
+    cluster's whole life (adaptive scaling starts workers until the end); the server stops
+    with it, so that no process outlives the cluster and the next one forks from a server
+    that has this run's environment."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        yield
+        return
+    import dask
+    from distributed.utils import get_mp_context
+
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        get_mp_context()  # Dask sets its preload list once, first; ours replaces it
+        multiprocessing.get_context("forkserver").set_forkserver_preload(
+            ["distributed", "dke.runners.workerimports"]
+        )
+        try:
+            yield
+        finally:
+            _stop_forkserver()
+
+
+def _stop_forkserver() -> None:
+    """Stop multiprocessing's fork server and wait for it. There is no public call for it
+    (`_stop` is what CPython's own tests use); without it the server would live, idle, until
+    this process ends, which is the command's end for `dke run` and `dke serve`."""
+    from multiprocessing import forkserver
+
+    stop = getattr(forkserver._forkserver, "_stop", None)
+    if stop is not None:
+        with contextlib.suppress(OSError):
+            stop()
 
 
 def _stderr_line(text: str) -> None:

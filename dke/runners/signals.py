@@ -176,8 +176,22 @@ def interrupts_end_quietly() -> Iterator[None]:
         quiet_dask()
         raise interrupt(kind_of(signum))
 
-    with handled(on_signal, signal.SIGINT, signal.SIGTERM):
+    with handled(on_signal, signal.SIGINT, signal.SIGTERM), _loggers_restored():
         yield
+
+
+@contextlib.contextmanager
+def _loggers_restored() -> Iterator[None]:
+    """What quiet_dask changes, as it was before the block (a process that goes on after an
+    interrupted run, such as a test session, gets Dask's warnings again)."""
+    levels = {name: logging.getLogger(name).level for name in NOISY_WHEN_INTERRUPTED}
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        for name in PREFECT_ENGINE_LOGGERS:
+            logging.getLogger(name).removeFilter(_without_traceback)
 
 
 @contextlib.contextmanager

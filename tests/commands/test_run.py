@@ -246,11 +246,12 @@ def flow_run_state(api_url: str, flow_run_id: str) -> str:
 
 
 def a_worker_is_starting(dke: psutil.Process) -> bool:
-    """A Dask worker process exists (multiprocessing's spawn): it is still starting up, its
-    imports take seconds, long before it could set up any signal handling of its own."""
+    """A process that becomes a Dask worker exists: multiprocessing's fork server, importing
+    Prefect for the workers it forks, or a worker it forked (or one spawned), all before any
+    signal handling of their own."""
     for child in dke.children(recursive=True):
         try:
-            if any("spawn_main" in part for part in child.cmdline()):
+            if any("spawn_main" in part or "multiprocessing.forkserver" in part for part in child.cmdline()):
                 return True
         except psutil.Error:
             pass

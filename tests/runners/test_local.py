@@ -140,6 +140,33 @@ def test_fixed_size_cluster_gets_env_and_limits_and_leaves_nothing():
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
+def test_workers_fork_from_a_server_that_loaded_prefect_and_ends_with_the_cluster(monkeypatch):
+    """One fork server per cluster: its workers start with Prefect and its collections
+    imported (not once per worker), it is gone with the cluster, and the next cluster's
+    server has the environment of its own time (an exported variable that changed)."""
+    import sys
+
+    from distributed import Client
+
+    def probe():
+        return os.getppid(), os.environ.get("DKE_TEST_EXPORTED"), "prefect_kubernetes" in sys.modules
+
+    servers = []
+    for exported in ("first", "second"):
+        monkeypatch.setenv("DKE_TEST_EXPORTED", exported)
+        with local_cluster(LocalPlan("dask", 2, 2)) as cluster:
+            cluster.wait_for_workers(2, timeout=60)
+            with Client(cluster, set_as_default=False) as client:
+                seen = set(client.run(probe).values())
+            assert len(seen) == 1, seen  # both workers: one parent, the same environment
+            ((server, value, collections_loaded),) = seen
+            assert value == exported and collections_loaded
+            assert server != os.getpid() and psutil.Process(server).ppid() == os.getpid()
+        assert not psutil.pid_exists(server) or psutil.Process(server).status() == psutil.STATUS_ZOMBIE
+        servers.append(server)
+    assert servers[0] != servers[1]
+
+
 def test_adaptive_cluster_scales_between_bounds_and_counts_tasks():
     local = LocalPlan("dask", 0, 2)
     watch = ClusterWatch(2)

@@ -48,6 +48,22 @@ def test_interrupts_become_exceptions_of_their_kind_and_are_recorded():
     assert signals.last_interrupt() is None
 
 
+def test_an_interrupt_quiets_dask_for_the_block_only():
+    import logging
+
+    from dke.runners import signals
+
+    dask_logger, engine_logger = logging.getLogger("distributed"), logging.getLogger("prefect.flow_engine")
+    level = dask_logger.level
+    with signals.interrupts_end_quietly():
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        assert dask_logger.level == logging.CRITICAL and engine_logger.filters
+    assert dask_logger.level == level and not engine_logger.filters
+    signals.forget_interrupts()
+
+
 def test_deferred_signals_only_note_and_are_recorded():
     from dke.runners import signals
 
