@@ -285,8 +285,7 @@ class _Compiler:
         its adaptive target, which reads Dask's config, so the scheduler container gets it as
         DASK_DISTRIBUTED__ADAPTIVE__TARGET_DURATION (unless its spec sets that itself). The
         other adapt keys have no counterpart there (docs/performance.md)."""
-        adapt = getattr(self.env, "adapt", None)
-        duration = adapt.target_duration if adapt is not None else None
+        duration = self.env.adapt.target_duration
         if duration is None or not self.env.adaptive:
             return
         for container in pod.get("containers") or []:

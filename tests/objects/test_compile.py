@@ -784,6 +784,20 @@ def test_a_scheduler_spec_setting_the_target_duration_wins(tmp_path):
     assert [e["value"] for e in scheduler["env"] if e["name"] == dc.TARGET_DURATION_ENV] == ["9s"]
 
 
+def test_the_target_duration_goes_to_the_scheduler_container_not_its_sidecars(tmp_path):
+    spec = "containers:\n- name: proxy\n- name: scheduler\n"
+    loaded = load(
+        tmp_path,
+        specs={"scheduler.yaml": spec},
+        scheduler_spec_file="scheduler.yaml",
+        max_workers=4,
+        adapt={"target_duration": "2s"},
+    )
+    containers = dc.compile_traced(loaded).cluster["spec"]["scheduler"]["spec"]["containers"]
+    has_it = {c["name"]: dc.TARGET_DURATION_ENV in {e["name"] for e in c.get("env", [])} for c in containers}
+    assert has_it == {"proxy": False, "scheduler": True}
+
+
 # --- mutation testing, second pass: compile's survivors (see tests/README.md, "Mutation testing") ------
 
 
