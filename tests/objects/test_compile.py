@@ -745,6 +745,12 @@ def test_adapt_target_duration_reaches_the_scheduler_the_operator_asks(tmp_path)
     assert {"name": dc.TARGET_DURATION_ENV, "value": "2s"} in scheduler["env"]
     (worker,) = cluster["spec"]["worker"]["spec"]["containers"]
     assert dc.TARGET_DURATION_ENV not in {e["name"] for e in worker.get("env", [])}
+    # `dke render --explain` names the line that set it
+    origins = dc.compile_traced(loaded).cluster_origins
+    k = next(i for i, e in enumerate(scheduler["env"]) if e["name"] == dc.TARGET_DURATION_ENV)
+    o = origins[("spec", "scheduler", "spec", "containers", 0, "env", k, "value")]
+    assert (o.kind, o.key, o.path) == ("environment", "adapt.target_duration", ("adapt", "target_duration"))
+    assert '"target_duration": "2s"' in Path(loaded.file).read_text().splitlines()[o.line - 1]
     # The scheduler's adaptive target (what the operator's /api/v1/adaptive_target returns) reads it.
     probe = "import dask; print(dask.config.get('distributed.adaptive.target-duration'))"
     out = subprocess.run(
