@@ -119,6 +119,7 @@ def test_no_cluster_means_no_role(tmp_path, fields):
     spec = run_spec(objects[-1])
     assert spec.cluster is None
     assert spec.scheduler_address == fields.get("scheduler_address")
+    assert spec.executor == fields.get("executor", "dask")  # what the runner in the Job runs the flow on
     assert validate_objects(load(tmp_path, **fields), KUBE) == []
 
 
@@ -618,8 +619,12 @@ def test_the_scheduler_spec_file_reaches_the_scheduler(tmp_path):
 )
 def test_where_env_secrets_labels_and_pull_secrets_come_from(tmp_path, pull):
     loaded = load(tmp_path, env={"A": "1"}, secrets=["s1"], labels={"team": "data"}, **pull)
-    compiled = dc.compile_traced(loaded, "r1")
+    compiled = dc.compile_traced(loaded, "r1", "ns1")
     job, origins = compiled.objects[-1], compiled.origins[-1]
+    # render names the pull Secret `dke apply` creates, and where
+    name = pull.get("image_pull_secret", loaded.env.pull_secret_name)
+    assert (compiled.pull_secret, compiled.namespace) == (name, "ns1")
+    assert job["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": name}]
     pod = ("spec", "template", "spec")
     env = [e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]]
     a = pod + ("containers", 0, "env", env.index("A"))
@@ -692,6 +697,12 @@ def test_the_runner_pod_gets_job_resources_node_selector_and_tolerations_with_th
     }
     assert pod["nodeSelector"] == {"pool": "system"}
     assert pod["tolerations"] == job_settings["tolerations"]  # only the fields that were written
+    where = origins[("spec", "template", "spec", "nodeSelector", "pool")]
+    assert (where.kind, where.key, where.path) == (
+        "environment",
+        "job.node_selector.pool",
+        ("job", "node_selector", "pool"),
+    )
     where = origins[("spec", "template", "spec", "containers", 0, "resources", "limits", "cpu")]
     assert (where.kind, where.key, where.path) == (
         "environment",
@@ -716,10 +727,23 @@ def test_without_job_settings_the_runner_pod_has_no_resources_or_placement(tmp_p
 
 def test_containers_that_run_an_extra_image_are_named_with_the_entry_that_allows_them(tmp_path):
     proxy = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0"
-    worker = f"containers:\n- name: worker\n- name: proxy\n  image: {proxy}\ninitContainers:\n- name: init\n"
-    loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml", extra_images=[proxy])
+    migrate = "ghcr.io/acme/migrate:3"
+    worker = (
+        f"containers:\n- name: worker\n- name: proxy\n  image: {proxy}\n"
+        f"initContainers:\n- name: init\n- name: migrate\n  image: {migrate}\n"
+    )
+    loaded = load(
+        tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml", extra_images=[proxy, migrate]
+    )
     compiled = dc.compile_traced(loaded)
-    (use,) = compiled.extra_images
+    init, use = compiled.extra_images
+    assert (init.role, init.group, init.container, init.image) == (
+        "worker",
+        "initContainers",
+        "migrate",
+        migrate,
+    )
+    assert init.allowed_by.key == "extra_images.1"
     assert (use.role, use.group, use.container, use.image) == ("worker", "containers", "proxy", proxy)
     assert (use.allowed_by.key, use.allowed_by.path, use.allowed_by.file) == (
         "extra_images.0",
@@ -728,8 +752,18 @@ def test_containers_that_run_an_extra_image_are_named_with_the_entry_that_allows
     )
     containers = compiled.cluster["spec"]["worker"]["spec"]["containers"]
     assert [c["image"] for c in containers] == ["ghcr.io/acme/etl:1.0", proxy]
-    assert compiled.cluster["spec"]["worker"]["spec"]["initContainers"][0]["image"] == "ghcr.io/acme/etl:1.0"
+    inits = compiled.cluster["spec"]["worker"]["spec"]["initContainers"]
+    assert [c["image"] for c in inits] == ["ghcr.io/acme/etl:1.0", migrate]
     assert validate_objects(loaded, KUBE, compiled) == []
+
+
+def test_a_container_on_the_flow_image_is_no_extra_image_use_even_when_listed(tmp_path):
+    flow_image = "ghcr.io/acme/etl:1.0"
+    worker = f"containers:\n- name: worker\n- name: helper\n  image: {flow_image}\n"
+    loaded = load(
+        tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml", extra_images=[flow_image]
+    )
+    assert dc.compile_traced(loaded).extra_images == []  # render lists no container as on another image
 
 
 def test_adapt_target_duration_reaches_the_scheduler_the_operator_asks(tmp_path):
