@@ -987,3 +987,12 @@ def test_a_spec_file_that_replaces_the_pull_secrets_keeps_its_own_and_gets_dke_s
     loaded = load(tmp_path, {"worker.yaml": worker}, worker_spec_file="worker.yaml", private_registry=True)
     pod = dc.compile_traced(loaded).cluster["spec"]["worker"]["spec"]
     assert pod["imagePullSecrets"] == [{"name": "other"}, {"name": "etl-registry"}]
+
+
+def test_compile_refuses_an_environment_that_did_not_validate(tmp_path):
+    """A caller that skipped lint gets told what to check, not an AttributeError deep inside."""
+    data = {"name": "etl", "image": "ghcr.io/acme/etl:1.0", "flow": {"entrypoint": "flows/flow.py:main"}}
+    loaded = load_environment(write_env(tmp_path, {**data, "max_workers": 0}))
+    assert not loaded.ok() and loaded.merged is not None  # the file parsed; the model refused it
+    with pytest.raises(ValueError, match=r"^compile needs a valid environment \(Loaded\.ok\(\)\)$"):
+        dc.compile_traced(loaded)
