@@ -561,6 +561,10 @@ def test_where_the_run_values_and_the_names_come_from(tmp_path):
     assert (found["run id"], found["namespace"]) == (Origin("run", "--run-id"), Origin("run", "--namespace"))
     found = origins_of(load(tmp_path, namespace="data"))
     assert found["namespace"] == Origin("environment", "namespace", file, 7, 15, ("namespace",))
+    # ... and every object goes there
+    assert {o["metadata"]["namespace"] for o in dc.compile_environment(load(tmp_path, namespace="data"))} == {
+        "data"
+    }
 
 
 @pytest.mark.parametrize("extra", [{}, {"scheduler_address": "tcp://dask:8786"}])
