@@ -372,11 +372,15 @@ def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
     return line, column, msg
 
 
+# `---` then a space or the end of the line (`---x` is a plain scalar)
+_DOCUMENT_START = re.compile(r"---(?:\s|$)")
+
+
 def _second_document_line(text: str, node: Any) -> int:
     """The line of the `---` that starts the document ``node`` (or the node's own line)."""
     lines = text.splitlines()
     for n in range(min(node.start_mark.line, len(lines) - 1), -1, -1):
-        if lines[n].startswith("---"):
+        if _DOCUMENT_START.match(lines[n]):
             return n + 1
     return node.start_mark.line + 1
 

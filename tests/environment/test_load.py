@@ -361,6 +361,9 @@ def test_yaml_syntax_messages_in_full(text, line, column, message):
         ("flow:\n  entrypoint: x\n parameters: 1\n", 3, 1, "indented 1 space(s), the line above 2"),
         ("image: a: b\n", 1, 9, "quote the value"),
         ("name: a\n---\nname: b\n", 2, 1, "a second YAML document starts here"),
+        ("name: a\n---\n---x\n", 2, 1, "a second YAML document starts here"),  # `---x` is its content
+        # after `...` a document needs no `---`: its own line; a later `---` is another's
+        ("name: a\n...\nname: b\n--- c\n", 3, 1, "a second YAML document starts here"),
         ("# c\nname: a\n\n--- # again\nname: b\n", 4, 1, "remove this '---'"),
     ],
 )

@@ -111,6 +111,20 @@ def test_diagnostic_points_at_the_set_that_supplied_the_value(project):
     assert where(loaded) == [("DKE302", "--set #1 min_workers=5", 1, "$.min_workers")]
 
 
+def test_a_value_that_should_be_a_string_is_told_how_to_write_it_where_it_came_from(project):
+    (project / "prod.yaml").write_text("env:\n  LOG_LEVEL: false\n  KEEP: 1.5\n")
+    loaded = load_environment("environment.yaml", ["prod.yaml"], ["env.A=1", "env.B=false"])
+    assert sorted((d.file, d.message) for d in loaded.diagnostics) == [
+        ("--set #1 env.A=1", "expected a string, found a number; pass it as a string: --set-string env.A=1"),
+        (
+            "--set #2 env.B=false",
+            "expected a string, found a boolean; pass it as a string: --set-string env.B=false",
+        ),
+        ("prod.yaml", 'expected a string, found a boolean; quote it: "false"'),
+        ("prod.yaml", 'expected a string, found a number; quote it: "1.5"'),
+    ]
+
+
 def test_later_overlay_fixes_an_earlier_mistake(project):
     (project / "a.yaml").write_text("max_workers: 0\n")
     (project / "b.yaml").write_text("max_workers: 5\n")

@@ -71,6 +71,10 @@ def test_every_missing_key_once_at_the_mapping_that_lacks_it():
             (WRONG_TYPE, 5, 10, "$.env.A", 'expected a string, found a boolean; quote it: "true"'),
         ),
         (
+            "env: {A: false}\n",
+            (WRONG_TYPE, 5, 10, "$.env.A", 'expected a string, found a boolean; quote it: "false"'),
+        ),
+        (
             "namespace: 5\n",
             (WRONG_TYPE, 5, 12, "$.namespace", 'expected a string, found a number; quote it: "5"'),
         ),
