@@ -128,11 +128,10 @@ def without_directives(node: Any) -> Any:
 
 
 def _is_directive_item(data: Any, path: tuple) -> bool:
-    """Whether `path` is (inside) a list item that is only a directive, `- $patch: replace`."""
+    """Whether `path` is a list item that is only a directive, `- $patch: replace`: validated
+    without it (`{}`), such an item can only have errors at its own path."""
     node = data
     for part in path:
-        if isinstance(node, dict) and node and set(node) == {"$patch"}:
-            return True
         try:
             node = node[part]
         except (KeyError, IndexError, TypeError):
