@@ -317,6 +317,42 @@ def test_the_top_level_message_names_what_was_found(tmp_path, text, found):
         ),
         # a tab at the problem, after a space: indentation with a tab
         ("a: b\n \tc: d\n", 2, 2, "tab character in indentation; YAML indents with spaces only"),
+        # each recognised mistake's wording, whole
+        (
+            "secrets:\n  - a:b\n    c: d\n",
+            2,
+            6,
+            "missing space after ':' in '- a:b': write '- a: b' (YAML needs a space between a key's ':' "
+            "and its value)",
+        ),
+        (
+            "secrets:\n  - a\n  -b:c\nname: x\n",
+            3,
+            3,
+            "'-b:c' is neither `key: value` nor `- item` (YAML needs a space after the ':' or the '-')",
+        ),
+        (
+            'name: "abc\nimage: x\n',
+            1,
+            7,
+            'the " opened here is never closed; end the value with " on this line',
+        ),
+        ("env: {A: b\nimage: x\n", 1, 6, "the '{' opened here is not closed on its line; close it with '}'"),
+        (
+            "name: a\n- b\nimage: x\n",
+            2,
+            1,
+            "a list item ('- ...') among the keys of a mapping: put the list under a key (`key:` then "
+            "indented `- item` lines), or write the line as `key: value`",
+        ),
+        # the line above is the last one with content: not a blank line, nor a comment however indented
+        (
+            "flow:\n  entrypoint: x\n    # note\n\n parameters: 1\n",
+            5,
+            1,
+            "indentation: this line is indented 1 space(s), the line above 2; keys of one mapping line up "
+            "exactly",
+        ),
     ],
 )
 def test_yaml_syntax_messages_in_full(text, line, column, message):
