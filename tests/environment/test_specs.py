@@ -94,6 +94,45 @@ def test_not_a_pod(tmp_path, monkeypatch, text, line, words):
     assert (code, found_line) == (SPEC_KIND, line) and words in found[0].message
 
 
+NOT_A_POD = (
+    "expected a v1 Pod ('kind: Pod', apiVersion v1 or none) or a bare PodSpec, found {}; dke builds the "
+    "Deployment/DaskCluster itself: keep only the pod spec"
+)
+
+
+@pytest.mark.parametrize(
+    "text, where, message",
+    [
+        # at the value that is wrong: the kind, else the apiVersion, else the file
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nspec: {}\n",
+            (2, 7, "$.kind"),
+            NOT_A_POD.format("apiVersion 'apps/v1' and kind 'Deployment'"),
+        ),
+        (
+            "# a pod?\napiVersion: v1\nspec: {}\n",
+            (2, 13, "$.apiVersion"),
+            NOT_A_POD.format("apiVersion 'v1' and no kind"),
+        ),
+        ("# a pod?\nspec: {}\n", (2, 1, "$"), NOT_A_POD.format("no apiVersion and no kind")),
+        (
+            "apiVersion: batch/v1\nkind: Job\nspec: {}\n",
+            (2, 7, "$.kind"),
+            "a batch/v1 Job is not a pod spec (Prefect 0.x ran the flow in such a Job): dke builds the run's "
+            "Job itself, so put its settings under `job:` in environment.yaml (backoffLimit -> "
+            "job.backoff_limit, activeDeadlineSeconds -> job.active_deadline_seconds, serviceAccountName -> "
+            "job.service_account) and, for the Dask scheduler pod, keep only its pod spec "
+            "(spec.template.spec) in this file",
+        ),
+    ],
+)
+def test_not_a_pod_in_full(tmp_path, monkeypatch, text, where, message):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, text)
+    (d,) = load_spec_file("specs/worker.yaml", Path("."))[1]
+    assert (d.code, (d.line, d.column, d.path), d.message) == (SPEC_KIND, where, message)
+
+
 def test_a_classic_pod_without_api_version_is_a_v1_pod(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write(
