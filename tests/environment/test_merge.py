@@ -558,3 +558,25 @@ def test_the_depth_limit_messages_point_at_the_flag_s_start():
         with pytest.raises(DkeError) as info:
             parse_set(0, flag)
         assert str(info.value).endswith(f" col 1: {problem}")
+
+
+def test_a_mapping_and_a_scalar_or_list_replace_each_other_and_no_input_changes():
+    base = parse_yaml("env.yaml", "job: {resources: {limits: {cpu: 1}}}\nenv: {A: b}\n")[0]
+    overlay = parse_yaml("o.yaml", "job: [1]\nenv: x\nflow: {parameters: {p: {q: 1}}}\n")[0]
+    again = parse_yaml("o2.yaml", "job: {backoff_limit: 2}\n")[0]
+    before = copy.deepcopy(overlay.data)
+    merged = layer([base, overlay, again, parse_set(0, "flow.parameters.p.q=2")])
+    assert merged.data == {"job": {"backoff_limit": 2}, "env": "x", "flow": {"parameters": {"p": {"q": 2}}}}
+    assert overlay.data == before  # the flag changed the merged value, not the overlay's
+
+
+def test_a_mapping_both_sides_write_keeps_the_origin_of_the_side_that_wrote_it_first():
+    base = parse_yaml("env.yaml", "name: etl\n\nflow:\n  parameters: {n: 1}\n")[0]
+    overlay = parse_yaml("o.yaml", "flow: {parameters: {n: 2}}\n")[0]
+    merged = layer([base, overlay])
+    # a problem with the mapping (a missing key) points at the base's `flow:`, one of its value at the overlay
+    at = {
+        p: merged.diagnostic(p, "DKE101", "x", prefer_key=True)
+        for p in [("flow",), ("flow", "parameters", "n")]
+    }
+    assert [(d.file, d.line) for d in at.values()] == [("env.yaml", 3), ("o.yaml", 1)]
