@@ -79,11 +79,22 @@ def test_every_missing_key_once_at_the_mapping_that_lacks_it():
             (WRONG_TYPE, 5, 12, "$.namespace", 'expected a string, found a number; quote it: "5"'),
         ),
         ("secrets: x\n", (WRONG_TYPE, 5, 10, "$.secrets", "expected a list, found a string")),
+        ("secrets: {a: 1}\n", (WRONG_TYPE, 5, 10, "$.secrets", "expected a list, found a mapping")),
+        # "X or null": the X branch is the one reported
+        (
+            "job: {ttl_seconds_after_finished: x}\n",
+            (WRONG_TYPE, 5, 35, "$.job.ttl_seconds_after_finished", "expected an integer, found a string"),
+        ),
         ("job: []\n", (WRONG_TYPE, 5, 6, "$.job", "expected a mapping, found a list")),
     ],
 )
 def test_wrong_types(extra, expected):
     assert check(HEAD + extra) == ([expected] if expected else [])
+
+
+def test_a_key_written_without_a_value_is_null():
+    found = check(HEAD.replace("image: ghcr.io/acme/flow:1.0\n", "image:\n"))
+    assert found == [(WRONG_TYPE, 2, 7, "$.image", "expected a string, found null")]
 
 
 @pytest.mark.parametrize(
