@@ -133,6 +133,15 @@ def test_not_a_pod_in_full(tmp_path, monkeypatch, text, where, message):
     assert (d.code, (d.line, d.column, d.path), d.message) == (SPEC_KIND, where, message)
 
 
+def test_an_int_or_string_field_names_what_it_takes(tmp_path, monkeypatch):
+    # Kubernetes' IntOrString is a oneOf: the branch that got furthest is reported, not "any of"
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "containers:\n  - name: worker\n    livenessProbe:\n      httpGet: {port: 1.5}\n")
+    (d,) = load_spec_file("specs/worker.yaml", Path("."))[1]
+    assert (d.line, d.column, d.path) == (4, 23, "$.containers[0].livenessProbe.httpGet.port")
+    assert d.message.startswith("expected a string") and d.message.endswith('; quote it: "1.5"')
+
+
 def test_a_classic_pod_without_api_version_is_a_v1_pod(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write(
