@@ -142,11 +142,13 @@ def _check_flow(loaded: Loaded, merged: Merged, param_docs, runs: bool, local_ru
     if not runs and isinstance(deployment, dict):  # a deployment's runs get its parameters too
         supplied |= set(deployment.get("parameters") or {})
     where = ("flow", "parameters") if "parameters" in merged.data.get("flow", {}) else ("flow",)
+    values = flowcheck.environment_parameters(flow.parameters, merged.diagnostic, param_docs)
+    values += _deployment_parameters(deployment, merged)
     diagnostics, loaded.flow = flowcheck.check_flow(
         flow.entrypoint,
         loaded.base_dir,
         lambda code, message, severity: merged.diagnostic(("flow", "entrypoint"), code, message, severity),
-        flowcheck.environment_parameters(flow.parameters, merged.diagnostic, param_docs),
+        values,
         file_required=local_run,
         supplied=supplied,
         at_parameters=lambda code, message, severity: merged.diagnostic(where, code, message, severity, True),
@@ -156,3 +158,20 @@ def _check_flow(loaded: Loaded, merged: Merged, param_docs, runs: bool, local_ru
         parameters = {**flow.parameters, **flowcheck.param_values(param_docs)}
         loaded.env = env.model_copy(update={"flow": flow.model_copy(update={"parameters": parameters})})
     return diagnostics
+
+
+def _deployment_parameters(deployment, merged: Merged) -> list:
+    """The values the deployment's runs get (deployment.parameters, each schedule's
+    parameters), each checked against the flow's signature at its own key."""
+    if not isinstance(deployment, dict):
+        return []
+    places = [(("deployment", "parameters"), deployment.get("parameters"))]
+    for i, schedule in enumerate(deployment.get("schedules") or []):
+        if isinstance(schedule, dict):
+            places.append((("deployment", "schedules", i, "parameters"), schedule.get("parameters")))
+    return [
+        (name, value, merged.diagnostic, (*path, name))
+        for path, parameters in places
+        if isinstance(parameters, dict)
+        for name, value in parameters.items()
+    ]

@@ -383,6 +383,24 @@ def test_required_parameters_warn_in_lint_and_fail_a_run(tmp_path):
     assert load_environment(with_deployment).diagnostics == []
 
 
+def test_the_deployments_parameters_and_each_schedules_are_checked_at_their_keys(tmp_path):
+    deployment = (
+        "deployment:\n"
+        "  parameters: {n: many, label: ok}\n"
+        "  schedules:\n"
+        "    - cron: '0 2 * * *'\n"
+        "      parameters: {lable: nightly}\n"
+        "    - interval: 3600\n"
+        "      parameters: {n: 2, tags: [a]}\n"
+    )
+    env = project(tmp_path, FLOW, extra=deployment)
+    assert found(load_environment(env)) == [
+        (PARAMETER_TYPE, "error", "env.yaml", 7, 19, "$.deployment.parameters.n"),
+        (UNKNOWN_PARAMETER, "error", "env.yaml", 10, 20, "$.deployment.schedules[0].parameters.lable"),
+    ]
+    assert "did you mean 'label'?" in load_environment(env).diagnostics[1].message
+
+
 def test_params_are_checked_at_their_place_on_the_command_line_and_become_flow_parameters(tmp_path):
     env = project(tmp_path, FLOW)
     loaded = load_environment(env, params=["nn=1", "tags=a", "label=ok"])
