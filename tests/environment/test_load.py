@@ -372,6 +372,7 @@ def test_yaml_syntax_messages_in_full(text, line, column, message):
         ("secrets:\n  - a\n  -b:c\nname: x\n", 3, 3, "'-b:c' is neither `key: value` nor `- item`"),
         ("name: a\nflow:\n\tentrypoint: x\n", 3, 1, "tab character in indentation"),
         ("name: a\nflow:\n  \tentrypoint: x\n", 3, 3, "tab character in indentation"),
+        ("name: a\nflow:\n\t\tentrypoint: x\n", 3, 1, "tab character in indentation"),  # the first tab
         # a tab between tokens is valid YAML that ruamel's wording parser refuses: not
         # "indentation", and the mistake it hid is reported
         ("name: a\t# the name\nmax_workers:2\n", 2, 12, "missing space after ':' in 'max_workers:2'"),

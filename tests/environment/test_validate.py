@@ -92,6 +92,62 @@ def test_wrong_types(extra, expected):
     assert check(HEAD + extra) == ([expected] if expected else [])
 
 
+JOB_FIELDS = (
+    "service_account, backoff_limit, ttl_seconds_after_finished, active_deadline_seconds, safe_to_evict, "
+    "resources, node_selector, tolerations"
+)
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        # the fields a mapping takes: all of them up to 8 (job has 8), else the first 8 and "..."
+        (
+            "job: {zzz: 1}\n",
+            (UNKNOWN_KEY, 5, 7, "$.job.zzz", f"unknown key 'zzz'; expected one of: {JOB_FIELDS}"),
+        ),
+        (
+            "deployment: {zzz: 1}\n",
+            (
+                UNKNOWN_KEY,
+                5,
+                14,
+                "$.deployment.zzz",
+                "unknown key 'zzz'; expected one of: name, description, tags, version, parameters, paused, "
+                "concurrency_limit, work_pool, ...",
+            ),
+        ),
+        # a pattern without a worded help is shown as it is
+        (
+            "adapt: {interval: fast}\n",
+            (BAD_VALUE, 5, 19, "$.adapt.interval", "'fast' must match ^[0-9]+(\\.[0-9]+)?(ms|s|m)$"),
+        ),
+        (
+            "adapt: {wait_count: 1001}\n",
+            (BAD_VALUE, 5, 21, "$.adapt.wait_count", "must be at most 1000, found 1001"),
+        ),
+        (
+            "deployment: {schedules: [{interval: 0}]}\n",
+            (BAD_VALUE, 5, 37, "$.deployment.schedules[0].interval", "must be more than 0, found 0"),
+        ),
+        ("docker_secret: ''\n", (BAD_VALUE, 5, 16, "$.docker_secret", "must not be empty")),
+    ],
+)
+def test_value_messages_in_full(extra, expected):
+    assert check(HEAD + extra) == [expected]
+
+
+def test_a_file_with_no_known_key_is_not_quoted_and_named_as_maybe_the_wrong_file():
+    doc = parse_yaml("creds", "root:*:19000:0:99999:7:::: x\nb c: 1\n")[0]
+    found = [(d.code, d.path, d.message) for d in validate_environment(doc.data, doc)]
+    assert found[0] == (
+        UNKNOWN_KEY,
+        "$",
+        "none of the 2 top-level keys is a known field (keys not shown); is this the right file? Expected: "
+        "name, namespace, image, extra_images, flow, min_workers, max_workers, adapt, ...",
+    )
+
+
 def test_a_key_written_without_a_value_is_null():
     found = check(HEAD.replace("image: ghcr.io/acme/flow:1.0\n", "image:\n"))
     assert found == [(WRONG_TYPE, 2, 7, "$.image", "expected a string, found null")]
