@@ -413,3 +413,33 @@ def test_yaml_mistakes_are_reported_at_their_cause_with_a_hint(text, line, colum
 def test_a_url_or_an_entrypoint_is_not_taken_for_a_missing_space():
     d = error_of("secrets:\n  - http://x\nflow: {entrypoint: f.py:f\n")
     assert "missing space" not in d.message and d.line == 3
+
+
+def test_environment_files_below_a_directory_are_found_sorted_skipping_hidden_and_dependencies(
+    tmp_path, monkeypatch
+):
+    from dke.environment.load import find_environment_files
+
+    for name in [
+        "proj/b/environment.yml",
+        "proj/a/deep/environment.yaml",
+        "proj/environment.yaml",
+        "proj/a/environment.yml",
+        "proj/a/environment.yaml",
+        "proj/a/other.yaml",  # not an environment file's name
+        "proj/.git/environment.yaml",
+        "proj/node_modules/x/environment.yaml",
+        "proj/__pycache__/environment.yaml",
+    ]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("name: a\n")
+    (tmp_path / "proj" / "b" / "up").symlink_to(tmp_path / "proj")  # not followed: it would loop
+    monkeypatch.chdir(tmp_path)
+    assert find_environment_files("proj") == [  # a directory's own files first, then its subdirectories'
+        "proj/environment.yaml",
+        "proj/a/environment.yaml",
+        "proj/a/environment.yml",
+        "proj/a/deep/environment.yaml",
+        "proj/b/environment.yml",
+    ]
+    assert find_environment_files("proj/a/deep/environment.yaml") == []  # a file is no directory
