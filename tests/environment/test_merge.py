@@ -149,6 +149,43 @@ def test_provenance_follows_the_winning_side():
     assert len(plain["containers"]) == 1  # names compared by value, not by wrapper
 
 
+def test_directives_in_patch_data_that_merges_into_nothing_are_applied_on_wrapped_leaves():
+    """A spec file's values are wrapped with their origin: `$patch` is read through them
+    wherever the patch lands, also where the default has nothing to merge it into."""
+    spec = Origin("spec", "$", "worker.yaml", 1, 1)
+
+    def wrap(node):
+        if isinstance(node, dict):
+            return {k: wrap(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [wrap(v) for v in node]
+        return node if node is None else Traced(node, spec)
+
+    patch = {
+        "nodeSelector": {"$patch": "replace", "only": "this", "gone": {"$patch": "delete"}},
+        "affinity": {"nodeAffinity": {"$patch": "delete"}, "podAffinity": {"x": None, "y": 1}},
+        "initContainers": [{"name": "init", "$patch": "delete"}, {"name": "keep", "image": "x"}],
+        "containers": [
+            {"name": "side", "env": [{"name": "X", "$patch": "delete"}, {"name": "Y", "value": "1"}]}
+        ],
+        "imagePullSecrets": [{"$patch": "replace"}, {"name": "r2"}, {"name": "old", "$patch": "delete"}],
+    }
+    plain, _ = strip(strategic_merge(DEFAULT, wrap(patch), None, value_of))
+    assert plain == {
+        "containers": [DEFAULT["containers"][0], {"name": "side", "env": [{"name": "Y", "value": "1"}]}],
+        "imagePullSecrets": [{"name": "r2"}],
+        "nodeSelector": {"only": "this"},
+        "affinity": {"podAffinity": {"y": 1}},
+        "initContainers": [{"name": "keep", "image": "x"}],
+    }
+
+
+def test_a_scalar_replaces_a_map_and_null_for_an_absent_key_changes_nothing():
+    base = {"a": {"b": 1}, "c": 1, "f": 1}
+    patch = {"$patch": "merge", "a": "x", "c": None, "d": None, "e": 2}
+    assert strategic_merge(base, patch) == {"a": "x", "f": 1, "e": 2}
+
+
 # --- layering (Helm's rules) and --set: bad input found by probing -----------------------
 
 import pytest  # noqa: E402
