@@ -16,6 +16,7 @@ from dke.environment.checks import (
     IMAGE_UNPINNED,
     OBJECT_INVALID,
     RESERVED_LABEL,
+    SECRET_IN_ENV,
     WORKER_BOUNDS,
     check_environment,
     check_pod_metadata,
@@ -163,6 +164,37 @@ def test_bad_quantities_at_their_line():
 def test_odd_shapes_do_not_crash_the_checks():
     for text in ("containers: 3\n", "containers: [3, null]\n", "nodeSelector: {}\n"):
         assert check_spec_file(spec_file(text), IMAGE) == []
+    assert check_spec_file(spec_file("apiVersion: v1\nkind: Pod\nspec: 3\n", ("spec",)), IMAGE) == []
+
+
+def test_a_bad_quantity_in_a_pod_manifest_is_named_at_its_path_in_full():
+    spec = spec_file(
+        "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: w\n    resources:\n      limits: {memory: 4 gigs}\n",
+        ("spec",),
+    )
+    assert [(d.code, d.line, d.path, d.message) for d in check_spec_file(spec, IMAGE)] == [
+        (
+            BAD_QUANTITY,
+            7,
+            "$.spec.containers[0].resources.limits.memory",
+            "'4 gigs' is not a Kubernetes quantity; write e.g. '4Gi', '512Mi', '500m' or '2'",
+        )
+    ]
+
+
+def test_env_names_that_look_like_secrets_are_a_warning_at_their_key(flow_dir):
+    names = ["db_password", "FTP_PASSWD", "GH_TOKEN", "SSH_KEY", "STRIPEAPIKEY", "my_secret_path"]
+    harmless = ["LOG_LEVEL", "MONKEY", "TOKENS_PER_BATCH", "PASSWORD_POLICY"]
+    env = "".join(f"  {n}: x\n" for n in names + harmless)
+    found = environment_checks(HEAD + "env:\n" + env, flow_dir)
+    assert found == [(SECRET_IN_ENV, WARNING, "env.yaml", 6 + i, f"$.env.{n}") for i, n in enumerate(names)]
+    doc = parse_yaml("env.yaml", HEAD + "env: {GH_TOKEN: x}\n")[0]
+    merged = layer([doc])
+    (d,) = check_environment(Environment.model_validate(merged.data), merged, flow_dir)
+    assert d.message == (
+        "GH_TOKEN looks like a secret, and `env:` values are stored in plain text in the Job and pod specs; "
+        "put it in a Kubernetes Secret and list that Secret under `secrets:`"
+    )
 
 
 def test_pod_label_and_annotation_keys_in_full():
@@ -232,8 +264,16 @@ def test_extra_images_allow_sidecars_and_init_containers_but_never_the_dask_cont
     found = check_spec_file(spec, IMAGE, [EXTRA], "worker")
     assert [(d.code, d.line) for d in found] == [(IMAGE_MISMATCH, 3), (IMAGE_MISMATCH, 7)]
     dask, other = found
-    assert "the Dask worker container runs the flow's code" in dask.message
-    assert "list this exact image under `extra_images`" in other.message and "fluent-bit" in other.message
+    assert dask.message == (
+        f"container 'worker' runs '{EXTRA}' but the flow image is '{IMAGE}'; the Dask worker container runs "
+        "the flow's code, so it must run the flow image (extra_images are for sidecars and init containers): "
+        "set it to the flow image or remove the line to inherit it"
+    )
+    assert other.message == (
+        f"container 'shipper' runs 'fluent/fluent-bit:3.0' but the flow image is '{IMAGE}'; every container "
+        "must run the flow image: set it to the flow image, remove the line to inherit it, or, for a sidecar "
+        "or init step that needs its own image, list this exact image under `extra_images`"
+    )
 
 
 def load_with_spec(tmp_path: Path, extra: list[str], worker: str | None):
@@ -279,3 +319,9 @@ def test_the_runner_s_resources_are_quantities_at_their_line(tmp_path):
     loaded = load_environment(str(tmp_path / "environment.yaml"))
     found = [(d.code, d.line, d.path) for d in loaded.diagnostics if d.code != "DKE304"]  # no flow file here
     assert found == [(BAD_QUANTITY, 7, "$.job.resources.requests.memory")]
+
+
+def test_an_extra_image_only_an_init_container_runs_is_used(tmp_path):
+    worker = f"containers:\n- name: worker\ninitContainers:\n- name: migrate\n  image: {EXTRA}\n"
+    loaded = load_with_spec(tmp_path, [EXTRA], worker)
+    assert loaded.ok() and loaded.diagnostics == []
