@@ -77,6 +77,7 @@ def _serve(loaded, limit, max_runs) -> int:
         if local.uses_local_cluster:
             cluster = stack.enter_context(local_cluster(local))
             address = cluster.scheduler_address
+        stack.callback(deploy.end_flow_run_processes)  # before the cluster they use closes
         flow = flowrun.load_flow(env.flow.entrypoint, loaded.base_dir)
         flow = flow.with_options(task_runner=make_task_runner(local, address))
         spec = deploy.deployment_spec(loaded, None, flow.name, None)
@@ -99,17 +100,7 @@ async def _run(flow, spec, limit, max_runs) -> int:
         limit=limit,
         query_seconds=float(os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY") or 5),
     )
-    deployment_id = await runner.aadd_flow(
-        flow,
-        name=spec.name,
-        schedules=deploy._schedule_objects(spec),
-        parameters=spec.parameters,
-        description=spec.description,
-        tags=spec.tags,
-        version=spec.version,
-        paused=spec.paused,
-        concurrency_limit=spec.concurrency_limit,
-    )
+    deployment_id = await runner.aadd_flow(flow, **spec.shared_fields())
     finished: list[str] = []
     async with anyio.create_task_group() as group:
         group.start_soon(_report, runner, deployment_id, max_runs, finished)

@@ -184,6 +184,20 @@ class DeploymentSpec:
     schedules: list[dict[str, Any]] = field(default_factory=list)
     parameter_openapi_schema: dict[str, Any] = field(default_factory=dict)
 
+    def shared_fields(self) -> dict[str, Any]:
+        """The fields Prefect's create_deployment (`dke deploy`) and Runner.add_flow (`dke
+        serve`) both take, as those calls want them."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "tags": self.tags,
+            "parameters": self.parameters,
+            "paused": self.paused,
+            "concurrency_limit": self.concurrency_limit,
+            "schedules": _schedule_objects(self),
+        }
+
     def comparable(self) -> dict[str, Any]:
         """The fields `dke deploy` owns, in a form equal to what the API reads back."""
         return {
@@ -416,13 +430,7 @@ def ensure_deployment(client, spec: DeploymentSpec, dry_run: bool = False) -> tu
     flow_id = client.create_flow_from_name(spec.flow_name)
     deployment_id = client.create_deployment(
         flow_id=flow_id,
-        name=spec.name,
-        version=spec.version,
-        description=spec.description,
-        tags=spec.tags,
-        parameters=spec.parameters,
-        paused=spec.paused,
-        concurrency_limit=spec.concurrency_limit,
+        **spec.shared_fields(),
         work_pool_name=spec.work_pool_name,
         work_queue_name=spec.work_queue_name,
         job_variables=spec.job_variables,
@@ -430,7 +438,6 @@ def ensure_deployment(client, spec: DeploymentSpec, dry_run: bool = False) -> tu
         path=".",
         parameter_openapi_schema=spec.parameter_openapi_schema,
         enforce_parameter_schema=True,
-        schedules=_schedule_objects(spec),
     )
     return Change(what, action, diff), deployment_id
 
@@ -457,3 +464,24 @@ def flow_run_states(flow_run_ids: list[str]) -> dict[str, str]:
             return {r["id"]: ((r.get("state") or {}).get("name") or "?") for r in response.json()}
     except Exception:  # noqa: BLE001 - status works without Prefect; the column says "-"
         return {}
+
+
+def end_flow_run_processes(grace: float = 10.0) -> None:
+    """Let the flow-run processes Prefect's Runner started here (multiprocessing children of
+    this process) end before the Dask cluster they use closes: a run that has just finished is
+    still closing its Dask client and flushing its logs. One still running after `grace`
+    seconds gets SIGTERM (Prefect's engine ends it as an interrupted run), then SIGKILL.
+    Dask's own worker processes are the cluster's to stop."""
+    import multiprocessing
+    import time
+
+    runs = [p for p in multiprocessing.active_children() if not p.name.startswith("Dask")]
+    for stop in (None, "terminate", "kill"):
+        deadline = time.monotonic() + grace
+        for process in runs:
+            if stop is not None and process.is_alive():
+                getattr(process, stop)()
+            process.join(max(0.0, deadline - time.monotonic()))
+        runs = [p for p in runs if p.is_alive()]
+        if not runs:
+            return

@@ -257,6 +257,28 @@ def test_slugs_are_unique_and_good_schedules_pass(tmp_path):
     ]
 
 
+def test_flow_run_processes_end_before_the_cluster_a_finishing_one_is_waited_for():
+    """dke serve's teardown: a flow-run process that is ending is let end; one still running
+    after the grace period is stopped; Dask's worker processes are left to the cluster."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    ending = fork.Process(target=time.sleep, args=(0.2,))
+    stuck = fork.Process(target=time.sleep, args=(60,))
+    dask_worker = fork.Process(target=time.sleep, args=(60,), name="Dask Worker process (from Nanny)")
+    for process in (ending, stuck, dask_worker):
+        process.start()
+    try:
+        deploy.end_flow_run_processes(grace=5)
+        assert ending.exitcode == 0  # waited for, not stopped
+        assert stuck.exitcode == -signal.SIGTERM
+        assert dask_worker.is_alive()
+    finally:
+        for process in (ending, stuck, dask_worker):
+            process.kill()
+            process.join()
+
+
 def test_lint_without_schedules_imports_no_schedule_parser(tmp_path):
     code = (
         "import sys; from dke.environment.pipeline import load_environment; "
