@@ -84,7 +84,7 @@ def dropped_fields(pod: dict) -> list[str]:
 @dataclass(frozen=True)
 class DaskContainer:
     index: int | None  # in the spec file's `containers`; None: the spec leaves dke's container as is
-    renamed_from: str | None  # a classic name that compile renames to the role
+    renamed_from: str | None  # its name, that compile changes to the role ("": it had none)
     others: tuple[int, ...]  # further containers that also run Dask (an error)
 
 
@@ -109,8 +109,13 @@ def find_container(containers: list, role: str) -> DaskContainer:
     candidates = running or classic
     if candidates:
         first = candidates[0]
-        return DaskContainer(first, str(containers[first].get("name")), tuple(candidates[1:]))
+        name = containers[first].get("name")
+        return DaskContainer(first, "" if name is None else str(name), tuple(candidates[1:]))
     return DaskContainer(None, None, ())
+
+
+def _container_label(name: str, index: int) -> str:
+    return f"container {name!r}" if name else f"the container without a name (containers[{index}])"
 
 
 def runs_dask(container: dict, role: str) -> bool:
@@ -400,8 +405,8 @@ def check(spec, role: str) -> list[Diagnostic]:
                 doc.diagnostic(
                     path + ("name",),
                     DASK_CONTAINER,
-                    f"container {found.renamed_from!r} is taken as dke's {role!r} container (dke renames it, so that "
-                    f"one Dask {role} runs per pod); name it {role!r}",
+                    f"{_container_label(found.renamed_from, found.index)} is taken as dke's {role!r} container "
+                    f"(dke names it {role!r}, so that one Dask {role} runs per pod); name it {role!r}",
                     WARNING,
                 )
             )

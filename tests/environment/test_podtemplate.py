@@ -189,6 +189,19 @@ def test_classic_name_without_command_is_taken_as_the_worker(tmp_path):
     assert [(c, s) for c, s, *_ in found(loaded)] == [("DKE213", "warning")]
     (only,) = pod(loaded, "worker")["containers"]
     assert only["name"] == "worker" and only["resources"] == {"limits": {"cpu": "2"}}
+    assert loaded.diagnostics[0].message == (
+        "container 'dask' is taken as dke's 'worker' container (dke names it 'worker', so that one "
+        "Dask worker runs per pod); name it 'worker'"
+    )
+
+
+def test_a_dask_container_without_a_name_is_said_to_have_none_and_gets_the_roles(tmp_path):
+    loaded = load(tmp_path, "worker", "containers:\n- args: [dask, worker]\n")
+    [taken] = [d for d in loaded.diagnostics if d.code == "DKE213"]
+    assert taken.severity == "warning" and taken.message.startswith(
+        "the container without a name (containers[0]) is taken as dke's 'worker' container"
+    )
+    assert container(loaded, "worker")["args"][:2] == ["dask", "worker"]
 
 
 def test_a_sidecar_stays_beside_the_worker(tmp_path):
