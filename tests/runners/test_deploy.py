@@ -5,6 +5,7 @@ run (`dke incluster` with PREFECT__FLOW_RUN_ID) against a real Prefect server.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -393,12 +394,10 @@ def test_incluster_runs_the_flow_run_prefect_made_on_its_own_cluster(tmp_path, p
     assert record[-1]["event"] == "closed" and record[-1]["workers_left"] == 0
 
 
-def test_cancelling_the_flow_run_tears_the_cluster_down_and_leaves_it_cancelled(
-    tmp_path, prefect_url, client
-):
-    from incluster_support import read_record
-    from prefect.states import Cancelling
-
+@contextlib.contextmanager
+def _hanging_run(tmp_path, prefect_url, client):
+    """A deployment's run whose task hangs, under `dke incluster`: (flow run, runner, the file
+    the task wrote its worker's pid to) once the task runs; the runner killed if still there."""
     out = tmp_path / "result.json"
     flow_run = _deployment_run(client, {"n": 2, "out": str(out), "mode": "hang"})
     runner = _runner(tmp_path, prefect_url, str(flow_run.id))
@@ -408,12 +407,22 @@ def test_cancelling_the_flow_run_tears_the_cluster_down_and_leaves_it_cancelled(
         while not started.exists() and runner.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert started.exists(), runner.stdout.read() if runner.poll() is not None else "no task started"
-        client.set_flow_run_state(flow_run.id, Cancelling(), force=True)  # the UI's / API's cancel
-        log, _ = runner.communicate(timeout=90)
+        yield flow_run, runner, started
     finally:
         if runner.poll() is None:
             os.killpg(runner.pid, signal.SIGKILL)
             runner.wait()
+
+
+def test_cancelling_the_flow_run_tears_the_cluster_down_and_leaves_it_cancelled(
+    tmp_path, prefect_url, client
+):
+    from incluster_support import read_record
+    from prefect.states import Cancelling
+
+    with _hanging_run(tmp_path, prefect_url, client) as (flow_run, runner, started):
+        client.set_flow_run_state(flow_run.id, Cancelling(), force=True)  # the UI's / API's cancel
+        log, _ = runner.communicate(timeout=90)
     assert runner.returncode == 130, log
     assert client.read_flow_run(flow_run.id).state.type.value == "CANCELLED"
     # never Crashed on the way (automations and notifications on Crashed must not fire for a cancel)
@@ -430,21 +439,9 @@ def test_sigterm_from_elsewhere_tears_the_cluster_down_and_leaves_the_run_crashe
 ):
     from incluster_support import read_record
 
-    out = tmp_path / "result.json"
-    flow_run = _deployment_run(client, {"n": 2, "out": str(out), "mode": "hang"})
-    runner = _runner(tmp_path, prefect_url, str(flow_run.id))
-    try:
-        started = Path(str(out) + ".started")
-        deadline = time.monotonic() + 120
-        while not started.exists() and runner.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert started.exists(), runner.stdout.read() if runner.poll() is not None else "no task started"
+    with _hanging_run(tmp_path, prefect_url, client) as (flow_run, runner, _):
         runner.send_signal(signal.SIGTERM)  # `kubectl delete job`, a node drain: the kubelet's SIGTERM
         log, _ = runner.communicate(timeout=90)
-    finally:
-        if runner.poll() is None:
-            os.killpg(runner.pid, signal.SIGKILL)
-            runner.wait()
     assert runner.returncode == 130, log
     assert client.read_flow_run(flow_run.id).state.type.value == "CRASHED"  # not Running forever
     record = read_record(tmp_path / "record.jsonl")
