@@ -1658,41 +1658,20 @@ def _workload(obj: dict, kind: str, causes: list[dict], kube_version: str) -> No
         if not isinstance(template, dict):
             causes.append(required("spec.template"))
             return
-        if _selector_matches(sel, tlabels) is False:
-            causes.append(
-                invalid(
-                    "spec.template.metadata.labels",
-                    GoRepr(_go_map(tlabels)),
-                    "`selector` does not match template `labels`",
-                )
-            )
+        _selector_selects_template(sel, tlabels, causes)
         _pod_template(template, ["spec", "template"], causes, kube_version)
         tspec = template.get("spec") if isinstance(template.get("spec"), dict) else {}
         rp = tspec.get("restartPolicy")
         if rp and rp != "Always":
             causes.append(not_supported("spec.template.spec.restartPolicy", rp, ["Always"]))
-        if kind in ("Deployment", "ReplicaSet") and tspec.get("activeDeadlineSeconds") is not None:
-            causes.append(
-                forbidden(
-                    "spec.template.spec.activeDeadlineSeconds",
-                    "activeDeadlineSeconds in ReplicaSet is not Supported",
-                )
-            )
-        if kind == "StatefulSet" and tspec.get("activeDeadlineSeconds") is not None:
-            causes.append(
-                forbidden(
-                    "spec.template.spec.activeDeadlineSeconds",
-                    "activeDeadlineSeconds in StatefulSet is not Supported",
-                )
-            )
-        if kind == "DaemonSet" and tspec.get("activeDeadlineSeconds") is not None:
-            causes.append(
-                invalid(
-                    "spec.template.spec.activeDeadlineSeconds",
-                    tspec["activeDeadlineSeconds"],
-                    "activeDeadlineSeconds must be nil for daemons",
-                )
-            )
+        deadline = tspec.get("activeDeadlineSeconds")
+        if deadline is not None:
+            where = "spec.template.spec.activeDeadlineSeconds"
+            if kind == "DaemonSet":  # each workload's own wording (apps/validation)
+                causes.append(invalid(where, deadline, "activeDeadlineSeconds must be nil for daemons"))
+            else:
+                owner = "StatefulSet" if kind == "StatefulSet" else "ReplicaSet"
+                causes.append(forbidden(where, f"activeDeadlineSeconds in {owner} is not Supported"))
     elif kind == "Job":
         if sel is None:
             causes.append(required("spec.selector"))
@@ -1701,14 +1680,7 @@ def _workload(obj: dict, kind: str, causes: list[dict], kube_version: str) -> No
         if not isinstance(template, dict):
             causes.append(required("spec.template"))
             return
-        if _selector_matches(sel, tlabels) is False:
-            causes.append(
-                invalid(
-                    "spec.template.metadata.labels",
-                    GoRepr(_go_map(tlabels)),
-                    "`selector` does not match template `labels`",
-                )
-            )
+        _selector_selects_template(sel, tlabels, causes)
         for key in (
             "parallelism",
             "completions",
@@ -1758,6 +1730,17 @@ def _workload(obj: dict, kind: str, causes: list[dict], kube_version: str) -> No
                 causes.append(
                     invalid("spec.selector", _go_label_selector(sel), "`selector` not auto-generated")
                 )
+
+
+def _selector_selects_template(sel: Any, tlabels: dict, causes: list[dict]) -> None:
+    if _selector_matches(sel, tlabels) is False:
+        causes.append(
+            invalid(
+                "spec.template.metadata.labels",
+                GoRepr(_go_map(tlabels)),
+                "`selector` does not match template `labels`",
+            )
+        )
 
 
 def _service(obj: dict, causes: list[dict]) -> None:
