@@ -344,16 +344,29 @@ def worker_processes() -> Iterator[None]:
             _stop_forkserver()
 
 
-def _stop_forkserver() -> None:
+def _stop_forkserver(grace: float = 10.0) -> None:
     """Stop multiprocessing's fork server and wait for it. There is no public call for it
     (`_stop` is what CPython's own tests use); without it the server would live, idle, until
-    this process ends, which is the command's end for `dke run` and `dke serve`."""
+    this process ends, which is the command's end for `dke run` and `dke serve`. A server
+    still importing reads the request to stop only when done: past `grace`, it is killed."""
     from multiprocessing import forkserver
 
-    stop = getattr(forkserver._forkserver, "_stop", None)
-    if stop is not None:
+    server = forkserver._forkserver
+    stop, pid = getattr(server, "_stop", None), getattr(server, "_forkserver_pid", None)
+    if stop is None or pid is None:
+        return
+    kill = threading.Timer(grace, _kill, (pid,))
+    kill.start()
+    try:
         with contextlib.suppress(OSError):
             stop()
+    finally:
+        kill.cancel()
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _stderr_line(text: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -165,6 +166,24 @@ def test_workers_fork_from_a_server_that_loaded_prefect_and_ends_with_the_cluste
         assert not psutil.pid_exists(server) or psutil.Process(server).status() == psutil.STATUS_ZOMBIE
         servers.append(server)
     assert servers[0] != servers[1]
+
+
+def test_a_fork_server_stuck_in_its_imports_is_killed_at_teardown(monkeypatch):
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    from dke.runners.local import _stop_forkserver
+
+    # The server imports its preload with the import path of a new interpreter (Python 3.11).
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests" / "support"))
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["stuck_import"])
+    forkserver.ensure_running()
+    server = psutil.Process(forkserver._forkserver._forkserver_pid)
+    stopping = threading.Thread(target=_stop_forkserver, kwargs={"grace": 1}, daemon=True)
+    stopping.start()
+    stopping.join(timeout=60)  # the import would take an hour
+    assert not stopping.is_alive()
+    assert not psutil.pid_exists(server.pid) or server.status() == psutil.STATUS_ZOMBIE
 
 
 def test_adaptive_cluster_scales_between_bounds_and_counts_tasks():
