@@ -234,12 +234,15 @@ def workers_wanted(local: LocalPlan) -> int:
     return local.min_workers if local.adaptive else local.max_workers
 
 
-# What Dask logs at WARNING on a normal scale-down or teardown: a retired worker's last
-# heartbeat races its removal, a nanny kills a worker that is slow to exit. Not problems.
+# What Dask logs on a normal scale-down or teardown: a retired worker's last heartbeat races
+# its removal, a nanny kills a worker that is slow to exit, a worker's heartbeat finds the
+# scheduler closed (an error in the worker, which cannot know the cluster is closing; the
+# scheduler of a local cluster lives in dke's process, so only its teardown closes it).
 ROUTINE_DASK_MESSAGES = (
     "Received heartbeat from unregistered worker",
     "Scheduler was unaware of this worker",
     "Worker process still alive after",
+    "Failed to communicate with scheduler during heartbeat",
 )
 
 

@@ -267,6 +267,12 @@ def test_dask_logs_go_through_dke_and_routine_scale_down_is_not_a_warning(capfd)
             "Worker process still alive after 4.0 seconds, killing"
         )
         try:
+            raise OSError("Stream is closed")
+        except OSError:
+            logging.getLogger("distributed.worker").exception(
+                "Failed to communicate with scheduler during heartbeat."
+            )
+        try:
             raise asyncio.CancelledError()
         except asyncio.CancelledError:
             logging.getLogger("distributed.core").exception("Exception while handling op close")
