@@ -334,13 +334,15 @@ def worker_processes() -> Iterator[None]:
         yield
         return
     import dask
-    from distributed.utils import get_mp_context
+    import distributed.utils
 
+    # Dask sets its own preload list the first time, unless told it is set: it imports numpy
+    # and pandas in this process to see whether they exist (and would replace ours).
+    distributed.utils._forkserver_preload_set = True
+    multiprocessing.get_context("forkserver").set_forkserver_preload(
+        ["distributed", "dke.runners.workerimports"]
+    )
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-        get_mp_context()  # Dask sets its preload list once, first; ours replaces it
-        multiprocessing.get_context("forkserver").set_forkserver_preload(
-            ["distributed", "dke.runners.workerimports"]
-        )
         try:
             yield
         finally:

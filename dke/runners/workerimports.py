@@ -8,7 +8,9 @@ adaptive cluster's later workers join in a fraction of a second.
 Loading Prefect's collections is part of it: the first task a worker runs hydrates a result
 store, whose block lookup imports every installed Prefect integration (prefect-kubernetes
 brings the Kubernetes client and kopf): as much again as importing Prefect itself.
-Nothing here reads the run's settings: each task runs in the settings the flow sends it.
+Prefect reads its settings when imported: here from the fork server's environment, which is
+the run's (the server starts with the cluster's first worker, after dke has exported the
+environment's `env` and the API's URL); a task runs in the settings the flow sends it anyway.
 """
 
 import contextlib
