@@ -15,6 +15,7 @@ from dke.environment.checks import (
     IMAGE_MISMATCH,
     IMAGE_UNPINNED,
     OBJECT_INVALID,
+    OPERATOR_ENV,
     RESERVED_LABEL,
     SECRET_IN_ENV,
     WORKER_BOUNDS,
@@ -325,3 +326,82 @@ def test_an_extra_image_only_an_init_container_runs_is_used(tmp_path):
     worker = f"containers:\n- name: worker\ninitContainers:\n- name: migrate\n  image: {EXTRA}\n"
     loaded = load_with_spec(tmp_path, [EXTRA], worker)
     assert loaded.ok() and loaded.diagnostics == []
+
+
+def test_each_environment_check_in_full_at_its_key_or_value(flow_dir):
+    def checks(text):
+        merged = layer([parse_yaml("env.yaml", text)[0]])
+        found = check_environment(Environment.model_validate(merged.data), merged, flow_dir)
+        return [(d.code, d.severity, d.line, d.column, d.path, d.message) for d in found]
+
+    text = (
+        "name: etl\nimage: ghcr.io/acme/flow\nflow:\n  entrypoint: flows/etl.py:etl\nmin_workers: 5\n"
+        "max_workers: 2\nlabels:\n  app.kubernetes.io/managed-by: me\nenv:\n  DASK_SCHEDULER_ADDRESS: tcp://x:8786\n"
+        "  GH_TOKEN: x\njob:\n  resources:\n    limits: {memory: 4 gigs}\n"
+    )
+    assert checks(text) == [
+        (
+            WORKER_BOUNDS,
+            ERROR,
+            5,
+            14,
+            "$.min_workers",
+            "min_workers (5) is greater than max_workers (2); set min_workers <= max_workers (equal means a "
+            "fixed-size cluster)",
+        ),
+        (
+            RESERVED_LABEL,
+            ERROR,
+            8,
+            3,
+            "$.labels['app.kubernetes.io/managed-by']",
+            "label 'app.kubernetes.io/managed-by' is one dke, the Dask operator or Kubernetes sets, and selects "
+            "objects by (status, logs, delete, the operator's pods): use a label key of your own",
+        ),
+        (
+            IMAGE_UNPINNED,
+            WARNING,
+            2,
+            8,
+            "$.image",
+            "image 'ghcr.io/acme/flow' is not pinned (no tag or ':latest'); pin a version tag or digest so that "
+            "every pod runs the same code",
+        ),
+        (
+            OPERATOR_ENV,
+            ERROR,
+            10,
+            3,
+            "$.env.DASK_SCHEDULER_ADDRESS",
+            "DASK_SCHEDULER_ADDRESS is set by dke (locally) and by the Dask operator (on Kubernetes) for each "
+            "worker; a fixed value points at a scheduler or name that does not exist: remove it",
+        ),
+        (
+            SECRET_IN_ENV,
+            WARNING,
+            11,
+            3,
+            "$.env.GH_TOKEN",
+            "GH_TOKEN looks like a secret, and `env:` values are stored in plain text in the Job and pod specs; "
+            "put it in a Kubernetes Secret and list that Secret under `secrets:`",
+        ),
+        (
+            BAD_QUANTITY,
+            ERROR,
+            14,
+            22,
+            "$.job.resources.limits.memory",
+            "'4 gigs' is not a Kubernetes quantity; write e.g. '4Gi', '512Mi', '500m' or '2'",
+        ),
+    ]
+    local = HEAD.replace("flow:1.0", "flow:1") + "executor: local\nscheduler_address: tcp://x:8786\n"
+    assert checks(local) == [
+        (
+            CONFLICT,
+            ERROR,
+            5,
+            11,
+            "$.executor",
+            "executor 'local' runs tasks in the flow process; remove scheduler_address or use executor 'dask'",
+        )
+    ]
