@@ -22,6 +22,7 @@ from dke.environment.checks import (
     check_environment,
     check_pod_metadata,
     check_spec_file,
+    extra_images_used,
     image_is_unpinned,
 )
 from dke.environment.load import parse_yaml
@@ -405,3 +406,28 @@ def test_each_environment_check_in_full_at_its_key_or_value(flow_dir):
             "executor 'local' runs tasks in the flow process; remove scheduler_address or use executor 'dask'",
         )
     ]
+
+
+def test_an_extra_image_one_spec_file_runs_is_used_whatever_the_other_runs(tmp_path):
+    from dke.environment.pipeline import load_environment
+
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "etl.py").write_text("from prefect import flow\n\n\n@flow\ndef etl():\n    pass\n")
+    (tmp_path / "scheduler.yaml").write_text(
+        f"containers:\n- name: scheduler\n- name: proxy\n  image: {EXTRA}\n"
+    )
+    (tmp_path / "worker.yaml").write_text("containers:\n- name: worker\n")
+    text = HEAD + f"extra_images:\n- {EXTRA}\n- busybox:1.36\nscheduler_spec_file: scheduler.yaml\n"
+    (tmp_path / "environment.yaml").write_text(text + "worker_spec_file: worker.yaml\n")
+    loaded = load_environment(str(tmp_path / "environment.yaml"))
+    assert [(d.code, d.severity, d.line, d.column, d.message) for d in loaded.diagnostics] == [
+        (
+            EXTRA_IMAGE_UNUSED,
+            WARNING,
+            7,
+            3,
+            "extra image 'busybox:1.36' is run by no container of the scheduler or worker spec files; remove it, "
+            "or write it exactly as the container's `image` does",
+        )
+    ]
+    assert extra_images_used(spec_file("apiVersion: v1\nkind: Pod\nspec: 3\n", ("spec",)), [EXTRA]) == set()
