@@ -179,14 +179,34 @@ def test_non_utf8_points_at_the_bad_byte(tmp_path):
     assert "0xf6" in d.message and "UTF-8" in d.message
 
 
-@pytest.mark.parametrize("make", ["missing", "directory"])
-def test_unreadable_files(tmp_path, make):
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        ("missing", "file not found; check the path"),
+        ("directory", "is a directory, expected a YAML file"),
+        ("below a file", "cannot read file: Not a directory"),
+    ],
+)
+def test_unreadable_files(tmp_path, make, message):
+    name = "env.yaml"
     if make == "directory":
-        (tmp_path / "env.yaml").mkdir()
+        (tmp_path / name).mkdir()
+    if make == "below a file":
+        (tmp_path / "env").write_text("name: a\n")
+        name = "env/env.yaml"
     with pytest.raises(DkeError) as info:
-        load_file("env.yaml", tmp_path)
+        load_file(name, tmp_path)
     (d,) = info.value.diagnostics
-    assert (d.code, d.file, d.line) == ("DKE001", "env.yaml", 1)
+    assert (d.severity, d.code, d.file, d.line, d.column, d.path, d.message) == (
+        "error",
+        "DKE001",
+        name,
+        1,
+        1,
+        "$",
+        message,
+    )
+    assert (str(info.value), info.value.exit_code) == (message, 1)
 
 
 @pytest.mark.parametrize(
@@ -443,3 +463,11 @@ def test_environment_files_below_a_directory_are_found_sorted_skipping_hidden_an
         "proj/b/environment.yml",
     ]
     assert find_environment_files("proj/a/deep/environment.yaml") == []  # a file is no directory
+
+
+def test_a_path_without_a_position_takes_its_nearest_ancestor_s_else_the_first_line():
+    doc = parse_yaml("f.yaml", "name: a\nflow:\n  entrypoint: x\n")[0]
+    assert doc.pos(("flow", "parameters")) == doc.pos(("flow", "parameters", "n", 0)) == Pos(3, 3)
+    assert doc.pos(("flow", "parameters"), prefer_key=True) == Pos(2, 1)  # the key `flow:`
+    d = Document("--set #1 x=1", None).diagnostic(("flow", "parameters"), "DKE100", "m")  # nothing recorded
+    assert (d.file, d.line, d.column, d.path) == ("--set #1 x=1", 1, 1, "$.flow.parameters")
