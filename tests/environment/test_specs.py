@@ -115,6 +115,7 @@ NOT_A_POD = (
             NOT_A_POD.format("apiVersion 'v1' and no kind"),
         ),
         ("# a pod?\nspec: {}\n", (2, 1, "$"), NOT_A_POD.format("no apiVersion and no kind")),
+        ("- name: worker\n", (1, 1, "$"), "a spec file must be a Pod manifest or a PodSpec mapping"),
         (
             "apiVersion: batch/v1\nkind: Job\nspec: {}\n",
             (2, 7, "$.kind"),
@@ -165,6 +166,20 @@ def test_is_pod_manifest():
     assert is_pod_manifest({"kind": "Pod"}) and is_pod_manifest({"apiVersion": "v1"})
     assert is_pod_manifest({"spec": {}})
     assert not is_pod_manifest({"containers": []}) and not is_pod_manifest({"nodeSelector": {}})
+    assert not is_pod_manifest({"spec": {}, "containers": []})  # a PodSpec: its own `containers`
+
+
+@pytest.mark.parametrize("manifest", [False, True])
+def test_spec_files_are_checked_against_the_kubernetes_version_asked_for(tmp_path, monkeypatch, manifest):
+    monkeypatch.chdir(tmp_path)
+    container = "- name: w\n  resizePolicy: [{resourceName: cpu, restartPolicy: NotRequired}]\n"  # 1.27+
+    text = f"containers:\n{container}"
+    if manifest:
+        text = "apiVersion: v1\nkind: Pod\nspec:\n" + "".join(f"  {line}\n" for line in text.splitlines())
+    write(tmp_path, text)
+    assert load_spec_file("specs/worker.yaml", Path("."))[1] == []  # the default version has it
+    (d,) = load_spec_file("specs/worker.yaml", Path("."), "1.25")[1]
+    assert d.path == ("$.spec" if manifest else "$") + ".containers[0].resizePolicy"
 
 
 def test_strategic_merge_directives_are_not_kubernetes_fields(tmp_path, monkeypatch):
