@@ -622,7 +622,9 @@ def test_a_mapping_both_sides_write_keeps_the_origin_of_the_side_that_wrote_it_f
 def test_each_value_points_at_the_file_that_wrote_it_through_later_merges():
     base = parse_yaml("env.yaml", "env: {A: x}\nflow: {parameters: {p: {q: 0}}}\n")[0]
     one = parse_yaml("one.yaml", "job: {resources: {limits: {cpu: 1}}}\nenv: {B: y}\n")[0]
-    two = parse_yaml("two.yaml", "job: {resources: {requests: {cpu: 1}}}\nflow: {parameters: {p: {r: 1}}}\n")[0]
+    two = parse_yaml("two.yaml", "job: {resources: {requests: {cpu: 1}}}\nflow: {parameters: {p: {r: 1}}}\n")[
+        0
+    ]
     before = copy.deepcopy(base.data)
     merged = layer([base, one, two])
     files = {
