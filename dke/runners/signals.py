@@ -9,7 +9,9 @@ whose engine wrapped it in another error still ends as interrupted.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -67,15 +69,42 @@ def handled(handler: Callable[[int, Any], Any], *signums: int) -> Iterator[None]
             signal.signal(s, old)
 
 
+def raising(make: Callable[[int], BaseException]) -> Callable[[int, Any], None]:
+    """A signal handler that raises make(signum) where the main thread is, except where
+    that exception would be printed and lost ("Exception ignored in ..."): in a gc callback
+    (Dask's scheduler keeps one in this process) or a __del__, which run wherever the
+    interpreter happens to collect. There the signal is sent again a moment later, to be
+    raised once the callback has returned; make() is only called when it is raised."""
+
+    def handler(signum, frame):
+        if _exceptions_ignored_at(frame):
+            _send_again(signum)
+            return
+        raise make(signum)
+
+    return handler
+
+
+def _send_again(signum: int, after: float = 0.01) -> None:
+    timer = threading.Timer(after, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+
+
+def _exceptions_ignored_at(frame) -> bool:
+    callbacks = {getattr(getattr(cb, "__func__", cb), "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into a Terminated (KeyboardInterrupt) exception in the main thread, so
     cleanup runs as on Ctrl-C. A no-op outside the main thread."""
-
-    def handler(signum, frame):
-        raise interrupt(Terminated)
-
-    with handled(handler, signal.SIGTERM):
+    with handled(raising(lambda signum: interrupt(Terminated)), signal.SIGTERM):
         yield
 
 
@@ -136,6 +165,9 @@ def record_prefect_sigterm() -> None:
         return
 
     def recording(signum, frame):
+        if _exceptions_ignored_at(frame):  # as raising() does: its exception would be lost
+            _send_again(signum)
+            return None
         quiet_dask()
         _interrupts.append(Terminated)
         return prefects(signum, frame)
@@ -172,11 +204,11 @@ def interrupts_end_quietly() -> Iterator[None]:
     fail to start and running tasks get cancelled, and Dask logs each at length from its own
     thread. That is the expected end of an interrupted run."""
 
-    def on_signal(signum, frame):
+    def quietly(signum: int) -> KeyboardInterrupt:
         quiet_dask()
-        raise interrupt(kind_of(signum))
+        return interrupt(kind_of(signum))
 
-    with handled(on_signal, signal.SIGINT, signal.SIGTERM), _loggers_restored():
+    with handled(raising(quietly), signal.SIGINT, signal.SIGTERM), _loggers_restored():
         yield
 
 

@@ -64,6 +64,33 @@ def test_an_interrupt_quiets_dask_for_the_block_only():
     signals.forget_interrupts()
 
 
+def test_an_interrupt_that_arrives_inside_a_gc_callback_is_not_lost():
+    """Dask's scheduler keeps a gc callback in dke's process; an exception raised in one is
+    printed ("Exception ignored in") and lost, and the run went on as if never interrupted."""
+    import gc
+
+    from dke.runners import signals
+
+    def callback(phase, info):
+        if phase == "start" and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10_000):  # the handler runs in here, inside the callback
+                pass
+
+    sent: list[bool] = []
+    signals.forget_interrupts()
+    gc.callbacks.append(callback)
+    try:
+        with signals.interrupts_end_quietly(), pytest.raises(signals.Terminated):
+            gc.collect()
+            time.sleep(5)
+    finally:
+        gc.callbacks.remove(callback)
+    assert sent and signals._interrupts == [signals.Terminated]  # recorded once, when raised
+    signals.forget_interrupts()
+
+
 def test_deferred_signals_only_note_and_are_recorded():
     from dke.runners import signals
 
