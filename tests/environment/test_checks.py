@@ -395,6 +395,19 @@ def test_each_environment_check_in_full_at_its_key_or_value(flow_dir):
             "'4 gigs' is not a Kubernetes quantity; write e.g. '4Gi', '512Mi', '500m' or '2'",
         ),
     ]
+    ignored = [(IGNORED, WARNING, 6, 1, "$.min_workers", "min_workers is ignored: executor is 'local'")]
+    assert checks(HEAD + "executor: local\nmin_workers: 2\n") == ignored
+    ignored = [
+        (
+            IGNORED,
+            WARNING,
+            6,
+            1,
+            "$.max_workers",
+            "max_workers is ignored: scheduler_address uses an existing cluster",
+        )
+    ]
+    assert checks(HEAD + "scheduler_address: tcp://x:8786\nmax_workers: 3\n") == ignored
     local = HEAD.replace("flow:1.0", "flow:1") + "executor: local\nscheduler_address: tcp://x:8786\n"
     assert checks(local) == [
         (

@@ -640,3 +640,23 @@ def test_each_value_points_at_the_file_that_wrote_it_through_later_merges():
     }
     assert list(files.values()) == ["env.yaml", "one.yaml", "one.yaml", "two.yaml", "env.yaml", "two.yaml"]
     assert base.data == before  # merged into a copy
+
+
+def test_an_index_past_the_end_below_which_the_path_goes_on_names_the_index():
+    with pytest.raises(DkeError) as info:
+        layer([parse_yaml("env.yaml", "secrets: [a]\n")[0], parse_set(0, "secrets[3].x=1")])
+    assert str(info.value).startswith(
+        "--set #1 'secrets[3].x=1' col 9: secrets[3] is past the end of the list and leaves secrets[1] unset"
+    )
+
+
+def test_directives_in_a_list_that_replaces_another_are_read_through_wrapped_leaves():
+    spec = Origin("spec", "$", "worker.yaml", 1, 1)
+    patch = {
+        "tolerations": [
+            {"key": Traced("a", spec), "$patch": Traced("delete", spec)},
+            {"key": Traced("b", spec)},
+        ]
+    }
+    plain, _ = strip(strategic_merge({"tolerations": [{"key": "x"}]}, patch, None, value_of))
+    assert plain == {"tolerations": [{"key": "b"}]}

@@ -113,12 +113,16 @@ def test_diagnostic_points_at_the_set_that_supplied_the_value(project):
 
 def test_a_value_that_should_be_a_string_is_told_how_to_write_it_where_it_came_from(project):
     (project / "prod.yaml").write_text("env:\n  LOG_LEVEL: false\n  KEEP: 1.5\n")
-    loaded = load_environment("environment.yaml", ["prod.yaml"], ["env.A=1", "env.B=false"])
+    loaded = load_environment("environment.yaml", ["prod.yaml"], ["env.A=1", "env.B=false", "env.C=true"])
     assert sorted((d.file, d.message) for d in loaded.diagnostics) == [
         ("--set #1 env.A=1", "expected a string, found a number; pass it as a string: --set-string env.A=1"),
         (
             "--set #2 env.B=false",
             "expected a string, found a boolean; pass it as a string: --set-string env.B=false",
+        ),
+        (
+            "--set #3 env.C=true",
+            "expected a string, found a boolean; pass it as a string: --set-string env.C=true",
         ),
         ("prod.yaml", 'expected a string, found a boolean; quote it: "false"'),
         ("prod.yaml", 'expected a string, found a number; quote it: "1.5"'),
