@@ -471,3 +471,23 @@ def test_a_path_without_a_position_takes_its_nearest_ancestor_s_else_the_first_l
     assert doc.pos(("flow", "parameters"), prefer_key=True) == Pos(2, 1)  # the key `flow:`
     d = Document("--set #1 x=1", None).diagnostic(("flow", "parameters"), "DKE100", "m")  # nothing recorded
     assert (d.file, d.line, d.column, d.path) == ("--set #1 x=1", 1, 1, "$.flow.parameters")
+
+
+def test_a_file_of_exactly_the_cap_is_read_one_byte_more_is_not(tmp_path):
+    from dke.environment.load import MAX_FILE_BYTES
+
+    (tmp_path / "cap.yaml").write_bytes(b"a: 1\n" + b"#" * (MAX_FILE_BYTES - 5))
+    assert load_file("cap.yaml", tmp_path)[0].data == {"a": 1}
+    (tmp_path / "big.yaml").write_bytes(b"a: 1\n" + b"#" * (MAX_FILE_BYTES - 4))
+    with pytest.raises(DkeError) as info:
+        load_file("big.yaml", tmp_path)
+    (d,) = info.value.diagnostics
+    assert (d.line, d.column, d.message) == (1, 1, "file is larger than 1024 KiB; is this the right file?")
+
+
+def test_a_bad_byte_on_a_later_line_is_counted_from_that_line_s_start(tmp_path):
+    (tmp_path / "env.yaml").write_bytes("a: 1\nb: 2\nc: fl\xf6w\n".encode("latin-1"))
+    with pytest.raises(DkeError) as info:
+        load_file("env.yaml", tmp_path)
+    (d,) = info.value.diagnostics
+    assert (d.line, d.column, d.message) == (3, 6, "not UTF-8 (byte 0xf6); save the file as UTF-8")
