@@ -408,6 +408,11 @@ def test_each_environment_check_in_full_at_its_key_or_value(flow_dir):
         )
     ]
     assert checks(HEAD + "scheduler_address: tcp://x:8786\nmax_workers: 3\n") == ignored
+    spec_files = checks(HEAD + "executor: local\nscheduler_spec_file: s.yaml\nworker_spec_file: w.yaml\n")
+    assert [(d[0], d[4]) for d in spec_files] == [
+        (IGNORED, "$.scheduler_spec_file"),
+        (IGNORED, "$.worker_spec_file"),
+    ]
     local = HEAD.replace("flow:1.0", "flow:1") + "executor: local\nscheduler_address: tcp://x:8786\n"
     assert checks(local) == [
         (
