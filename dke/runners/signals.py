@@ -9,10 +9,10 @@ whose engine wrapped it in another error still ends as interrupted.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from multiprocessing import resource_tracker
@@ -69,42 +69,54 @@ def handled(handler: Callable[[int, Any], Any], *signums: int) -> Iterator[None]
             signal.signal(s, old)
 
 
-def raising(make: Callable[[int], BaseException]) -> Callable[[int, Any], None]:
-    """A signal handler that raises make(signum) where the main thread is, except where
-    that exception would be printed and lost ("Exception ignored in ..."): in a gc callback
-    (Dask's scheduler keeps one in this process) or a __del__, which run wherever the
-    interpreter happens to collect. There the signal is sent again a moment later, to be
-    raised once the callback has returned; make() is only called when it is raised."""
+@contextlib.contextmanager
+def lost_interrupts_sent_again() -> Iterator[None]:
+    """An interrupt our handlers raise where Python cannot propagate it is printed ("Exception
+    ignored in ...") and dropped: in a gc callback (Dask's scheduler keeps one in this
+    process), a weakref callback or a __del__, which run wherever the interpreter happens to
+    collect garbage; the run would go on as if never interrupted. Inside the block such an
+    interrupt is sent again a moment later instead (and recorded once, when it is raised)."""
+    previous = sys.unraisablehook
 
-    def handler(signum, frame):
-        if _exceptions_ignored_at(frame):
-            _send_again(signum)
+    def hook(unraisable) -> None:
+        lost = unraisable.exc_value
+        signum = _signal_of(lost)
+        if signum is None:
+            previous(unraisable)
             return
-        raise make(signum)
+        recorded = kind_of(signum)
+        if recorded in _interrupts:  # it is recorded again when raised again
+            del _interrupts[len(_interrupts) - 1 - _interrupts[::-1].index(recorded)]
+        timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
 
-    return handler
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
-def _send_again(signum: int, after: float = 0.01) -> None:
-    timer = threading.Timer(after, os.kill, (os.getpid(), signum))
-    timer.daemon = True
-    timer.start()
-
-
-def _exceptions_ignored_at(frame) -> bool:
-    callbacks = {getattr(getattr(cb, "__func__", cb), "__code__", None) for cb in gc.callbacks}
-    while frame is not None:
-        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
-            return True
-        frame = frame.f_back
-    return False
+def _signal_of(exc: BaseException | None) -> int | None:
+    if isinstance(exc, Terminated):
+        return signal.SIGTERM
+    if isinstance(exc, KeyboardInterrupt):
+        return signal.SIGINT
+    if type(exc).__name__ == "TerminationSignal":  # Prefect's handler's, for SIGTERM
+        return getattr(exc, "signal", signal.SIGTERM)
+    return None
 
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into a Terminated (KeyboardInterrupt) exception in the main thread, so
     cleanup runs as on Ctrl-C. A no-op outside the main thread."""
-    with handled(raising(lambda signum: interrupt(Terminated)), signal.SIGTERM):
+
+    def handler(signum, frame):
+        raise interrupt(Terminated)
+
+    with handled(handler, signal.SIGTERM), lost_interrupts_sent_again():
         yield
 
 
@@ -165,9 +177,6 @@ def record_prefect_sigterm() -> None:
         return
 
     def recording(signum, frame):
-        if _exceptions_ignored_at(frame):  # as raising() does: its exception would be lost
-            _send_again(signum)
-            return None
         quiet_dask()
         _interrupts.append(Terminated)
         return prefects(signum, frame)
@@ -204,11 +213,11 @@ def interrupts_end_quietly() -> Iterator[None]:
     fail to start and running tasks get cancelled, and Dask logs each at length from its own
     thread. That is the expected end of an interrupted run."""
 
-    def quietly(signum: int) -> KeyboardInterrupt:
+    def on_signal(signum, frame):
         quiet_dask()
-        return interrupt(kind_of(signum))
+        raise interrupt(kind_of(signum))
 
-    with handled(raising(quietly), signal.SIGINT, signal.SIGTERM), _loggers_restored():
+    with handled(on_signal, signal.SIGINT, signal.SIGTERM), _loggers_restored(), lost_interrupts_sent_again():
         yield
 
 

@@ -64,30 +64,61 @@ def test_an_interrupt_quiets_dask_for_the_block_only():
     signals.forget_interrupts()
 
 
-def test_an_interrupt_that_arrives_inside_a_gc_callback_is_not_lost():
-    """Dask's scheduler keeps a gc callback in dke's process; an exception raised in one is
-    printed ("Exception ignored in") and lost, and the run went on as if never interrupted."""
+def _signal_and_spin(sent: list, signum: int) -> None:
+    if not sent:
+        sent.append(True)
+        os.kill(os.getpid(), signum)
+        for _ in range(10_000):  # the handler runs in here
+            pass
+
+
+class _Finalized:
+    def __init__(self, sent, signum):
+        self.sent, self.signum = sent, signum
+
+    def __del__(self):
+        _signal_and_spin(self.sent, self.signum)
+
+
+@pytest.mark.parametrize("where", ["gc callback", "weakref callback", "__del__"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupt_that_arrives_where_python_drops_exceptions_is_not_lost(where, signum):
+    """Python prints and drops an exception raised in a gc callback (Dask's scheduler keeps one
+    in dke's process), a weakref callback or a __del__: the run went on as if never
+    interrupted. The interrupt is raised again, once, where it counts."""
     import gc
+    import weakref
 
     from dke.runners import signals
 
-    def callback(phase, info):
-        if phase == "start" and not sent:
-            sent.append(True)
-            os.kill(os.getpid(), signal.SIGTERM)
-            for _ in range(10_000):  # the handler runs in here, inside the callback
-                pass
+    class Thing:
+        pass
 
     sent: list[bool] = []
+    kind = signals.kind_of(signum)
+
+    def gc_callback(phase, info):
+        if phase == "start":
+            _signal_and_spin(sent, signum)
+
     signals.forget_interrupts()
-    gc.callbacks.append(callback)
     try:
-        with signals.interrupts_end_quietly(), pytest.raises(signals.Terminated):
-            gc.collect()
+        with signals.interrupts_end_quietly(), pytest.raises(kind) as raised:
+            if where == "gc callback":
+                gc.callbacks.append(gc_callback)
+                gc.collect()
+            elif where == "weakref callback":
+                thing = Thing()
+                ref = weakref.ref(thing, lambda _: _signal_and_spin(sent, signum))  # noqa: F841
+                del thing
+            else:
+                finalized = _Finalized(sent, signum)
+                del finalized
             time.sleep(5)
     finally:
-        gc.callbacks.remove(callback)
-    assert sent and signals._interrupts == [signals.Terminated]  # recorded once, when raised
+        if gc_callback in gc.callbacks:
+            gc.callbacks.remove(gc_callback)
+    assert sent and type(raised.value) is kind and signals._interrupts == [kind]
     signals.forget_interrupts()
 
 
