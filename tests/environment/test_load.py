@@ -139,6 +139,15 @@ def test_billion_laughs_fails_fast_without_expanding():
     assert d.code == "DKE004" and str(MAX_NODES) in d.message
 
 
+def test_a_document_of_exactly_max_nodes_values_loads_one_more_does_not():
+    # a mapping, its list and the list's items: MAX_NODES values in all, then one more
+    exactly = "a: [" + ", ".join(["1"] * (MAX_NODES - 2)) + "]\n"
+    assert len(load_text(exactly).data["a"]) == MAX_NODES - 2
+    d = error_of(exactly.replace("[1,", "[1, 1,", 1))
+    assert (d.code, d.file, d.line, d.column) == ("DKE004", "env.yaml", 1, 1)
+    assert d.message == f"document too large: more than {MAX_NODES} values (alias expansion?)"
+
+
 def test_small_aliases_are_fine():
     doc = load_text("base: &b {x: 1}\ncopy: *b\n")
     assert doc.data == {"base": {"x": 1}, "copy": {"x": 1}}
