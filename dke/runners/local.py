@@ -439,12 +439,12 @@ def dask_setup(worker) -> None:
     logger = logging.getLogger("distributed")
     logger.handlers[:] = [DaskLogs(_stderr_line)]
     logger.propagate = False
-    # The first Prefect task a worker runs imports Prefect's task engine (about a second).
-    # Import it while starting, when the flow side is still getting ready. Not in a
-    # background thread: two threads importing Prefect at once can hit an import deadlock.
-    with contextlib.suppress(Exception):
-        import prefect.task_engine  # noqa: F401
-        import prefect_dask  # noqa: F401
+    # What a Prefect task needs: already imported when the worker was forked from the fork
+    # server (worker_processes), imported here, while starting, when it was spawned. Here, not
+    # at this module's top (dke's own process must not import Prefect for it), nor in a
+    # background thread (two threads importing Prefect at once can hit an import deadlock).
+    import dke.runners.workerimports  # noqa: F401
+
     # What is imported now lives as long as the process: keep it out of the cycle collector's
     # sight. Its full passes otherwise walk all of Prefect on every task that triggers one, and
     # on exit hold the process past the nanny's 4 s, which then kills it.
