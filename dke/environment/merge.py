@@ -534,14 +534,24 @@ def strategic_merge(base: Any, patch: Any, field_name: str | None = None, value_
     Maps merge key by key (``null`` deletes a key); lists named in MERGE_BY_NAME merge
     by each item's ``name`` (a patch item replaces nothing it does not name, items
     without a name are appended); other lists and scalars are replaced. The directive
-    ``$patch: delete`` on a named item removes it, ``$patch: replace`` on a map (or as
+    ``$patch: delete`` on a named item or a map removes it, ``$patch: replace`` on a map (or as
     an item of a list) replaces instead of merging. Neither input is modified; leaves
     are shared, containers are new. ``value_of`` reads a leaf (names, directives) when
-    leaves are wrapped, e.g. with their provenance.
+    leaves are wrapped, e.g. with their provenance. ``$patch: delete`` on a map removes it
+    (Kubernetes leaves an empty map; over a value that is not a map, the directive itself).
     """
+    merged = _merge(base, patch, field_name, value_of)
+    return None if merged is _DROP else merged
+
+
+def _merge(base: Any, patch: Any, field_name: str | None, value_of) -> Any:
+    """strategic_merge, but a deleted result is _DROP, so that the key holding it goes."""
     if isinstance(patch, dict) and isinstance(base, dict):
-        if value_of(patch.get(DIRECTIVE)) == "replace":
+        directive = value_of(patch.get(DIRECTIVE))
+        if directive == "replace":
             return _clean(patch, value_of)
+        if directive == "delete":
+            return _DROP
         out = {k: _copy(v) for k, v in base.items()}
         for key, value in patch.items():
             if key == DIRECTIVE:
@@ -549,7 +559,11 @@ def strategic_merge(base: Any, patch: Any, field_name: str | None = None, value_
             if value is None:
                 out.pop(key, None)
             elif key in out:
-                out[key] = strategic_merge(out[key], value, key, value_of)
+                merged = _merge(out[key], value, key, value_of)
+                if merged is _DROP:
+                    del out[key]
+                else:
+                    out[key] = merged
             else:
                 cleaned = _clean(value, value_of)
                 if cleaned is not _DROP:
@@ -574,14 +588,13 @@ def strategic_merge(base: Any, patch: Any, field_name: str | None = None, value_
                 if at is not None:
                     del out_list[at]
             elif at is not None:
-                out_list[at] = strategic_merge(out_list[at], item, None, value_of)
+                out_list[at] = _merge(out_list[at], item, None, value_of)
             else:
                 cleaned = _clean(item, value_of)
                 if cleaned is not _DROP:
                     out_list.append(cleaned)
         return out_list
-    cleaned = _clean(patch, value_of)
-    return None if cleaned is _DROP else cleaned
+    return _clean(patch, value_of)
 
 
 _DROP = object()

@@ -445,7 +445,29 @@ def _command_problems(doc, path: JsonPath, container: dict, role: str) -> list[D
 
 def _directive_problems(doc, base: JsonPath, pod: dict, role: str) -> list[Diagnostic]:
     """`$patch: replace|delete` that leave the pod without containers or without the Dask container."""
+    if pod.get("$patch") == "delete":
+        return [
+            doc.diagnostic(
+                base + ("$patch",),
+                DASK_CONTAINER,
+                f"$patch: delete removes the whole pod spec, dke's {role!r} container too; remove the "
+                "directive",
+                prefer_key=True,
+            )
+        ]
     containers = pod.get("containers")
+    if pod.get("$patch") == "replace":  # dke's pod is dropped: its Dask container must be listed
+        listed = [c for c in containers if isinstance(c, dict)] if isinstance(containers, list) else []
+        if find_container([c for c in listed if set(c) != {"$patch"}], role).index is None:
+            return [
+                doc.diagnostic(
+                    base + ("$patch",),
+                    DASK_CONTAINER,
+                    f"$patch: replace drops dke's whole pod, its {role!r} container too; list a "
+                    f"container named {role!r} under containers, or remove the directive",
+                    prefer_key=True,
+                )
+            ]
     if "containers" in pod and containers is None:
         return [
             doc.diagnostic(

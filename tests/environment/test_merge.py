@@ -103,6 +103,22 @@ def test_patch_delete_directive_removes_a_named_item():
     assert out["imagePullSecrets"] == []
 
 
+def test_patch_delete_directive_removes_a_map_whatever_it_replaces():
+    base = {"affinity": {"nodeAffinity": {"x": 1}}, "nodeSelector": {"a": "b"}, "hostname": "h", "n": 1}
+    patch = {
+        "affinity": {"$patch": "delete"},
+        "hostname": {"$patch": "delete", "x": 2},
+        "new": {"$patch": "delete"},
+    }
+    assert strategic_merge(base, patch) == {"nodeSelector": {"a": "b"}, "n": 1}
+    nested = {"containers": [{"name": "worker", "securityContext": {"$patch": "delete"}}]}
+    assert strategic_merge({"containers": [{"name": "worker", "securityContext": {"a": 1}}]}, nested) == {
+        "containers": [{"name": "worker"}]
+    }
+    assert strategic_merge(base, {"$patch": "delete"}) is None
+    assert strategic_merge("text", {"$patch": "delete", "a": 1}) is None
+
+
 def test_patch_replace_directive_replaces_a_map_or_a_list():
     patch = {
         "nodeSelector": {"$patch": "replace", "only": "this"},

@@ -216,6 +216,11 @@ def test_a_sidecar_stays_beside_the_worker(tmp_path):
         ("containers:\n- $patch: replace\n", 2),
         ("containers:\n- $patch: replace\n- name: sidecar\n", 2),
         ("containers:\n- name: worker\n  $patch: delete\n", 3),
+        ("containers: {$patch: delete}\n", 1),
+        ("nodeSelector: {a: b}\n$patch: delete\n", 2),  # the whole pod spec
+        ("kind: Pod\nspec:\n  $patch: delete\n", 3),
+        ("$patch: replace\nnodeSelector: {a: b}\n", 1),  # dke's pod replaced by one without containers
+        ("$patch: replace\ncontainers:\n- name: sidecar\n", 1),
     ],
 )
 def test_directives_that_remove_the_dask_container(tmp_path, spec, line):
@@ -347,6 +352,8 @@ POD = st.fixed_dictionaries(
         ),
         "restartPolicy": st.sampled_from(["Never", "Always", "OnFailure", 1]),
         "activeDeadlineSeconds": st.integers(-1, 5),
+        "$patch": st.sampled_from(["delete", "replace", "merge"]),
+        "securityContext": st.sampled_from([{"$patch": "delete"}, {"runAsUser": 1000}]),
     },
 )
 
