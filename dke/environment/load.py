@@ -23,6 +23,7 @@ JsonPath = tuple  # of str keys and int indexes
 MAX_NODES = 20_000
 # Kubernetes objects nest ~15 levels; far deeper input is a mistake or an attack.
 MAX_DEPTH = 100
+TOO_DEEP = f"YAML nesting is too deep (over {MAX_DEPTH} levels)"
 # Environment, overlay and spec files are a few KiB; a bigger one is the wrong file
 # (or /dev/zero): stop reading there instead of parsing it.
 MAX_FILE_BYTES = 1024 * 1024
@@ -154,11 +155,23 @@ def _compose_all(text: str) -> list:
     # print a multi-line Python warning, quoting the file, on stderr.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ReusedAnchorWarning)
-        try:
-            return list(YAML(typ="safe", pure=False).compose_all(text))
-        except (YAMLError, RecursionError, ValueError):
-            pass
-        return list(YAML(typ="safe", pure=True).compose_all(text))
+        if _nesting_bound(text) <= C_PARSER_MAX_NESTING:
+            try:
+                return list(YAML(typ="safe", pure=False).compose_all(text))
+            except (YAMLError, RecursionError, ValueError):
+                pass
+        return _compose_pure(text)
+
+
+# The C composer recurses on the C stack without a limit: ~27,000 nested `[` crash the
+# process (a segfault, at 8 MiB of stack). Only text that cannot nest deeper than this goes
+# to it; the pure parser stops at MAX_DEPTH (MaxDepthExceededError) whatever the text.
+C_PARSER_MAX_NESTING = 2000
+
+
+def _nesting_bound(text: str) -> int:
+    """At least the deepest nesting of ``text``: every level opens with one of these."""
+    return sum(text.count(indicator) for indicator in "[{-?:")
 
 
 def parse_yaml(file: str, text: str, multi: bool = False, allow_empty: bool = False) -> list[Document]:
@@ -174,14 +187,11 @@ def parse_yaml(file: str, text: str, multi: bool = False, allow_empty: bool = Fa
     except ReaderError as e:  # a control character: point at it, say which
         before = text[: e.position]
         line, column = before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1
-        char = e.character if isinstance(e.character, int) else ord(e.character[:1] or "\0")
-        raise load_error(
-            file, line, column, "DKE003", f"character U+{char:04X} is not allowed in YAML; remove it"
+        raise load_error(  # the character's code: ruamel's reader of text (not bytes) gives that
+            file, line, column, "DKE003", f"character U+{e.character:04X} is not allowed in YAML; remove it"
         ) from None
-    except YAMLError as e:
+    except YAMLError as e:  # none known unmarked: a newer ruamel's, said in one line
         raise load_error(file, 1, 1, "DKE003", _printable(f"invalid YAML: {e}".splitlines()[0])) from None
-    except RecursionError:
-        raise load_error(file, 1, 1, "DKE003", "YAML nesting is too deep") from None
     # Empty documents (a trailing or doubled `---`) are skipped, as kubectl does.
     nodes = [n for n in nodes if not _is_null(n)]
     if allow_empty and not nodes:
@@ -271,7 +281,9 @@ _SPACED_TABS = re.compile(r"(?m)^([ \t]*)(.*)$")
 def _compose_pure(text: str) -> list:
     from ruamel.yaml import YAML
 
-    return list(YAML(typ="safe", pure=True).compose_all(text))
+    yaml = YAML(typ="safe", pure=True)
+    yaml.max_depth = MAX_DEPTH + 1  # the root is at depth 1: deeper than _plain allows
+    return list(yaml.compose_all(text))
 
 
 def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
@@ -281,6 +293,10 @@ def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
     space is a string that runs into the next line's key; an unclosed quote runs to the
     end of the file), so the common mistakes are recognised and reported at their cause.
     """
+    from ruamel.yaml.composer import MaxDepthExceededError
+
+    if isinstance(e, MaxDepthExceededError):  # as _plain says it, at the first node past the limit
+        return e.problem_mark.line + 1, e.problem_mark.column + 1, TOO_DEEP
     problem = (getattr(e, "problem", None) or str(e)).strip()
     context = (getattr(e, "context", None) or "").strip()
     mark, start = e.problem_mark or e.context_mark, e.context_mark
@@ -406,9 +422,7 @@ def _plain(node: Any, path: JsonPath, doc: Document, budget: list[int]) -> Any:
     budget[0] -= 1
     if len(path) > MAX_DEPTH:
         p = _mark(node)
-        raise load_error(
-            doc.file, p.line, p.column, "DKE003", f"YAML nesting is too deep (over {MAX_DEPTH} levels)"
-        )
+        raise load_error(doc.file, p.line, p.column, "DKE003", TOO_DEEP)
     if budget[0] < 0:
         raise load_error(
             doc.file, 1, 1, "DKE004", f"document too large: more than {MAX_NODES} values (alias expansion?)"
@@ -418,14 +432,12 @@ def _plain(node: Any, path: JsonPath, doc: Document, budget: list[int]) -> Any:
         for key_node, value_node in _mapping_pairs(node, doc):
             kpos = _mark(key_node)
             if key_node.id != "scalar" or key_node.tag != STR_TAG:
-                shown = key_node.value if key_node.id == "scalar" else f"a {key_node.id}"
-                raise load_error(
-                    doc.file,
-                    kpos.line,
-                    kpos.column,
-                    "DKE004",
-                    _printable(f"key {shown!r} must be a string; quote it"),
+                message = (
+                    f"key {key_node.value!r} must be a string; quote it"
+                    if key_node.id == "scalar"
+                    else f"{'a list' if key_node.id == 'sequence' else 'a mapping'} as a key; keys must be strings"
                 )
+                raise load_error(doc.file, kpos.line, kpos.column, "DKE004", _printable(message))
             key = key_node.value
             child = path + (key,)
             if key in out:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from dke.diagnostics import DkeError
-from dke.environment.load import MAX_NODES, Document, Pos, json_path, load_file, load_mapping, parse_yaml
+from dke.environment.load import (
+    MAX_DEPTH,
+    MAX_NODES,
+    Document,
+    Pos,
+    json_path,
+    load_file,
+    load_mapping,
+    parse_yaml,
+)
 
 TEXT = """\
 # a comment
@@ -500,3 +509,75 @@ def test_a_bad_byte_on_a_later_line_is_counted_from_that_line_s_start(tmp_path):
         load_file("env.yaml", tmp_path)
     (d,) = info.value.diagnostics
     assert (d.line, d.column, d.message) == (3, 6, "not UTF-8 (byte 0xf6); save the file as UTF-8")
+
+
+# --- nesting: the C parser never sees what could overflow its stack -------------------------
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 30_000, 400_000])
+@pytest.mark.parametrize(
+    "text, column",
+    [
+        (lambda n: "a: " + "[" * n + "x" + "]" * n, 4 + MAX_DEPTH),  # the list at the 101st level
+        (lambda n: "- " * n + "x", 1 + 2 * (MAX_DEPTH + 1)),  # nested block lists on one line
+    ],
+)
+def test_nesting_past_the_limit_is_one_error_at_the_same_node_however_deep(levels, text, column):
+    # 30,000 and more nested lists crashed the process (a segfault in ruamel's C composer)
+    d = error_of(text(levels) + "\n")
+    message = f"YAML nesting is too deep (over {MAX_DEPTH} levels)"
+    assert (d.code, d.line, d.column, d.message) == ("DKE003", 1, column, message)
+
+
+def test_nesting_of_exactly_the_limit_loads_on_either_parser():
+    deepest = "a: " + "[" * (MAX_DEPTH - 1) + "x" + "]" * (MAX_DEPTH - 1)
+    # the same document with enough indicators in a comment to be sent to the pure parser
+    for text in (deepest, deepest + " # " + "-" * 3000):
+        data = load_text(text + "\n").data["a"]
+        for _ in range(MAX_DEPTH - 2):
+            (data,) = data
+        assert data == ["x"]
+
+
+def test_the_nesting_bound_counts_every_indicator_that_opens_a_level():
+    from dke.environment.load import _nesting_bound
+
+    assert _nesting_bound("a: [b, {c: d}]\n- ? e\n") == 6
+    assert _nesting_bound("plain text") == 0
+
+
+@pytest.mark.parametrize(
+    "text, column, message",
+    [
+        ("[a]: 1\n", 1, "a list as a key; keys must be strings"),
+        ("x: {? {a: 1} : 2}\n", 7, "a mapping as a key; keys must be strings"),
+        ("null: a\n", 1, "key 'null' must be a string; quote it"),
+    ],
+)
+def test_a_key_that_is_not_a_string_is_named_as_what_it_is(text, column, message):
+    d = error_of(text)
+    assert (d.code, d.line, d.column, d.message) == ("DKE004", 1, column, message)
+
+
+def test_a_control_character_is_named_by_its_code_point_where_it_is():
+    d = error_of("a: 1\nbb: x\x7fy\n")  # U+007F, not U+0000 or another's
+    assert (d.code, d.line, d.column, d.message) == (
+        "DKE003",
+        2,
+        6,
+        "character U+007F is not allowed in YAML; remove it",
+    )
+
+
+def test_an_unmarked_yaml_error_is_one_line_at_the_first_position(monkeypatch):
+    # none is known from ruamel for text input; a newer version's must still be one line
+    from ruamel.yaml.error import YAMLError
+
+    import dke.environment.load as load
+
+    def refuse(text):
+        raise YAMLError("something new \ud800\n  in <unicode string>")
+
+    monkeypatch.setattr(load, "_compose_all", refuse)
+    d = error_of("a: 1\n")
+    assert (d.code, d.line, d.column, d.message) == ("DKE003", 1, 1, "invalid YAML: something new \\ud800")
