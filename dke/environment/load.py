@@ -129,9 +129,10 @@ def read_text(file: str, path: Path) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        before = raw[: e.start]
-        line = before.count(b"\n") + 1
-        column = e.start - (before.rfind(b"\n") + 1) + 1
+        # columns count characters, as YAML positions do (a BOM is none): decode what is valid
+        before = raw[: e.start].decode("utf-8").removeprefix("\ufeff")
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
         raise load_error(
             file, line, column, "DKE002", f"not UTF-8 (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
         ) from None
@@ -231,7 +232,7 @@ def load_mapping(file: str, base: Path | None = None, allow_empty: bool = False)
     if allow_empty and doc.data is None:
         doc.data = {}
     if not isinstance(doc.data, dict):
-        kind = type(doc.data).__name__ if doc.data is not None else "null"
+        kind = type(doc.data).__name__  # not None: an empty file was refused or is {}
         p = doc.pos(())
         raise load_error(
             file, p.line, p.column, "DKE006", f"top level must be a mapping of keys, found {_kind(kind)}"
@@ -266,7 +267,7 @@ def _kind(name: str) -> str:
         "int": "a number",
         "float": "a number",
         "bool": "a boolean",
-    }.get(name, name)
+    }[name]  # what _plain makes of a scalar or a list
 
 
 # `key:value` at the start of a line: a mapping key with no space after its colon, which
@@ -297,8 +298,8 @@ def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
 
     if isinstance(e, MaxDepthExceededError):  # as _plain says it, at the first node past the limit
         return e.problem_mark.line + 1, e.problem_mark.column + 1, TOO_DEEP
-    problem = (getattr(e, "problem", None) or str(e)).strip()
-    context = (getattr(e, "context", None) or "").strip()
+    problem = (e.problem or str(e)).strip()
+    context = (e.context or "").strip()
     mark, start = e.problem_mark or e.context_mark, e.context_mark
     lines = text.splitlines()
     if mark is None:
@@ -325,16 +326,17 @@ def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
     first = min(mark.line, start.line if start is not None else mark.line, max(mark.line - 1, 0))
     for n in range(first, min(mark.line, len(lines) - 1) + 1):
         found = _NO_SPACE.match(lines[n])
-        if found:
+        if found and _space_gets_past(lines, n, found.end(2) + 1, mark):
             indent, key = found.groups()
-            value = lines[n][found.end(2) + 1 :]
+            value = lines[n][found.end(2) + 1 :].rstrip()
             return (
                 n + 1,
                 found.end(2) + 1,
                 f"missing space after ':' in {lines[n].strip()!r}: write '{indent.lstrip()}{key}: {value}' "
                 "(YAML needs a space between a key's ':' and its value)",
             )
-    if start is not None and "simple key" in context and start.line < len(lines):
+    # a start mark is at a character (the key's first, the opening quote or bracket): on a line
+    if start is not None and "simple key" in context:
         return (
             start.line + 1,
             start.column + 1,
@@ -342,15 +344,15 @@ def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
             "(YAML needs a space after the ':' or the '-')",
         )
     if start is not None and "quoted scalar" in context:
-        quote = lines[start.line][start.column] if start.line < len(lines) else '"'
+        quote = lines[start.line][start.column]
         return (
             start.line + 1,
             start.column + 1,
             f"the {quote} opened here is never closed; end the value with {quote} on this line",
         )
     if start is not None and "flow" in context and start.line < mark.line:
-        bracket = lines[start.line][start.column] if start.line < len(lines) else "["
-        closing = {"[": "]", "{": "}"}.get(bracket, "]")
+        bracket = lines[start.line][start.column]
+        closing = "]" if bracket == "[" else "}"
         return (
             start.line + 1,
             start.column + 1,
@@ -388,14 +390,30 @@ def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
     return line, column, msg
 
 
+def _space_gets_past(lines: list[str], n: int, column: int, mark: Any) -> bool:
+    """Whether a space at ``column`` of line ``n`` lets the parser get past ``mark``: the text
+    looks like `key:value`, but it may be inside a block or quoted scalar, and fine there."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    fixed = [*lines[:n], lines[n][:column] + " " + lines[n][column:], *lines[n + 1 :]]
+    try:
+        _compose_pure("\n".join(fixed) + "\n")
+    except MarkedYAMLError as e:
+        now = e.problem_mark or e.context_mark
+        return now is None or (now.line, now.column) > (mark.line, mark.column + (n == mark.line))
+    except (YAMLError, ValueError):
+        return False
+    return True
+
+
 # `---` then a space or the end of the line (`---x` is a plain scalar)
 _DOCUMENT_START = re.compile(r"---(?:\s|$)")
 
 
 def _second_document_line(text: str, node: Any) -> int:
     """The line of the `---` that starts the document ``node`` (or the node's own line)."""
-    lines = text.splitlines()
-    for n in range(min(node.start_mark.line, len(lines) - 1), -1, -1):
+    lines = text.splitlines()  # the node has content: its line is one of these
+    for n in range(node.start_mark.line, -1, -1):
         if _DOCUMENT_START.match(lines[n]):
             return n + 1
     return node.start_mark.line + 1

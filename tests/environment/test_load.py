@@ -581,3 +581,123 @@ def test_an_unmarked_yaml_error_is_one_line_at_the_first_position(monkeypatch):
     monkeypatch.setattr(load, "_compose_all", refuse)
     d = error_of("a: 1\n")
     assert (d.code, d.line, d.column, d.message) == ("DKE003", 1, 1, "invalid YAML: something new \\ud800")
+
+
+# --- the "missing space" hint only where the space is the fix ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, line, column, message",
+    [
+        # `abc:def` is text of a folded scalar, fine there; the mistake is on the next line
+        (
+            "desc: >\n  abc:def\nimage: a: b\n",
+            3,
+            9,
+            "a ': ' inside a value (YAML reads it as a key); quote the value, e.g. key: \"a: b\"",
+        ),
+        # ... or inside a quote that is never closed: the quote is the mistake
+        ('k: "a\n  b:c\n  d\n', 1, 4, 'the " opened here is never closed; end the value with " on this line'),
+        # far above the flow sequence the parser was in: not looked at
+        (
+            "desc: >\n  abc:def\nx: 1\ny: [a\nz: 2\n",
+            4,
+            4,
+            "the '[' opened here is not closed on its line; close it with ']'",
+        ),
+        # the key the parser started at, three lines before it gave up (blank lines and a comment)
+        (
+            "name: a\nmax_workers:2   \n\n\n# c\nmin_workers: 1\n",
+            2,
+            12,
+            "missing space after ':' in 'max_workers:2': write 'max_workers: 2' (YAML needs a space "
+            "between a key's ':' and its value)",
+        ),
+    ],
+)
+def test_a_key_value_without_space_is_blamed_only_where_a_space_gets_the_parser_past(
+    text, line, column, message
+):
+    d = error_of(text)
+    assert (d.code, d.line, d.column, d.message) == ("DKE003", line, column, message)
+
+
+# --- what the parser reports without a position, or in a shape not seen yet --------------------
+
+
+def test_a_marked_yaml_error_without_marks_is_reported_at_the_first_line(monkeypatch):
+    from ruamel.yaml.error import MarkedYAMLError
+
+    import dke.environment.load as load
+
+    def refuse(text):
+        raise MarkedYAMLError(problem="  no mark here  ")
+
+    monkeypatch.setattr(load, "_compose_all", refuse)
+    d = error_of("a: 1\n")
+    assert (d.line, d.column, d.message) == (1, 1, "invalid YAML: no mark here")
+
+
+def test_read_text_strips_a_leading_byte_order_mark_only(tmp_path):
+    # dke migrate edits the text by the parser's positions, which do not count the BOM
+    from dke.environment.load import read_text
+
+    (tmp_path / "env.yaml").write_bytes("\ufeffa: b\ufeff\n".encode())
+    assert read_text("env.yaml", tmp_path / "env.yaml") == "a: b\ufeff\n"
+
+
+@pytest.mark.parametrize(
+    "content, line, column, byte",
+    [
+        (
+            "name: caf\u00e9 \xff\n".encode("utf-8").replace(b"\xc3\xbf", b"\xff"),
+            1,
+            12,
+            "ff",
+        ),  # é is one column
+        (b"\xef\xbb\xbfa: \xfe\n", 1, 4, "fe"),  # the BOM is not a column
+    ],
+)
+def test_a_bad_byte_s_column_counts_characters_not_bytes(tmp_path, content, line, column, byte):
+    (tmp_path / "env.yaml").write_bytes(content)
+    with pytest.raises(DkeError) as info:
+        load_file("env.yaml", tmp_path)
+    (d,) = info.value.diagnostics
+    assert (d.file, d.line, d.column, d.message) == (
+        "env.yaml",
+        line,
+        column,
+        f"not UTF-8 (byte 0x{byte}); save the file as UTF-8",
+    )
+
+
+def test_every_read_error_names_the_file_as_given(tmp_path):
+    from dke.environment.load import MAX_FILE_BYTES
+
+    (tmp_path / "big.yaml").write_bytes(b"#" * (MAX_FILE_BYTES + 1))
+    (tmp_path / "list.yaml").write_text("# the list\n\n  - a\n")
+    for name, code in (("big.yaml", "DKE001"), ("list.yaml", "DKE006")):
+        with pytest.raises(DkeError) as info:
+            load_mapping(name, tmp_path)
+        (d,) = info.value.diagnostics
+        assert (d.file, d.code) == (name, code)
+    assert (d.line, d.column, d.message) == (3, 3, "top level must be a mapping of keys, found a list")
+
+
+def test_load_file_holds_one_document_and_refuses_an_empty_file_unless_asked(tmp_path):
+    (tmp_path / "two.yaml").write_text("a: 1\n---\nb: 2\n")
+    (tmp_path / "empty.yaml").write_text("# nothing\n")
+    with pytest.raises(DkeError) as info:
+        load_file("two.yaml", tmp_path)
+    assert info.value.diagnostics[0].line == 2
+    assert [d.data for d in load_file("two.yaml", tmp_path, multi=True)] == [{"a": 1}, {"b": 2}]
+    with pytest.raises(DkeError) as info:
+        load_file("empty.yaml", tmp_path)
+    assert info.value.diagnostics[0].code == "DKE005"
+    assert load_mapping("empty.yaml", tmp_path, allow_empty=True).data == {}
+
+
+def test_a_mapping_s_own_keys_win_over_merged_ones_and_keep_their_positions():
+    doc = load_text("base: &b {x: 1, y: 1}\ntop:\n  <<: *b\n  x: 2\n")
+    assert doc.data["top"] == {"x": 2, "y": 1}
+    assert doc.keys[("top", "x")] == Pos(4, 3)
