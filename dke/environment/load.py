@@ -248,9 +248,8 @@ def _printable(message: str) -> str:
     return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _check_text(doc: Document, value: str, path: JsonPath, prefer_key: bool = False) -> None:
+def _check_text(doc: Document, value: str, p: Pos) -> None:
     if _SURROGATE.search(value):
-        p = doc.pos(path, prefer_key)
         raise load_error(
             doc.file,
             p.line,
@@ -470,7 +469,7 @@ def _plain(node: Any, path: JsonPath, doc: Document, budget: list[int]) -> Any:
                     ),
                 )
             doc.keys[child] = kpos
-            _check_text(doc, key, child, prefer_key=True)
+            _check_text(doc, key, kpos)
             doc.values[child] = _mark(value_node)
             if value_node.id == "scalar" and value_node.tag == NULL_TAG and value_node.value == "":
                 doc.empty.add(child)
@@ -485,7 +484,7 @@ def _plain(node: Any, path: JsonPath, doc: Document, budget: list[int]) -> Any:
         return result
     value = _scalar(node)
     if isinstance(value, str):
-        _check_text(doc, value, path)
+        _check_text(doc, value, _mark(node))
     return value
 
 

@@ -256,7 +256,75 @@ def test_a_merge_key_that_refers_to_its_own_anchor_is_one_positioned_error(text,
 
 def test_a_merge_cycle_through_a_nested_value_is_too_deep_not_a_crash():
     d = error_of("a: &a {b: {<<: *a}}\n")
-    assert d.code == "DKE003" and "too deep" in d.message
+    assert (d.code, d.line, d.column, d.message) == (
+        "DKE003",
+        1,
+        11,
+        f"YAML nesting is too deep (over {MAX_DEPTH} levels)",
+    )
+
+
+@pytest.mark.parametrize(
+    "text, column, message",
+    [
+        # a cycle of two: the outer mapping reached again through the one it merges
+        (
+            "x: &a {<<: {<<: *a}}\n",
+            4,
+            "'<<' merges a mapping into itself (its own anchor); merge another mapping",
+        ),
+        ("a: {<<: 1}\n", 9, "'<<' merges mappings only"),
+        ("c: {<<: {<<: 1}}\n", 14, "'<<' merges mappings only"),  # found while expanding another merge
+    ],
+)
+def test_merge_key_mistakes_are_one_positioned_error(text, column, message):
+    d = error_of(text)
+    assert (d.file, d.code, d.line, d.column, d.message) == ("env.yaml", "DKE003", 1, column, message)
+
+
+def test_merges_nest_up_to_the_limit():
+    def chain(length):  # m<k> merges m<k-1>: expanding the last one nests `length` merges
+        lines = ["m0: &m0 {a: 0}"] + [f"m{k}: &m{k} {{<<: *m{k - 1}}}" for k in range(1, length + 1)]
+        return "\n".join(lines) + "\n"
+
+    assert load_text(chain(MAX_DEPTH)).data[f"m{MAX_DEPTH}"] == {"a": 0}
+    d = error_of(chain(MAX_DEPTH + 1))
+    assert (d.code, d.line, d.column, d.message) == (
+        "DKE003",
+        1,  # the mapping the last merge would have expanded
+        5,
+        f"'<<' merges are nested too deep (over {MAX_DEPTH} levels)",
+    )
+
+
+def test_of_two_merged_mappings_the_first_listed_wins():
+    doc = load_text("a: &a {x: 1}\nb: &b {x: 2, y: 2}\nc: {<<: [*a, *b]}\n")
+    assert doc.data["c"] == {"x": 1, "y": 2}
+
+
+@pytest.mark.parametrize(
+    "written, value",
+    [
+        ("1_000", 1000),
+        ("1__000", 1000),  # Python's int() refuses a doubled underscore: dke removes them first
+        ("007", 7),  # decimal with leading zeros: int(..., 0) refuses it
+        ("0x_1F", 31),
+        ("1__0.5", 10.5),
+        ("+.inf", float("inf")),
+        ("-.Inf", float("-inf")),
+    ],
+)
+def test_numbers_as_ruamel_resolves_them(written, value):
+    assert load_text(f"v: {written}\n").data["v"] == value
+
+
+def test_a_surrogate_escape_is_shown_escaped_in_full():
+    d = error_of('name: etl\nimage: "a\\ud800"\n')
+    assert (d.line, d.column, d.message) == (
+        2,
+        8,
+        "'a\\ud800' is not valid Unicode (a surrogate escape such as \\ud800)",
+    )
 
 
 def test_merges_of_other_mappings_still_work():
