@@ -297,7 +297,7 @@ def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
 
     if isinstance(e, MaxDepthExceededError):  # as _plain says it, at the first node past the limit
         return e.problem_mark.line + 1, e.problem_mark.column + 1, TOO_DEEP
-    problem = (e.problem or str(e)).strip()
+    problem = (e.problem or "the parser stopped here").strip()
     context = (e.context or "").strip()
     mark, start = e.problem_mark or e.context_mark, e.context_mark
     lines = text.splitlines()
@@ -364,6 +364,13 @@ def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
             column,
             "a list item ('- ...') among the keys of a mapping: put the list under a key "
             "(`key:` then indented `- item` lines), or write the line as `key: value`",
+        )
+    if "block end" in problem and "block collection" in context:
+        return (
+            line,
+            column,
+            "this line is inside a list but is not an item ('- ...'): start it with '- ', or "
+            "indent it as the keys above the list",
         )
     if "block end" in problem and "block mapping" in context:
         above = next(

@@ -673,6 +673,30 @@ def test_an_unmarked_yaml_error_is_one_line_at_the_first_position(monkeypatch):
             4,
             "the '[' opened here is not closed on its line; close it with ']'",
         ),
+        # on the first line, noticed on the second
+        (
+            "max_workers:2\nmin_workers: 1\n",
+            1,
+            12,
+            "missing space after ':' in 'max_workers:2': write 'max_workers: 2' (YAML needs a space "
+            "between a key's ':' and its value)",
+        ),
+        # the space is the fix even though another mistake follows
+        (
+            "name: a\nmax_workers:2\nmin_workers: 1\nimage: [x\n",
+            2,
+            12,
+            "missing space after ':' in 'max_workers:2': write 'max_workers: 2' (YAML needs a space "
+            "between a key's ':' and its value)",
+        ),
+        # a key among a list's items
+        (
+            "a:\n  - b\n  c: d\n",
+            3,
+            3,
+            "this line is inside a list but is not an item ('- ...'): start it with '- ', or indent it as the "
+            "keys above the list",
+        ),
         # the key the parser started at, three lines before it gave up (blank lines and a comment)
         (
             "name: a\nmax_workers:2   \n\n\n# c\nmin_workers: 1\n",
@@ -693,17 +717,21 @@ def test_a_key_value_without_space_is_blamed_only_where_a_space_gets_the_parser_
 # --- what the parser reports without a position, or in a shape not seen yet --------------------
 
 
-def test_a_marked_yaml_error_without_marks_is_reported_at_the_first_line(monkeypatch):
+@pytest.mark.parametrize(
+    "problem, message",
+    [("  no mark here  ", "invalid YAML: no mark here"), (None, "invalid YAML: the parser stopped here")],
+)
+def test_a_marked_yaml_error_without_marks_is_reported_at_the_first_line(monkeypatch, problem, message):
     from ruamel.yaml.error import MarkedYAMLError
 
     import dke.environment.load as load
 
     def refuse(text):
-        raise MarkedYAMLError(problem="  no mark here  ")
+        raise MarkedYAMLError(problem=problem)
 
     monkeypatch.setattr(load, "_compose_all", refuse)
     d = error_of("a: 1\n")
-    assert (d.line, d.column, d.message) == (1, 1, "invalid YAML: no mark here")
+    assert (d.line, d.column, d.message) == (1, 1, message)
 
 
 def test_read_text_strips_a_leading_byte_order_mark_only(tmp_path):
