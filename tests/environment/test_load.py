@@ -177,7 +177,18 @@ def test_multi_documents_skip_empty_ones():
 
 
 def test_allow_empty_gives_none():
-    assert parse_yaml("--set x", "", allow_empty=True)[0].data is None
+    (doc,) = parse_yaml("--set x", "", allow_empty=True)
+    assert (doc.file, doc.data) == ("--set x", None)
+
+
+def test_an_empty_file_is_one_error_in_full():
+    d = error_of("# only a comment\n---\n")
+    assert (d.code, d.line, d.column, d.message) == ("DKE005", 1, 1, "file is empty; expected a YAML mapping")
+
+
+def test_a_control_character_on_a_later_line_is_counted_from_that_line_s_start():
+    d = error_of("a: 1\nbb: 2\nccc: x\x07\n")
+    assert (d.line, d.column, d.message) == (3, 7, "character U+0007 is not allowed in YAML; remove it")
 
 
 def test_load_file_reads_relative_to_base_and_strips_bom(tmp_path):
@@ -789,6 +800,9 @@ def test_load_file_holds_one_document_and_refuses_an_empty_file_unless_asked(tmp
     assert [d.data for d in load_file("two.yaml", tmp_path, multi=True)] == [{"a": 1}, {"b": 2}]
     with pytest.raises(DkeError) as info:
         load_file("empty.yaml", tmp_path)
+    assert info.value.diagnostics[0].code == "DKE005"
+    with pytest.raises(DkeError) as info:
+        load_mapping("empty.yaml", tmp_path)
     assert info.value.diagnostics[0].code == "DKE005"
     assert load_mapping("empty.yaml", tmp_path, allow_empty=True).data == {}
 
