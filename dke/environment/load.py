@@ -365,6 +365,14 @@ def _yaml_problem(e: Any, text: str) -> tuple[int, int, str]:
             "a list item ('- ...') among the keys of a mapping: put the list under a key "
             "(`key:` then indented `- item` lines), or write the line as `key: value`",
         )
+    closed = here[: mark.column].rstrip()[-1:]
+    if "block end" in problem and closed and closed in "\"']}":
+        return (
+            line,
+            column,
+            f"text after a value that ended with its closing {closed!r}: quote the whole value "
+            "(e.g. \"python -m x\"), or start a comment with ' #'",
+        )
     if "block end" in problem and "block collection" in context:
         return (
             line,

@@ -700,6 +700,28 @@ def test_an_unmarked_yaml_error_is_one_line_at_the_first_position(monkeypatch):
             "missing space after ':' in 'max_workers:2': write 'max_workers: 2' (YAML needs a space "
             "between a key's ':' and its value)",
         ),
+        # text after a quoted or bracketed value, in a mapping or a list
+        (
+            'x: 1\ncommand: "python" -m x\n',
+            2,
+            19,
+            'text after a value that ended with its closing \'"\': quote the whole value (e.g. "python -m x"), '
+            "or start a comment with ' #'",
+        ),
+        (
+            "a:\n  - [b] c\n",
+            2,
+            9,
+            "text after a value that ended with its closing ']': quote the whole value (e.g. \"python -m x\"), "
+            "or start a comment with ' #'",
+        ),
+        # on the first line, with no line above to compare indentation with
+        (
+            "&x a: *x c\n",
+            1,
+            10,
+            "invalid YAML: expected <block end>, but found '<scalar>' (while parsing a block mapping)",
+        ),
         # a key among a list's items
         (
             "a:\n  - b\n  c: d\n",
