@@ -75,8 +75,20 @@ def lost_interrupts_sent_again() -> Iterator[None]:
     ignored in ...") and dropped: in a gc callback (Dask's scheduler keeps one in this
     process), a weakref callback or a __del__, which run wherever the interpreter happens to
     collect garbage; the run would go on as if never interrupted. Inside the block such an
-    interrupt is sent again a moment later instead (and recorded once, when it is raised)."""
+    interrupt is sent again a moment later instead (and recorded once, when it is raised).
+
+    Never after the block: its handlers are gone by then, and Python's default one would end
+    the process by SIGINT (exit -2) instead of dke's 130. A re-send due when the block ends is
+    sent as it ends, while its handlers are still there, and raised by them."""
     previous = sys.unraisablehook
+    lock = threading.Lock()
+    timers: list[threading.Timer] = []
+    inside = [True]
+
+    def send_again(signum: int) -> None:
+        with lock:
+            if inside[0]:
+                os.kill(os.getpid(), signum)
 
     def hook(unraisable) -> None:
         lost = unraisable.exc_value
@@ -87,8 +99,9 @@ def lost_interrupts_sent_again() -> Iterator[None]:
         recorded = kind_of(signum)
         if recorded in _interrupts:  # it is recorded again when raised again
             del _interrupts[len(_interrupts) - 1 - _interrupts[::-1].index(recorded)]
-        timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+        timer = threading.Timer(0.01, send_again, (signum,))
         timer.daemon = True
+        timers.append(timer)
         timer.start()
 
     sys.unraisablehook = hook
@@ -96,6 +109,13 @@ def lost_interrupts_sent_again() -> Iterator[None]:
         yield
     finally:
         sys.unraisablehook = previous
+        with lock:
+            inside[0] = False
+            due = [t.args[0] for t in timers if t.is_alive() and not t.finished.is_set()]
+            for timer in timers:
+                timer.cancel()
+            for signum in due:
+                os.kill(os.getpid(), signum)
 
 
 def _signal_of(exc: BaseException | None) -> int | None:

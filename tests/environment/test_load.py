@@ -717,7 +717,7 @@ def test_an_unmarked_yaml_error_is_one_line_at_the_first_position(monkeypatch):
         ),
         # on the first line, with no line above to compare indentation with
         (
-            "&x a: *x c\n",
+            "&X a: *X c\n",  # an alias, not a closing quote or bracket, ends the value
             1,
             10,
             "invalid YAML: expected <block end>, but found '<scalar>' (while parsing a block mapping)",

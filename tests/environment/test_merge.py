@@ -119,6 +119,15 @@ def test_patch_delete_directive_removes_a_map_whatever_it_replaces():
     assert strategic_merge("text", {"$patch": "delete", "a": 1}) is None
 
 
+def test_lists_given_with_their_field_name_merge_by_name_and_other_items_are_appended():
+    base = [{"name": "a", "x": 1}]
+    assert strategic_merge(base, [{"name": "a", "y": 2}, "loose"], "containers") == [
+        {"name": "a", "x": 1, "y": 2},
+        "loose",
+    ]
+    assert strategic_merge(base, [{"name": "a", "y": 2}], "args") == [{"name": "a", "y": 2}]  # replaced
+
+
 def test_patch_replace_directive_replaces_a_map_or_a_list():
     patch = {
         "nodeSelector": {"$patch": "replace", "only": "this"},
