@@ -1,3 +1,3 @@
-from dke.cli import main
+from dke.cli import entry
 
-main()
+entry()

@@ -6,11 +6,14 @@ Prefect, Dask or the Kubernetes client.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import importlib.util
 import os
 import signal
 import sys
+import threading
 
 import click
 
@@ -85,8 +88,16 @@ def cli() -> None:
     """Run a Prefect flow on an ephemeral, autoscaling Dask cluster described in one environment.yaml."""
 
 
+def entry() -> None:
+    """The console script and `python -m dke`: main(), and the process's exit (see _exit)."""
+    try:
+        main()
+    except SystemExit as e:
+        _exit(e.code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: expected failures become one line on stderr and a documented exit code."""
+    """Expected failures become one line on stderr and a documented exit code (SystemExit)."""
     try:
         code = cli.main(args=argv, prog_name="dke", standalone_mode=False)
     except click.exceptions.Abort:
@@ -113,4 +124,31 @@ def _exit_interrupted() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     click.echo("dke: interrupted", err=True)
+    _interrupted[0] = True
     sys.exit(exitcodes.INTERRUPTED)
+
+
+_interrupted = [False]  # a KeyboardInterrupt reached main()
+
+
+def _exit(code: int | str | None) -> None:
+    """sys.exit(code), unless an interrupt was raised in this process. Run as `python -m dke`,
+    CPython (3.8 to 3.13 at least) then ends by SIGINT (-2) whatever the code if that
+    KeyboardInterrupt was raised inside exec(), even though it was caught and handled: a Ctrl-C
+    that lands while an import builds its dataclasses or named tuples. So finish as the
+    interpreter's own exit would (threads joined, atexit functions run, streams flushed), then
+    end with the code."""
+    signals = sys.modules.get("dke.runners.signals")
+    if not (_interrupted[0] or (signals is not None and signals.raised_an_interrupt())):
+        sys.exit(code)
+    if isinstance(code, str):
+        click.echo(code, err=True)
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    shutdown = getattr(threading, "_shutdown", None)  # what the interpreter's exit calls first
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)

@@ -84,6 +84,32 @@ def test_internal_errors_are_one_line_without_traceback(tmp_path):
     )
 
 
+@pytest.mark.parametrize("status", [130, 3, "a message"])
+def test_the_exit_code_survives_an_interrupt_raised_inside_exec(tmp_path, status):
+    # Run as `python -m` (as `python -m dke`), CPython ends by SIGINT (-2) whatever the exit code
+    # once a KeyboardInterrupt was raised inside exec() (as dataclasses do at import), even a
+    # handled one: a Ctrl-C at an import did that
+    code = (
+        "import atexit, sys\n"
+        "from dke import cli\n"
+        "from dke.runners import signals\n"
+        "atexit.register(lambda: print('atexit ran', flush=True))\n"
+        "with signals.interrupts_end_quietly():\n"
+        "    try:\n"
+        "        exec('import os, signal\\nos.kill(os.getpid(), signal.SIGINT)\\nwhile True: pass')\n"
+        "    except KeyboardInterrupt:\n"
+        "        print('handled', flush=True)\n"
+        f"sys.argv = ['dke', '--version']\n"
+        f"cli.main = lambda: sys.exit({status!r})\n"
+        "cli.entry()\n"
+    )
+    (tmp_path / "exits.py").write_text(code)
+    result = python("-m", "exits", cwd=tmp_path)
+    assert result.returncode == (status if isinstance(status, int) else 1), result
+    assert result.stdout == "handled\natexit ran\n"  # the interpreter's exit work is done
+    assert result.stderr == ("a message\n" if isinstance(status, str) else "")
+
+
 @pytest.mark.parametrize(
     "shell, marker",
     [

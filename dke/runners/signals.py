@@ -32,10 +32,19 @@ _interrupts: list[type[KeyboardInterrupt]] = []
 NOISY_WHEN_INTERRUPTED = ("distributed", "tornado.application", "asyncio")
 
 
+# Whether this process raised an interrupt, ever (dke.cli's exit needs to know: see its _exit).
+_raised: list[bool] = []
+
+
 def interrupt(kind: type[KeyboardInterrupt] = KeyboardInterrupt) -> KeyboardInterrupt:
     """Record an interrupt (Ctrl-C, or Terminated for SIGTERM) and return the exception to raise."""
     _interrupts.append(kind)
+    _raised.append(True)
     return kind()
+
+
+def raised_an_interrupt() -> bool:
+    return bool(_raised)
 
 
 def last_interrupt() -> type[KeyboardInterrupt] | None:

@@ -122,6 +122,27 @@ def test_an_interrupt_that_arrives_where_python_drops_exceptions_is_not_lost(whe
     signals.forget_interrupts()
 
 
+def test_an_interrupt_lost_just_before_the_block_ends_is_raised_as_it_ends_not_after():
+    """A re-send still due when the block ends would reach the handler installed after it
+    (Python's own, raising KeyboardInterrupt wherever the program then is)."""
+    import sys
+    import types
+
+    from dke.runners import signals
+
+    got: list[int] = []
+    with handled(lambda signum, frame: got.append(signum), signal.SIGINT):
+        with signals.lost_interrupts_sent_again():
+            sys.unraisablehook(
+                types.SimpleNamespace(exc_value=KeyboardInterrupt(), exc_type=KeyboardInterrupt)
+            )
+        for _ in range(10_000):  # the handler runs in here, once
+            pass
+        assert got == [signal.SIGINT]
+        time.sleep(0.1)  # and nothing is sent later
+    assert got == [signal.SIGINT]
+
+
 def test_deferred_signals_only_note_and_are_recorded():
     from dke.runners import signals
 
