@@ -239,22 +239,28 @@ def test_an_unreachable_prefect_api_url_is_exit_3_before_the_cluster_starts(quic
 def test_a_temporary_prefect_server_that_does_not_come_up_is_exit_3_and_leaves_nothing(quickstart, tmp_path):
     import psutil
 
-    # no server answers within 0 s: the same path as one that never comes up on a sick machine
+    # A server process that lives and never answers: `python -m uvicorn` finds this one first.
+    # (A real server given 0 s could still answer the first check on a loaded machine.)
+    hanging = tmp_path / "hanging" / "uvicorn"
+    hanging.mkdir(parents=True)
+    (hanging / "__init__.py").write_text("")
+    (hanging / "__main__.py").write_text("import time\nwhile True:\n    time.sleep(1)\n")
     result = dke(
         "run",
         "environment.yaml",
         cwd=quickstart,
         PREFECT_HOME=str(tmp_path / "home"),
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1",
+        PYTHONPATH=str(hanging.parent),
     )
     assert result.returncode == exitcodes.CLUSTER, result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("dke: error: the temporary Prefect server did not answer within 0s")
+    assert last.startswith("dke: error: the temporary Prefect server did not answer within 1s")
     assert "set PREFECT_API_URL" in last and "Traceback" not in result.stderr
     assert not [
         p
-        for p in psutil.process_iter(["cmdline"])
-        if str(tmp_path / "home") in " ".join(p.info["cmdline"] or [])
+        for p in psutil.process_iter(["cmdline", "environ"])
+        if str(hanging.parent) in (p.info["environ"] or {}).get("PYTHONPATH", "")
     ]
 
 
