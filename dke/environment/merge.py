@@ -537,8 +537,8 @@ def strategic_merge(base: Any, patch: Any, field_name: str | None = None, value_
     ``$patch: delete`` on a named item or a map removes it, ``$patch: replace`` on a map (or as
     an item of a list) replaces instead of merging. Neither input is modified; leaves
     are shared, containers are new. ``value_of`` reads a leaf (names, directives) when
-    leaves are wrapped, e.g. with their provenance. ``$patch: delete`` on a map removes it
-    (Kubernetes leaves an empty map; over a value that is not a map, the directive itself).
+    leaves are wrapped, e.g. with their provenance. (Kubernetes leaves an empty map where
+    ``$patch: delete`` removes one, and the directive itself over a value that is not a map.)
     """
     merged = _merge(base, patch, field_name, value_of)
     return None if merged is _DROP else merged
