@@ -124,22 +124,19 @@ def _exit_interrupted() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     click.echo("dke: interrupted", err=True)
-    _interrupted[0] = True
     sys.exit(exitcodes.INTERRUPTED)
 
 
-_interrupted = [False]  # a KeyboardInterrupt reached main()
-
-
 def _exit(code: int | str | None) -> None:
-    """sys.exit(code), unless an interrupt was raised in this process. Run as `python -m dke`,
+    """sys.exit(code), unless the command was interrupted (an interrupt reached main() and it
+    exits 130, or dke's handlers raised one on the way). Run as `python -m dke`,
     CPython (3.8 to 3.13 at least) then ends by SIGINT (-2) whatever the code if that
     KeyboardInterrupt was raised inside exec(), even though it was caught and handled: a Ctrl-C
     that lands while an import builds its dataclasses or named tuples. So finish as the
     interpreter's own exit would (threads joined, atexit functions run, streams flushed), then
     end with the code."""
     signals = sys.modules.get("dke.runners.signals")
-    if not (_interrupted[0] or (signals is not None and signals.raised_an_interrupt())):
+    if code != exitcodes.INTERRUPTED and not (signals is not None and signals.raised_an_interrupt()):
         sys.exit(code)
     if isinstance(code, str):
         click.echo(code, err=True)

@@ -456,9 +456,14 @@ def _directive_problems(doc, base: JsonPath, pod: dict, role: str) -> list[Diagn
             )
         ]
     containers = pod.get("containers")
+    # the containers listed, not the directives among them
+    real = (
+        [c for c in containers if isinstance(c, dict) and set(c) != {"$patch"}]
+        if isinstance(containers, list)
+        else []
+    )
     if pod.get("$patch") == "replace":  # dke's pod is dropped: its Dask container must be listed
-        listed = [c for c in containers if isinstance(c, dict)] if isinstance(containers, list) else []
-        if find_container([c for c in listed if set(c) != {"$patch"}], role).index is None:
+        if find_container(real, role).index is None:
             return [
                 doc.diagnostic(
                     base + ("$patch",),
@@ -499,7 +504,6 @@ def _directive_problems(doc, base: JsonPath, pod: dict, role: str) -> list[Diagn
         ),
         None,
     )
-    real = [c for c in containers if isinstance(c, dict) and set(c) != {"$patch"}]
     if replace is not None and not real:
         out.append(
             doc.diagnostic(
